@@ -1,0 +1,30 @@
+# Two commands: `make dev` runs the whole system locally, `make test` runs the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: dev test install migrate clean
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+migrate: $(INSTALLED)
+	$(BIN)/flask db upgrade
+	$(BIN)/flask roles seed
+
+dev: migrate
+	$(BIN)/flask dev create-admin
+	@echo "Mailer: http://127.0.0.1:5000  (Ctrl-C stops everything)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

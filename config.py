@@ -1,0 +1,144 @@
+"""Configuration classes. Every setting comes from the environment (or a `.env` file)."""
+import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_PATH = Path(os.environ.get("MAILER_INSTANCE_DIR", BASE_DIR / "instance"))
+
+load_dotenv(BASE_DIR / ".env")
+
+DEV_SECRET_KEY = "dev-secret-key-change-me"
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{INSTANCE_PATH / 'mailer.db'}"
+
+
+def database_url(url: str | None, default: str) -> str:
+    """DATABASE_URL with PostgreSQL pinned to psycopg2, the driver Mailer ships with."""
+    if not url:
+        return default
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
+    INSTANCE_DIR = str(INSTANCE_PATH)
+
+    SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"), default_database_url())
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+    # Outgoing mail (Flask-Mail).
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "127.0.0.1")
+    MAIL_PORT = env_int("MAIL_PORT", 8025)
+    MAIL_USE_TLS = env_bool("MAIL_USE_TLS")
+    MAIL_USE_SSL = env_bool("MAIL_USE_SSL")
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Mailer <mailer@localhost>")
+    MAIL_TIMEOUT = env_int("MAIL_TIMEOUT", 30)
+    # Domain used in Message-IDs of mailing messages.
+    MAIL_MESSAGE_ID_DOMAIN = os.environ.get("MAIL_MESSAGE_ID_DOMAIN", "mailer.localhost")
+
+    # External address of the site, used for links inside e-mails.
+    EXTERNAL_URL = os.environ.get("EXTERNAL_URL", "http://127.0.0.1:5000").rstrip("/")
+
+    # Sessions and cookies.
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = False
+    REMEMBER_COOKIE_DURATION = 60 * 60 * 24 * 30
+
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = None
+
+    # Token lifetimes, in seconds.
+    CONFIRM_TOKEN_MAX_AGE = env_int("CONFIRM_TOKEN_MAX_AGE", 60 * 60 * 48)
+    RESET_TOKEN_MAX_AGE = env_int("RESET_TOKEN_MAX_AGE", 60 * 60)
+
+    # Login throttling (Flask-Limiter, stored in the Redis of REDIS_URL).
+    RATELIMIT_SWALLOW_ERRORS = True
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_KEY_PREFIX = "mailer-limits"
+    LOGIN_LIMIT_PER_ADDRESS = os.environ.get("LOGIN_LIMIT_PER_ADDRESS", "20 per minute")
+    LOGIN_LIMIT_PER_ACCOUNT = os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute")
+
+    # Statistics cache (Flask-Caching on Redis).
+    CACHE_TYPE = "RedisCache"  # on the Redis of REDIS_URL
+    CACHE_KEY_PREFIX = "mailer-cache:"
+    CACHE_DEFAULT_TIMEOUT = env_int("CACHE_DEFAULT_TIMEOUT", 300)
+
+    # Background work (RQ, rq-scheduler).
+    RQ_QUEUE = os.environ.get("RQ_QUEUE", "mailer")
+    DISPATCH_INTERVAL = env_int("DISPATCH_INTERVAL", 5)
+    SEND_CHUNK_SIZE = env_int("SEND_CHUNK_SIZE", 100)
+    SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 5)
+    SEND_RETRY_BASE_DELAY = env_int("SEND_RETRY_BASE_DELAY", 30)
+    SEND_LEASE_SECONDS = env_int("SEND_LEASE_SECONDS", 300)
+
+    AVATAR_MAX_BYTES = env_int("AVATAR_MAX_BYTES", 1024 * 1024)
+    MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 32 * 1024 * 1024)
+
+    # The Outbox page shows what the local SMTP sink captured (development only).
+    OUTBOX_DIR = os.environ.get("OUTBOX_DIR", str(INSTANCE_PATH / "outbox"))
+    SHOW_OUTBOX = False
+
+    BOOTSTRAP_SERVE_LOCAL = True
+
+
+class DevelopmentConfig(Config):
+    DEBUG = True
+    SHOW_OUTBOX = True
+
+
+class TestingConfig(Config):
+    TESTING = True
+    WTF_CSRF_ENABLED = False
+    SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"), "sqlite://")
+    # Flask-Mail would drop messages under TESTING; the tests read them from a real SMTP sink.
+    MAIL_SUPPRESS_SEND = False
+    RATELIMIT_KEY_PREFIX = "mailer-test-limits"
+    CACHE_KEY_PREFIX = "mailer-test-cache:"
+    SHOW_OUTBOX = True
+
+
+class ProductionConfig(Config):
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+
+    @staticmethod
+    def check(secret_key: str | None) -> None:
+        """Refuse to run production without a real secret key."""
+        if not secret_key or secret_key == DEV_SECRET_KEY or len(secret_key) < 16:
+            raise RuntimeError(
+                "SECRET_KEY must be set to a long random value in production "
+                "(for example: python -c 'import secrets; print(secrets.token_hex(32))')."
+            )
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}

@@ -1,0 +1,82 @@
+"""Mailer: a self-hosted service that manages e-mail mailings."""
+import os
+
+from flask import Flask
+
+from config import CONFIGS, ProductionConfig
+
+
+def create_app(config: str | type | None = None, **overrides) -> Flask:
+    """Build the app as a list of named steps; nothing here touches the network or the disk."""
+    config_class = resolve_config(config)
+    app = Flask(__name__, instance_path=config_class.INSTANCE_DIR)
+    app.config.from_object(config_class)
+    app.config.update(overrides)
+    # The rate limits and the statistics cache live in the same Redis as the queue.
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    app.config.setdefault("CACHE_REDIS_URL", app.config["REDIS_URL"])
+    if config_class is ProductionConfig or issubclass(config_class, ProductionConfig):
+        ProductionConfig.check(app.config.get("SECRET_KEY"))
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_template_helpers(app)
+    register_cli(app)
+    return app
+
+
+def resolve_config(config: str | type | None) -> type:
+    if isinstance(config, type):
+        return config
+    name = config or os.environ.get("MAILER_CONFIG") or os.environ.get("FLASK_CONFIG") or "development"
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise RuntimeError(f"Unknown configuration {name!r}; choose one of {', '.join(CONFIGS)}.") from None
+
+
+def register_extensions(app: Flask) -> None:
+    from mailer import database  # noqa: F401  (installs the SQLite connection settings)
+    from mailer import models  # noqa: F401  (registers every model)
+    from mailer.auth.session import init_login
+    from mailer.extensions import bootstrap, cache, csrf, db, limiter, mail, migrate, principal, rq
+    from mailer.permissions import init_principal
+
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True)
+    csrf.init_app(app)
+    init_login(app)
+    principal.init_app(app)
+    init_principal(app)
+    cache.init_app(app)
+    mail.init_app(app)
+    limiter.init_app(app)
+    bootstrap.init_app(app)
+    rq.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from mailer.auth import bp as auth_bp
+    from mailer.main import bp as main_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(auth_bp, url_prefix="/auth")
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from mailer.errors import init_errors
+
+    init_errors(app)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from mailer.templating import init_templating
+
+    init_templating(app)
+
+
+def register_cli(app: Flask) -> None:
+    from mailer.cli import init_cli
+
+    init_cli(app)

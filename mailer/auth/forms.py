@@ -1,0 +1,95 @@
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
+
+from mailer.timezones import country_choices, timezone_choices
+
+PASSWORD_RULES = [DataRequired(), Length(min=8, max=128, message="Use 8 to 128 characters.")]
+EMAIL_RULES = [DataRequired(), Email(message="Enter a valid e-mail address.", check_deliverability=False),
+               Length(max=254)]
+PHONE_RULES = [Optional(), Length(max=32),
+               Regexp(r"^\+?[0-9 ().-]{5,32}$", message="Use digits, spaces and + ( ) - only.")]
+
+
+class CountryAndZoneMixin:
+    def fill_choices(self) -> None:
+        self.country.choices = country_choices()
+        self.timezone.choices = timezone_choices()
+
+
+class RegistrationForm(FlaskForm, CountryAndZoneMixin):
+    email = EmailField("E-mail", validators=EMAIL_RULES)
+    password = PasswordField("Password", validators=PASSWORD_RULES)
+    password_again = PasswordField(
+        "Password again", validators=[DataRequired(), EqualTo("password", message="The passwords differ.")]
+    )
+    full_name = StringField("Full name", validators=[Optional(), Length(max=120)])
+    phone = StringField("Phone", validators=PHONE_RULES)
+    country = SelectField("Country", validators=[Optional()], validate_choice=True)
+    timezone = SelectField("Time zone", default="UTC")
+    submit = SubmitField("Create account")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fill_choices()
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("E-mail", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=128)])
+    remember = BooleanField("Remember me")
+    submit = SubmitField("Log in")
+
+
+class EmailOnlyForm(FlaskForm):
+    email = EmailField("E-mail", validators=EMAIL_RULES)
+    submit = SubmitField("Send the link")
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=PASSWORD_RULES)
+    password_again = PasswordField(
+        "New password again", validators=[DataRequired(), EqualTo("password", message="The passwords differ.")]
+    )
+    submit = SubmitField("Set the new password")
+
+
+class ProfileForm(FlaskForm, CountryAndZoneMixin):
+    full_name = StringField("Full name", validators=[Optional(), Length(max=120)])
+    phone = StringField("Phone", validators=PHONE_RULES)
+    country = SelectField("Country", validators=[Optional()])
+    timezone = SelectField("Time zone")
+    submit = SubmitField("Save profile")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fill_choices()
+
+
+class AvatarForm(FlaskForm):
+    avatar = FileField("Avatar (PNG, JPEG, GIF or WebP, at most 1 MB)", validators=[FileRequired("Choose an image.")])
+    submit = SubmitField("Upload")
+
+
+class RemoveAvatarForm(FlaskForm):
+    submit = SubmitField("Remove avatar")
+
+
+class ChangeEmailForm(FlaskForm):
+    email = EmailField("New e-mail", validators=EMAIL_RULES)
+    password = PasswordField("Current password", validators=[DataRequired(), Length(max=128)])
+    submit = SubmitField("Change e-mail")
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=128)])
+    password = PasswordField("New password", validators=PASSWORD_RULES)
+    password_again = PasswordField(
+        "New password again", validators=[DataRequired(), EqualTo("password", message="The passwords differ.")]
+    )
+    submit = SubmitField("Change password")
+
+
+class LogoutForm(FlaskForm):
+    submit = SubmitField("Log out")

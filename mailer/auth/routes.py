@@ -1,0 +1,236 @@
+from flask import abort, current_app, flash, redirect, render_template, request, send_from_directory, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from mailer.auth import bp
+from mailer.auth.forms import (
+    AvatarForm,
+    ChangeEmailForm,
+    ChangePasswordForm,
+    EmailOnlyForm,
+    LoginForm,
+    LogoutForm,
+    ProfileForm,
+    RegistrationForm,
+    RemoveAvatarForm,
+    ResetPasswordForm,
+)
+from mailer.extensions import db, limiter
+from mailer.services import accounts
+from mailer.services.accounts import AccountError
+from mailer.urls import redirect_next
+
+EMAIL_NOT_SENT = "We could not send the e-mail right now. Please try again in a few minutes."
+
+
+def login_account_key() -> str:
+    """Throttle key for the account being tried, whatever address the attempts come from."""
+    return "login-account:" + accounts.normalize_email(request.form.get("email", ""))
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    if current_user.is_authenticated:
+        return redirect(url_for("main.index"))
+    form = RegistrationForm()
+    if form.validate_on_submit():
+        user = accounts.register(form.email.data, form.password.data, form.full_name.data or "",
+                                 form.phone.data or "", form.country.data or "", form.timezone.data)
+        db.session.commit()
+        if user is not None and not accounts.send_confirmation(user):
+            flash(EMAIL_NOT_SENT + " Use “Resend the confirmation link” on the login page.", "warning")
+        # The same answer whether or not the address already had an account.
+        flash(f"Almost done: we sent a confirmation link to {accounts.normalize_email(form.email.data)}.", "success")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/register.html", form=form)
+
+
+@bp.route("/confirm/<token>")
+def confirm(token: str):
+    try:
+        accounts.confirm(token)
+    except AccountError as error:
+        db.session.rollback()
+        flash(str(error), "danger")
+        return redirect(url_for("auth.resend_confirmation"))
+    db.session.commit()
+    flash("Your e-mail address is confirmed. You can log in now.", "success")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/confirm", methods=["GET", "POST"])
+def resend_confirmation():
+    form = EmailOnlyForm()
+    if form.validate_on_submit():
+        user = accounts.find_user(form.email.data)
+        if user is not None and not user.is_confirmed and user.is_active and not accounts.send_confirmation(user):
+            flash(EMAIL_NOT_SENT, "warning")
+        else:
+            flash("If this address has an unconfirmed account, a new confirmation link is on its way.", "info")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/email_form.html", form=form, title="Resend the confirmation link")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"], methods=["POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"], key_func=login_account_key)
+def login():
+    if current_user.is_authenticated:
+        return redirect_next(request.args.get("next"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        try:
+            user = accounts.authenticate(form.email.data, form.password.data)
+        except AccountError as error:
+            db.session.rollback()
+            form.password.errors.append(str(error))
+        else:
+            db.session.commit()
+            # A new session at login: nothing from before it (session fixation) carries over.
+            session.clear()
+            login_user(user, remember=form.remember.data)
+            return redirect_next(request.args.get("next"))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    form = LogoutForm()
+    if form.validate_on_submit():
+        logout_user()
+        session.clear()
+        flash("You are logged out.", "info")
+    return redirect(url_for("main.index"))
+
+
+@bp.route("/reset", methods=["GET", "POST"])
+def reset_request():
+    form = EmailOnlyForm()
+    if form.validate_on_submit():
+        accounts.send_password_reset(form.email.data)
+        flash("If an account uses this address, a link to reset its password is on its way.", "info")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/email_form.html", form=form, title="Reset your password")
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    try:
+        accounts.user_for_reset_token(token)
+    except AccountError as error:
+        flash(str(error), "danger")
+        return redirect(url_for("auth.reset_request"))
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        accounts.reset_password(token, form.password.data)
+        db.session.commit()
+        logout_user()
+        flash("Your password is changed. Log in with the new one.", "success")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/reset_password.html", form=form)
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@login_required
+def profile():
+    form = ProfileForm(obj=current_user)
+    if form.validate_on_submit():
+        current_user.full_name = (form.full_name.data or "").strip()
+        current_user.phone = (form.phone.data or "").strip()
+        current_user.country = form.country.data or ""
+        current_user.timezone = form.timezone.data
+        db.session.commit()
+        flash("Profile saved.", "success")
+        return redirect(url_for("auth.profile"))
+    return render_profile(profile_form=form)
+
+
+def render_profile(**forms):
+    forms.setdefault("profile_form", ProfileForm(obj=current_user, formdata=None))
+    forms.setdefault("avatar_form", AvatarForm(formdata=None))
+    forms.setdefault("email_form", ChangeEmailForm(formdata=None))
+    forms.setdefault("password_form", ChangePasswordForm(formdata=None))
+    status = 400 if any(form.errors for form in forms.values()) else 200
+    return render_template("auth/profile.html", remove_avatar_form=RemoveAvatarForm(), **forms), status
+
+
+@bp.route("/profile/avatar", methods=["POST"])
+@login_required
+def upload_avatar():
+    form = AvatarForm()
+    if form.validate_on_submit():
+        try:
+            accounts.save_avatar(current_user, form.avatar.data.read())
+        except AccountError as error:
+            form.avatar.errors.append(str(error))
+        else:
+            db.session.commit()
+            flash("Avatar updated.", "success")
+            return redirect(url_for("auth.profile"))
+    return render_profile(avatar_form=form)
+
+
+@bp.route("/profile/avatar/remove", methods=["POST"])
+@login_required
+def remove_avatar():
+    if RemoveAvatarForm().validate_on_submit():
+        accounts.remove_avatar(current_user)
+        db.session.commit()
+        flash("Avatar removed.", "info")
+    return redirect(url_for("auth.profile"))
+
+
+@bp.route("/avatar/<int:user_id>")
+@login_required
+def avatar(user_id: int):
+    user = db.session.get(accounts.User, user_id)
+    if user is None or not user.avatar_filename:
+        abort(404)
+    return send_from_directory(accounts.avatar_dir(), user.avatar_filename, max_age=3600)
+
+
+@bp.route("/profile/email", methods=["POST"])
+@login_required
+def change_email():
+    form = ChangeEmailForm()
+    if form.validate_on_submit():
+        if not current_user.check_password(form.password.data):
+            form.password.errors.append("The current password is wrong.")
+        else:
+            try:
+                accounts.request_email_change(current_user, form.email.data)
+            except AccountError as error:
+                form.email.errors.append(str(error))
+            else:
+                flash(f"Follow the link we sent to {form.email.data} to confirm your new address.", "info")
+                return redirect(url_for("auth.profile"))
+    return render_profile(email_form=form)
+
+
+@bp.route("/profile/email/<token>")
+def confirm_email_change(token: str):
+    try:
+        accounts.confirm_email_change(token)
+    except AccountError as error:
+        db.session.rollback()
+        flash(str(error), "danger")
+    else:
+        db.session.commit()
+        flash("Your new e-mail address is confirmed.", "success")
+    return redirect(url_for("auth.profile" if current_user.is_authenticated else "auth.login"))
+
+
+@bp.route("/profile/password", methods=["POST"])
+@login_required
+def change_password():
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        if not current_user.check_password(form.current_password.data):
+            form.current_password.errors.append("The current password is wrong.")
+        else:
+            accounts.set_password(current_user, form.password.data)
+            db.session.commit()
+            # Other sessions end with the old auth version; this one continues on the new one.
+            login_user(current_user._get_current_object(), remember=False)
+            flash("Password changed. Other sessions have been logged out.", "success")
+            return redirect(url_for("auth.profile"))
+    return render_profile(password_form=form)

@@ -1,0 +1,17 @@
+"""Sending the app's own e-mails (confirmation, password reset, ...) from the worker."""
+from flask import current_app
+from flask_mail import Message as MailMessage
+
+from mailer.extensions import mail
+
+
+def send_email(to: str, subject: str, text: str, html: str | None = None) -> None:
+    """Send one already-rendered e-mail; RQ retries it if the SMTP server is unreachable."""
+    message = MailMessage(
+        subject=subject,
+        recipients=[to],
+        body=text,
+        html=html,
+        sender=current_app.config["MAIL_DEFAULT_SENDER"],
+    )
+    mail.send(message)

@@ -1,0 +1,39 @@
+"""All models, importable from one place (Alembic and Flask-Admin need them registered)."""
+from mailer.models.base import UTCDateTime, utcnow
+from mailer.models.client import Client
+from mailer.models.mailing import (
+    AttemptStatus,
+    Delivery,
+    DeliveryStatus,
+    Mailing,
+    MailingAttempt,
+    MailingRun,
+    MailingStatus,
+    Repeat,
+    RunStatus,
+    RunTrigger,
+    mailing_clients,
+)
+from mailer.models.message import Message
+from mailer.models.user import Role, User, user_roles
+
+__all__ = [
+    "AttemptStatus",
+    "Client",
+    "Delivery",
+    "DeliveryStatus",
+    "Mailing",
+    "MailingAttempt",
+    "MailingRun",
+    "MailingStatus",
+    "Message",
+    "Repeat",
+    "Role",
+    "RunStatus",
+    "RunTrigger",
+    "UTCDateTime",
+    "User",
+    "mailing_clients",
+    "user_roles",
+    "utcnow",
+]

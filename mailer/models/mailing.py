@@ -1,0 +1,202 @@
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mailer.extensions import db
+from mailer.models.base import UTCDateTime, enum_column, utcnow
+from mailer.models.client import Client
+from mailer.models.message import Message
+from mailer.models.user import User
+
+
+class Repeat(StrEnum):
+    NONE = "none"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+class MailingStatus(StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+class RunTrigger(StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    RETRY = "retry"
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class AttemptStatus(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+mailing_clients = Table(
+    "mailing_clients",
+    db.metadata,
+    Column("mailing_id", ForeignKey("mailings.id", ondelete="CASCADE"), primary_key=True),
+    Column("client_id", ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class Mailing(db.Model):
+    """A message sent to a set of clients on a schedule."""
+
+    __tablename__ = "mailings"
+    __table_args__ = (Index("ix_mailings_due", "next_run_at", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="RESTRICT"), index=True)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    repeat: Mapped[Repeat] = mapped_column(enum_column(Repeat), default=Repeat.NONE)
+    status: Mapped[MailingStatus] = mapped_column(enum_column(MailingStatus), default=MailingStatus.CREATED)
+    # When the scheduler should next create a run; None once nothing is left to send.
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by a manager: a disabled mailing is never sent, and its owner cannot re-enable it.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+    owner: Mapped[User] = relationship(foreign_keys=[owner_id])
+    disabled_by: Mapped[User | None] = relationship(foreign_keys=[disabled_by_id])
+    message: Mapped[Message] = relationship()
+    clients: Mapped[list[Client]] = relationship(secondary=mailing_clients, order_by=Client.email)
+    runs: Mapped[list["MailingRun"]] = relationship(
+        back_populates="mailing", order_by="MailingRun.id.desc()", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"<Mailing {self.id} {self.name!r}>"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_disabled(self) -> bool:
+        return self.disabled_at is not None
+
+
+class MailingRun(db.Model):
+    """One send of a mailing to its clients."""
+
+    __tablename__ = "mailing_runs"
+    # A schedule can never produce the same run twice, whoever dispatches it.
+    __table_args__ = (UniqueConstraint("mailing_id", "scheduled_for"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailing_id: Mapped[int] = mapped_column(ForeignKey("mailings.id", ondelete="CASCADE"))
+    trigger: Mapped[RunTrigger] = mapped_column(enum_column(RunTrigger))
+    scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[RunStatus] = mapped_column(enum_column(RunStatus), default=RunStatus.QUEUED, index=True)
+    retry_of_id: Mapped[int | None] = mapped_column(ForeignKey("mailing_runs.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    total_count: Mapped[int] = mapped_column(default=0)
+    sent_count: Mapped[int] = mapped_column(default=0)
+    failed_count: Mapped[int] = mapped_column(default=0)
+    skipped_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    mailing: Mapped[Mailing] = relationship(back_populates="runs")
+    retry_of: Mapped["MailingRun | None"] = relationship(remote_side=[id])
+    created_by: Mapped[User | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<MailingRun {self.id} of mailing {self.mailing_id} {self.status}>"
+
+    @property
+    def pending_count(self) -> int:
+        return max(self.total_count - self.sent_count - self.failed_count - self.skipped_count, 0)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (RunStatus.QUEUED, RunStatus.SENDING)
+
+
+class Delivery(db.Model):
+    """The state of one client in one run; what makes sending crash-safe."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("run_id", "client_id"),
+        Index("ix_deliveries_run_status", "run_id", "status"),
+        Index("ix_deliveries_status_claimed", "status", "claimed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("mailing_runs.id", ondelete="CASCADE"))
+    # Kept when the client is deleted; the address below keeps the record readable.
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # The Message-ID header, stored before the message is handed to the SMTP server.
+    message_id_header: Mapped[str | None] = mapped_column(String(255))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # For a transient failure: not to be tried again before this time.
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_code: Mapped[int | None] = mapped_column()
+    last_response: Mapped[str | None] = mapped_column(Text)
+
+    run: Mapped[MailingRun] = relationship()
+    client: Mapped[Client | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<Delivery {self.id} run={self.run_id} {self.email} {self.status}>"
+
+
+class MailingAttempt(db.Model):
+    """The log: one row per SMTP attempt, with the server's answer."""
+
+    __tablename__ = "mailing_attempts"
+    __table_args__ = (
+        Index("ix_mailing_attempts_mailing_time", "mailing_id", "attempted_at"),
+        Index("ix_mailing_attempts_run_time", "run_id", "attempted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailing_id: Mapped[int] = mapped_column(ForeignKey("mailings.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("mailing_runs.id", ondelete="CASCADE"))
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[AttemptStatus] = mapped_column(enum_column(AttemptStatus))
+    smtp_code: Mapped[int | None] = mapped_column()
+    smtp_response: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    mailing: Mapped[Mailing] = relationship()
+    run: Mapped[MailingRun] = relationship()
+    delivery: Mapped[Delivery] = relationship()
+    client: Mapped[Client | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<MailingAttempt {self.id} {self.email} {self.status}>"

@@ -1,0 +1,1 @@
+"""Business logic. Services never touch `request`; views call them and commit."""

@@ -1,0 +1,34 @@
+"""Rendering the app's own e-mails and handing them to the worker."""
+import logging
+
+from flask import render_template
+from redis.exceptions import RedisError
+from rq import Retry
+
+from mailer.extensions import rq
+
+log = logging.getLogger(__name__)
+
+
+def queue_email(to: str, subject: str, template: str, **context) -> bool:
+    """Render `email/<template>.txt` and `.html` and enqueue their sending.
+
+    Returns False when the queue is unreachable, so the caller can tell the person that the
+    e-mail could not be sent now; nothing else is undone.
+    """
+    text = render_template(f"email/{template}.txt", **context)
+    html = render_template(f"email/{template}.html", **context)
+    try:
+        rq.queue.enqueue(
+            "mailer.jobs.email.send_email",
+            to,
+            subject,
+            text,
+            html,
+            retry=Retry(max=3, interval=[10, 60, 300]),
+            description=f"e-mail {template!r}",
+        )
+    except RedisError:
+        log.exception("could not enqueue the %s e-mail", template)
+        return False
+    return True

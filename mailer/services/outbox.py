@@ -1,0 +1,62 @@
+"""The messages that the local SMTP sink captured under OUTBOX_DIR (development only)."""
+import email
+import email.policy
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from pathlib import Path
+
+from flask import current_app
+
+OUTBOX_PAGE_SIZE = 100
+
+
+@dataclass
+class OutboxMessage:
+    name: str
+    received_at: datetime
+    sender: str
+    recipients: str
+    subject: str
+
+
+def outbox_dir() -> Path:
+    return Path(current_app.config["OUTBOX_DIR"])
+
+
+def list_messages(limit: int = OUTBOX_PAGE_SIZE) -> list[OutboxMessage]:
+    folder = outbox_dir()
+    if not folder.is_dir():
+        return []
+    files = sorted(folder.glob("*.eml"), key=lambda path: path.name, reverse=True)[:limit]
+    result = []
+    for path in files:
+        with path.open("rb") as handle:
+            headers = email.message_from_binary_file(handle, policy=email.policy.default, _class=EmailMessage)
+        result.append(
+            OutboxMessage(
+                name=path.name,
+                received_at=datetime.fromtimestamp(path.stat().st_mtime, timezone.utc),
+                sender=str(headers.get("From", "")),
+                recipients=str(headers.get("X-Envelope-To") or headers.get("To", "")),
+                subject=str(headers.get("Subject", "")),
+            )
+        )
+    return result
+
+
+def read_message(name: str) -> EmailMessage | None:
+    """The message stored under this file name, or None; names cannot leave the folder."""
+    if "/" in name or "\\" in name or not name.endswith(".eml"):
+        return None
+    path = outbox_dir() / name
+    if not path.is_file():
+        return None
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default, _class=EmailMessage)
+
+
+def message_parts(message: EmailMessage) -> tuple[str, str | None]:
+    """The plain-text and HTML bodies of a message."""
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    return (text.get_content() if text else ""), (html.get_content() if html else None)

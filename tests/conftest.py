@@ -1,0 +1,145 @@
+"""Fixtures: a fresh database per test, a real Redis and a real SMTP sink.
+
+DATABASE_URL and REDIS_URL are used when set (CI points them at PostgreSQL and Redis);
+otherwise each test gets its own SQLite file and the session starts its own redis-server.
+"""
+import os
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from flask import g
+from redis import Redis
+from rq import SimpleWorker
+from sqlalchemy import text
+
+from config import database_url
+from mailer import create_app
+from mailer.extensions import db, rq
+from mailer.models import User
+from mailer.services import accounts
+from tests.support import RedisServer, SmtpSink
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    server = RedisServer()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_sink():
+    sink = SmtpSink()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_database_url():
+    return os.environ.get("DATABASE_URL")
+
+
+@pytest.fixture
+def database_uri(shared_database_url, tmp_path):
+    if shared_database_url:
+        return database_url(shared_database_url, "")
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def app(database_uri, redis_url, smtp_sink, tmp_path):
+    app = create_app(
+        "testing",
+        SQLALCHEMY_DATABASE_URI=database_uri,
+        REDIS_URL=redis_url,
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=smtp_sink.port,
+        OUTBOX_DIR=str(tmp_path / "outbox"),
+        EXTERNAL_URL="http://mailer.test",
+        SERVER_NAME=None,
+    )
+    app.instance_path = str(tmp_path / "instance")
+    # The test keeps one app context pushed, and Flask reuses it for the requests of the test
+    # clients; each request must still find its own user, as it does in a real server.
+    app.before_request_funcs.setdefault(None, []).insert(0, forget_loaded_user)
+    Redis.from_url(redis_url).flushdb()
+    smtp_sink.reset()
+    with app.app_context():
+        reset_database()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def forget_loaded_user() -> None:
+    g.pop("_login_user", None)
+    g.pop("identity", None)
+
+
+def reset_database() -> None:
+    """An empty schema: created on a new SQLite file, truncated on a shared PostgreSQL."""
+    if db.engine.dialect.name == "postgresql":
+        db.create_all()
+        tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
+        with db.engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    else:
+        db.drop_all()
+        db.create_all()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def work_queue(app):
+    """Run every queued job to completion in this process, as the RQ worker would."""
+
+    def run() -> None:
+        SimpleWorker([rq.queue], connection=rq.connection).work(burst=True)
+
+    return run
+
+
+def make_user(email: str = "owner@example.com", role: str | None = None, **fields) -> User:
+    user = accounts.create_user(email, PASSWORD, role=role)
+    for name, value in fields.items():
+        setattr(user, name, value)
+    db.session.commit()
+    return user
+
+
+@pytest.fixture
+def user(app):
+    return make_user()
+
+
+def login(client, email: str, password: str = PASSWORD, **extra):
+    return client.post("/auth/login", data={"email": email, "password": password, **extra})
+
+
+@pytest.fixture
+def logged_in(client, user):
+    login(client, user.email)
+    return client
+
+
+LINK = re.compile(r"https?://\S+")
+
+
+def links_in(mail) -> list[str]:
+    return LINK.findall(mail.text)
+
+
+def local_path(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")

@@ -1,0 +1,4 @@
+"""WSGI entry point: `gunicorn wsgi:app`, and FLASK_APP for the flask command."""
+from mailer import create_app
+
+app = create_app()
