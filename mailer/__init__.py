@@ -57,11 +57,23 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from mailer.auth import bp as auth_bp
-    from mailer.main import bp as main_bp
+    from mailer import auth, clients, mailings, main, messages, reports, runs, unsubscribe, users
+    from mailer.permissions import require_login
 
-    app.register_blueprint(main_bp)
-    app.register_blueprint(auth_bp, url_prefix="/auth")
+    # Deny by default: every blueprint but these public ones needs a logged-in user.
+    app.register_blueprint(main.bp)
+    app.register_blueprint(auth.bp, url_prefix="/auth")
+    app.register_blueprint(unsubscribe.bp, url_prefix="/unsubscribe")
+    for blueprint, prefix in [
+        (clients.bp, "/clients"),
+        (messages.bp, "/messages"),
+        (mailings.bp, "/mailings"),
+        (runs.bp, "/runs"),
+        (reports.bp, "/reports"),
+        (users.bp, "/users"),
+    ]:
+        blueprint.before_request(require_login)
+        app.register_blueprint(blueprint, url_prefix=prefix)
 
 
 def register_errorhandlers(app: Flask) -> None:

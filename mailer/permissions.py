@@ -5,7 +5,7 @@ from flask import abort
 from flask_login import current_user
 from flask_principal import AnonymousIdentity, Identity, Permission, RoleNeed, UserNeed, identity_loaded
 
-from mailer.extensions import db, principal
+from mailer.extensions import db, login_manager, principal
 from mailer.models import Role
 
 admin_permission = Permission(RoleNeed(Role.ADMIN))
@@ -34,6 +34,13 @@ def on_identity_loaded(sender, identity) -> None:
 def init_principal(app) -> None:
     principal.identity_loader(load_identity)
     identity_loaded.connect_via(app)(on_identity_loaded)
+
+
+def require_login():
+    """before_request hook of every blueprint that is not public."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return None
 
 
 def can_view_all() -> bool:

@@ -1,0 +1,1 @@
+from mailer.clients import bp  # noqa: F401

@@ -1,0 +1,1 @@
+from mailer.mailings import bp  # noqa: F401

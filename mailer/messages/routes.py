@@ -1,0 +1,1 @@
+from mailer.messages import bp  # noqa: F401

@@ -1,0 +1,1 @@
+from mailer.reports import bp  # noqa: F401

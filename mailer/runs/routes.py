@@ -1,0 +1,1 @@
+from mailer.runs import bp  # noqa: F401

@@ -1,0 +1,1 @@
+from mailer.unsubscribe import bp  # noqa: F401

@@ -1,0 +1,1 @@
+from mailer.users import bp  # noqa: F401
