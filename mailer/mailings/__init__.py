@@ -1,5 +1,8 @@
 from flask import Blueprint
 
+from mailer.permissions import require_login
+
 bp = Blueprint("mailings", __name__)
+bp.before_request(require_login)
 
 from mailer.mailings import routes  # noqa: E402,F401
