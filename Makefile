@@ -15,6 +15,7 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 install: $(INSTALLED)
 
 migrate: $(INSTALLED)
+	mkdir -p instance
 	$(BIN)/flask db upgrade
 	$(BIN)/flask roles seed
 
