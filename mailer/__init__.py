@@ -20,6 +20,7 @@ def create_app(config: str | type | None = None, **overrides) -> Flask:
 
     register_extensions(app)
     register_blueprints(app)
+    register_rq_dashboard(app)
     register_errorhandlers(app)
     register_template_helpers(app)
     register_cli(app)
@@ -72,6 +73,12 @@ def register_blueprints(app: Flask) -> None:
         (users.bp, "/users"),
     ]:
         app.register_blueprint(blueprint, url_prefix=prefix)
+
+
+def register_rq_dashboard(app: Flask) -> None:
+    from mailer.rq_dashboard import init_rq_dashboard
+
+    init_rq_dashboard(app)
 
 
 def register_errorhandlers(app: Flask) -> None:
