@@ -1,0 +1,166 @@
+"""Browser journeys: the whole system (web, worker, scheduler, SMTP sink) as `make dev` runs it,
+driven by Playwright in Debian's chromium.
+
+Without a chromium the journeys are skipped, unless MAILER_E2E_REQUIRED=1 (set by CI), which
+turns a missing browser into a failure.
+"""
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM_CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+ADMIN = ("admin@example.com", "admin password 1")
+MANAGER = ("manager@example.com", "manager password 1")
+
+pytestmark = pytest.mark.e2e
+
+
+def chromium_path() -> str | None:
+    configured = os.environ.get("CHROMIUM_PATH")
+    candidates = [configured] if configured else CHROMIUM_CANDIDATES
+    return next((path for path in candidates if path and os.access(path, os.X_OK)), None)
+
+
+@pytest.fixture(scope="session")
+def browser_executable():
+    path = chromium_path()
+    if path is None:
+        if os.environ.get("MAILER_E2E_REQUIRED") == "1":
+            pytest.fail("MAILER_E2E_REQUIRED=1 but no chromium was found (apt-get install chromium).")
+        pytest.skip("no chromium found: install Debian's chromium package to run the browser journeys")
+    return path
+
+
+class LiveSystem:
+    """Web, worker, scheduler and SMTP sink as separate processes on a fresh SQLite database."""
+
+    def __init__(self, folder: Path, redis_url: str):
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.outbox = folder / "outbox"
+        self.logs = folder / "logs"
+        self.logs.mkdir(parents=True)
+        self.env = {
+            **os.environ,
+            "MAILER_CONFIG": "development",
+            "MAILER_INSTANCE_DIR": str(folder / "instance"),
+            "DATABASE_URL": f"sqlite:///{folder / 'e2e.db'}",
+            "REDIS_URL": redis_url,
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": str(free_port()),
+            "OUTBOX_DIR": str(self.outbox),
+            "EXTERNAL_URL": self.url,
+            "SECRET_KEY": secrets.token_hex(32),
+            "DISPATCH_INTERVAL": "1",
+            "SEND_RETRY_BASE_DELAY": "1",
+            "FLASK_APP": "wsgi.py",
+        }
+        self.processes: list[subprocess.Popen] = []
+
+    def flask(self, *args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "flask", *args], cwd=ROOT, env=self.env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    def spawn(self, name: str, *command: str) -> None:
+        log = open(self.logs / f"{name}.log", "wb")
+        self.processes.append(subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT))
+
+    def start(self) -> None:
+        (self.folder / "instance").mkdir()
+        self.flask("db", "upgrade")
+        self.flask("roles", "seed")
+        self.flask("users", "create", ADMIN[0], "--password", ADMIN[1], "--role", "admin")
+        self.flask("users", "create", MANAGER[0], "--password", MANAGER[1], "--role", "manager")
+        self.spawn("smtp", sys.executable, "-m", "flask", "dev", "smtp")
+        self.spawn("web", sys.executable, "-m", "flask", "run", "--host", "127.0.0.1", "--port", str(self.port))
+        self.spawn("worker", sys.executable, "worker.py")
+        self.spawn("scheduler", sys.executable, "-m", "flask", "scheduler", "run")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/auth/login", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        raise RuntimeError("the web process did not start:\n" + (self.logs / "web.log").read_text())
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture(scope="session")
+def live_system(tmp_path_factory, redis_url, browser_executable):
+    system = LiveSystem(tmp_path_factory.mktemp("e2e"), redis_url.rsplit("/", 1)[0] + "/3")
+    system.start()
+    yield system
+    system.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(browser_executable):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=browser_executable,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def output_dir(request) -> Path:
+    folder = ROOT / "test-output" / request.node.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+@pytest.fixture
+def new_page(browser, live_system, output_dir):
+    """Open pages in fresh browser contexts (one per person); the last page of the journey is
+    saved as a screenshot under test-output/<test name>/."""
+    contexts = []
+
+    def open_page(viewport=None):
+        context = browser.new_context(base_url=live_system.url, viewport=viewport or {"width": 1280, "height": 900})
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for number, context in enumerate(contexts):
+        for page in context.pages:
+            page.screenshot(path=str(output_dir / f"last-page-{number}.png"), full_page=True)
+        context.close()
+
+
+def log_in(page, email: str, password: str) -> None:
+    page.goto("/auth/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("input[type=submit], button[type=submit]")
