@@ -1,1 +1,32 @@
-from mailer.unsubscribe import bp  # noqa: F401
+"""Public unsubscribe links: no login, the signed token in the address is the permission."""
+from flask import render_template
+
+from mailer.extensions import csrf, db
+from mailer.services import rendering
+from mailer.unsubscribe import bp
+from mailer.unsubscribe.forms import UnsubscribeForm
+
+
+def invalid_link():
+    return render_template("unsubscribe/invalid.html"), 404
+
+
+@bp.get("/<token>")
+def confirm(token: str):
+    client = rendering.client_for_unsubscribe_token(token)
+    if client is None:
+        return invalid_link()
+    return render_template("unsubscribe/confirm.html", client=client, form=UnsubscribeForm())
+
+
+# Exempt from CSRF: mail clients unsubscribe with a bare one-click POST (RFC 8058,
+# body "List-Unsubscribe=One-Click"), and the signed token already proves the link was received.
+@bp.post("/<token>")
+@csrf.exempt
+def unsubscribe(token: str):
+    client = rendering.client_for_unsubscribe_token(token)
+    if client is None:
+        return invalid_link()
+    rendering.unsubscribe(client)
+    db.session.commit()
+    return render_template("unsubscribe/done.html", client=client)
