@@ -96,6 +96,9 @@ class Config:
     SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 5)
     SEND_RETRY_BASE_DELAY = env_int("SEND_RETRY_BASE_DELAY", 30)
     SEND_LEASE_SECONDS = env_int("SEND_LEASE_SECONDS", 300)
+    # Send jobs queued per run, so that as many workers can share a large run.
+    SEND_JOBS_PER_RUN = env_int("SEND_JOBS_PER_RUN", 2)
+    RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 30)
 
     AVATAR_MAX_BYTES = env_int("AVATAR_MAX_BYTES", 1024 * 1024)
     MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 32 * 1024 * 1024)
