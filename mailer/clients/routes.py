@@ -1,1 +1,156 @@
-from mailer.clients import bp  # noqa: F401
+from flask import Response, abort, flash, make_response, redirect, render_template, request, stream_with_context, url_for
+from flask_login import current_user
+from redis.exceptions import RedisError
+
+from mailer.clients import bp
+from mailer.clients.forms import ClientForm, DeleteForm, ImportForm
+from mailer.errors import render_error
+from mailer.extensions import db
+from mailer.models import Client
+from mailer.permissions import EDIT, VIEW, can_view_all, get_owned_or_404
+from mailer.services import client_import
+from mailer.services import clients as client_service
+from mailer.services.client_import import ImportFileError
+from mailer.services.clients import ClientError
+
+PER_PAGE = 25
+
+
+def list_arguments() -> dict:
+    """The list page's search, sort and owner filter, as they appear in the query string."""
+    sort = request.args.get("sort", client_service.DEFAULT_SORT)
+    if sort.lstrip("-") not in client_service.SORT_COLUMNS:
+        sort = client_service.DEFAULT_SORT
+    owner_id = request.args.get("owner", type=int) if can_view_all() else None
+    return {"q": request.args.get("q", "").strip()[:200], "sort": sort, "owner": owner_id}
+
+
+@bp.route("/")
+def index():
+    arguments = list_arguments()
+    view_all = can_view_all()
+    query = client_service.list_query(current_user, search=arguments["q"], sort=arguments["sort"],
+                                      owner_id=arguments["owner"], view_all=view_all)
+    page = db.paginate(query, per_page=PER_PAGE, error_out=False)
+    return render_template("clients/index.html", page=page, arguments=arguments, view_all=view_all,
+                           owners=client_service.all_owners() if view_all else [], can_edit=can_edit)
+
+
+def can_edit(client: Client) -> bool:
+    """Owners change their own clients, admins anyone's; managers only look."""
+    return client.owner_id == current_user.id or current_user.is_admin
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create():
+    form = ClientForm()
+    if form.validate_on_submit():
+        try:
+            client = client_service.create_client(current_user, form.email.data, form.full_name.data,
+                                                  form.comment.data)
+        except ClientError as error:
+            getattr(form, error.field or "email").errors.append(str(error))
+        else:
+            db.session.commit()
+            flash(f"Client {client.email} added.", "success")
+            return redirect(url_for("clients.detail", client_id=client.id))
+    return render_template("clients/form.html", form=form, client=None), 400 if form.errors else 200
+
+
+@bp.route("/<int:client_id>")
+def detail(client_id: int):
+    client = get_owned_or_404(Client, client_id, VIEW)
+    return render_template("clients/detail.html", client=client, can_edit=can_edit(client),
+                           mailings=client_service.mailings_using(client))
+
+
+@bp.route("/<int:client_id>/edit", methods=["GET", "POST"])
+def edit(client_id: int):
+    client = get_owned_or_404(Client, client_id, EDIT)
+    form = ClientForm(obj=client)
+    if form.validate_on_submit():
+        try:
+            client_service.update_client(client, form.email.data, form.full_name.data, form.comment.data)
+        except ClientError as error:
+            getattr(form, error.field or "email").errors.append(str(error))
+        else:
+            db.session.commit()
+            flash("Client saved.", "success")
+            return redirect(url_for("clients.detail", client_id=client.id))
+    return render_template("clients/form.html", form=form, client=client), 400 if form.errors else 200
+
+
+@bp.route("/<int:client_id>/delete", methods=["GET", "POST"])
+def delete(client_id: int):
+    client = get_owned_or_404(Client, client_id, EDIT)
+    form = DeleteForm()
+    if form.validate_on_submit():
+        email = client.email
+        client_service.delete_client(client)
+        db.session.commit()
+        flash(f"Client {email} deleted.", "success")
+        return redirect(url_for("clients.index"))
+    return render_template("clients/delete.html", client=client, form=form,
+                           mailings=client_service.mailings_using(client))
+
+
+# Import and export ------------------------------------------------------------------------------
+
+@bp.route("/import", methods=["GET", "POST"])
+def import_csv():
+    form = ImportForm()
+    if form.validate_on_submit():
+        upload = form.file.data
+        try:
+            source = client_import.CsvSource(client_import.decode(upload.read()))
+            rows = source.count_rows()
+            if not rows:
+                raise ImportFileError("The file has a header row but no clients under it.")
+            if rows <= client_import.SYNC_MAX_ROWS:
+                report = client_import.import_text(current_user.id, source, form.on_existing.data)
+            else:
+                import_id = client_import.start_background_import(
+                    current_user.id, upload.filename or "clients.csv", source, rows, form.on_existing.data)
+        except ImportFileError as error:
+            form.file.errors.append(str(error))
+        else:
+            if rows > client_import.SYNC_MAX_ROWS:
+                flash(f"The file has {rows:,} rows: it is being imported in the background.", "info")
+                return redirect(url_for("clients.import_status", import_id=import_id))
+            db.session.commit()
+            flash(import_summary(report), "success" if not report.invalid else "warning")
+            return render_template("clients/import_result.html", report=report, filename=upload.filename)
+    return (render_template("clients/import.html", form=form, sync_max_rows=client_import.SYNC_MAX_ROWS),
+            400 if form.errors else 200)
+
+
+def import_summary(report) -> str:
+    parts = [f"{report.created} added", f"{report.updated} updated", f"{report.skipped} skipped (already there)"]
+    if report.invalid:
+        parts.append(f"{report.invalid} invalid")
+    return "Import finished: " + ", ".join(parts) + "."
+
+
+@bp.route("/import/<import_id>")
+def import_status(import_id: str):
+    try:
+        status = client_import.read_status(import_id)
+    except RedisError:
+        return render_error(503, "The progress of the import cannot be read right now. Reload the page in a moment.")
+    # An import belongs to the person who started it.
+    if status is None or status.owner_id != current_user.id:
+        abort(404)
+    response = make_response(render_template("clients/import_status.html", status=status))
+    if not status.finished:
+        # The page follows the worker's progress without any script.
+        response.headers["Refresh"] = "3"
+    return response
+
+
+@bp.route("/export.csv")
+def export_csv():
+    response = Response(stream_with_context(client_service.export_csv(current_user.id)),
+                        mimetype="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="clients.csv"'
+    response.headers["Cache-Control"] = "no-store"
+    return response

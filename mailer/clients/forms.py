@@ -1,0 +1,41 @@
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import EmailField, RadioField, StringField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from mailer.services import clients as client_service
+from mailer.services.client_import import ON_EXISTING_CHOICES, ON_EXISTING_SKIP
+
+
+def strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class ClientForm(FlaskForm):
+    email = EmailField("E-mail", filters=[strip], validators=[
+        DataRequired("Enter an e-mail address."),
+        Length(max=client_service.EMAIL_MAX_LENGTH)])
+    full_name = StringField("Full name", filters=[strip], validators=[
+        DataRequired("Enter the client's full name."),
+        Length(max=client_service.FULL_NAME_MAX_LENGTH)])
+    comment = TextAreaField("Comment", filters=[strip], validators=[
+        Optional(), Length(max=client_service.COMMENT_MAX_LENGTH)], render_kw={"rows": 3})
+    submit = SubmitField("Save client")
+
+    def validate_email(self, field) -> None:
+        try:
+            client_service.normalize_email(field.data)
+        except client_service.ClientError as error:
+            raise ValidationError(str(error)) from None
+
+
+class DeleteForm(FlaskForm):
+    submit = SubmitField("Delete")
+
+
+class ImportForm(FlaskForm):
+    file = FileField("CSV file", validators=[FileRequired("Choose a CSV file.")],
+                     render_kw={"accept": ".csv,text/csv,text/plain"})
+    on_existing = RadioField("When a client with the same e-mail already exists",
+                             choices=ON_EXISTING_CHOICES, default=ON_EXISTING_SKIP)
+    submit = SubmitField("Import")

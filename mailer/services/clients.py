@@ -1,0 +1,222 @@
+"""Clients (recipients): validation, listing, changes, CSV export. No request objects here."""
+import csv
+import io
+from collections.abc import Iterator
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import Select, event, select
+from sqlalchemy.exc import IntegrityError
+
+from mailer.extensions import db
+from mailer.models import Client, Mailing, User, mailing_clients
+from mailer.services.stats import clear_stats_cache
+
+EMAIL_MAX_LENGTH = 254
+FULL_NAME_MAX_LENGTH = 120
+COMMENT_MAX_LENGTH = 2000
+
+DUPLICATE_EMAIL = "You already have a client with this e-mail address."
+
+# ?sort= values of the list page; a leading "-" sorts in descending order.
+SORT_COLUMNS = {"name": Client.full_name, "email": Client.email, "created": Client.created_at}
+DEFAULT_SORT = "name"
+
+
+class ClientError(ValueError):
+    """A change that cannot be made; `field` names the form field the message belongs to."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def normalize_email(value: str) -> str:
+    """The address as it is stored: checked by email-validator (no DNS lookup), lower-cased.
+
+    Raises ClientError with the validator's explanation when the address is not valid.
+    """
+    value = (value or "").strip()
+    if not value:
+        raise ClientError("Enter an e-mail address.", "email")
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise ClientError(str(error), "email") from None
+    normalized = checked.normalized.lower()
+    if len(normalized) > EMAIL_MAX_LENGTH:
+        raise ClientError(f"An e-mail address has at most {EMAIL_MAX_LENGTH} characters.", "email")
+    return normalized
+
+
+STATS_OWNERS = "stats_owners_changed"
+
+
+# Statistics cache -----------------------------------------------------------------------------
+
+def stats_changed(owner_id: int) -> None:
+    """Clear the owner's cached home figures once the current transaction commits.
+
+    Clearing after the commit (not before) keeps a concurrent request from caching the old
+    figures again between the clear and the commit.
+    """
+    session = db.session()
+    if STATS_OWNERS not in session.info:
+        session.info[STATS_OWNERS] = set()
+        event.listen(session, "after_commit", _clear_changed_stats)
+    session.info[STATS_OWNERS].add(owner_id)
+
+
+def _clear_changed_stats(session) -> None:
+    owners = session.info[STATS_OWNERS]
+    for owner_id in owners:
+        clear_stats_cache(owner_id)
+    owners.clear()
+
+
+# Queries --------------------------------------------------------------------------------------
+
+def list_query(viewer: User, *, search: str = "", sort: str = DEFAULT_SORT, owner_id: int | None = None,
+               view_all: bool = False) -> Select:
+    """The clients `viewer` sees: their own, or everyone's (optionally one owner's) when
+    `view_all` (managers and admins)."""
+    query = select(Client)
+    if view_all:
+        if owner_id:
+            query = query.where(Client.owner_id == owner_id)
+    else:
+        query = query.where(Client.owner_id == viewer.id)
+    search = (search or "").strip()
+    if search:
+        query = query.where(Client.email.icontains(search, autoescape=True)
+                            | Client.full_name.icontains(search, autoescape=True))
+    column = SORT_COLUMNS.get(sort.lstrip("-"), SORT_COLUMNS[DEFAULT_SORT])
+    order = column.desc() if sort.startswith("-") else column.asc()
+    return query.order_by(order, Client.id)
+
+
+def all_owners() -> list[User]:
+    """Every user, for the owner filter of managers and admins."""
+    return list(db.session.scalars(select(User).order_by(User.email)))
+
+
+def find_by_email(owner_id: int, email: str) -> Client | None:
+    return db.session.scalar(select(Client).where(Client.owner_id == owner_id, Client.email == email))
+
+
+def first_client(owner_id: int) -> Client | None:
+    """The owner's oldest subscribed client, used as the sample recipient of a test send."""
+    return db.session.scalar(
+        select(Client).where(Client.owner_id == owner_id, Client.unsubscribed_at.is_(None))
+        .order_by(Client.id).limit(1)
+    )
+
+
+def mailings_using(client: Client) -> list[Mailing]:
+    return list(db.session.scalars(
+        select(Mailing).join(mailing_clients, mailing_clients.c.mailing_id == Mailing.id)
+        .where(mailing_clients.c.client_id == client.id).order_by(Mailing.name, Mailing.id)
+    ))
+
+
+# Changes --------------------------------------------------------------------------------------
+
+def _clean_fields(email: str, full_name: str, comment: str | None) -> tuple[str, str, str]:
+    email = normalize_email(email)
+    full_name = (full_name or "").strip()
+    if not full_name:
+        raise ClientError("Enter the client's full name.", "full_name")
+    if len(full_name) > FULL_NAME_MAX_LENGTH:
+        raise ClientError(f"A full name has at most {FULL_NAME_MAX_LENGTH} characters.", "full_name")
+    comment = (comment or "").strip()
+    if len(comment) > COMMENT_MAX_LENGTH:
+        raise ClientError(f"A comment has at most {COMMENT_MAX_LENGTH} characters.", "comment")
+    return email, full_name, comment
+
+
+def _save(client: Client, **values) -> None:
+    """Apply the values and flush them in a savepoint, so that a concurrent insert of the same
+    address becomes a field error instead of a failed transaction."""
+    try:
+        with db.session.begin_nested():
+            for name, value in values.items():
+                setattr(client, name, value)
+            db.session.add(client)
+    except IntegrityError:
+        raise ClientError(DUPLICATE_EMAIL, "email") from None
+
+
+def create_client(owner: User, email: str, full_name: str, comment: str | None = "") -> Client:
+    email, full_name, comment = _clean_fields(email, full_name, comment)
+    if find_by_email(owner.id, email) is not None:
+        raise ClientError(DUPLICATE_EMAIL, "email")
+    client = Client(owner_id=owner.id)
+    _save(client, email=email, full_name=full_name, comment=comment)
+    stats_changed(owner.id)
+    return client
+
+
+def update_client(client: Client, email: str, full_name: str, comment: str | None = "") -> Client:
+    email, full_name, comment = _clean_fields(email, full_name, comment)
+    if email != client.email:
+        other = find_by_email(client.owner_id, email)
+        if other is not None and other.id != client.id:
+            raise ClientError(DUPLICATE_EMAIL, "email")
+    _save(client, email=email, full_name=full_name, comment=comment)
+    stats_changed(client.owner_id)
+    return client
+
+
+def delete_client(client: Client) -> None:
+    """Delete a client. The database removes it from its mailings (ON DELETE CASCADE on
+    mailing_clients); past deliveries and attempts keep the address."""
+    owner_id = client.owner_id
+    db.session.delete(client)
+    db.session.flush()
+    stats_changed(owner_id)
+
+
+# Export ---------------------------------------------------------------------------------------
+
+EXPORT_HEADER = ["email", "full_name", "comment", "unsubscribed_at", "created_at"]
+EXPORT_BATCH = 1000
+
+
+def export_csv(owner_id: int) -> Iterator[str]:
+    """The owner's clients as CSV text, produced in batches so that a large list is streamed
+    without being held in memory."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(EXPORT_HEADER)
+    yield flush()
+    last_id = 0
+    while True:
+        batch = db.session.execute(
+            select(Client.id, Client.email, Client.full_name, Client.comment, Client.unsubscribed_at,
+                   Client.created_at)
+            .where(Client.owner_id == owner_id, Client.id > last_id).order_by(Client.id).limit(EXPORT_BATCH)
+        ).all()
+        if not batch:
+            return
+        for row in batch:
+            writer.writerow([
+                row.email, csv_safe(row.full_name), csv_safe(row.comment),
+                row.unsubscribed_at.isoformat() if row.unsubscribed_at else "",
+                row.created_at.isoformat() if row.created_at else "",
+            ])
+        last_id = batch[-1].id
+        yield flush()
+
+
+def csv_safe(value: str | None) -> str:
+    """Keep spreadsheets from running a cell as a formula (CSV injection)."""
+    value = value or ""
+    if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
