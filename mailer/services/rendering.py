@@ -267,8 +267,14 @@ class MailRenderer:
 
     @classmethod
     def for_message(cls, message: Message) -> "MailRenderer":
-        """The compiled renderer of this message's current content, shared by every caller."""
-        return _renderer_for_content(message.subject, message.body_text, message.body_html or None)
+        """The compiled renderer of this message's current content, shared by every caller.
+
+        Raises TemplateProblem if the content is not a valid template.
+        """
+        renderer = _renderer_for_content(message.subject, message.body_text, message.body_html or None)
+        if isinstance(renderer, TemplateProblem):
+            raise TemplateProblem(str(renderer))  # a fresh one: a re-raised instance keeps growing its traceback
+        return renderer
 
     def render(self, client: Client) -> RenderedMail:
         """Subject (one line), text and HTML for this client, each body ending with the unsubscribe link."""
@@ -284,14 +290,20 @@ class MailRenderer:
             raise TemplateProblem(f"Template error: {error}") from error
         return RenderedMail(subject, text, html, url)
 
-    def build(self, client: Client, message_id: str, sender: str | None = None) -> "MailingMail":
+    def build(self, client: Client, message_id: str, sender: str | None = None) -> MailingMail:
         """The e-mail for this client, ready for `mail.send` or `connection.send`."""
         return mail_for(self.render(client), client, message_id=message_id, sender=sender)
 
 
+# Keyed by the content itself: an edited message gets a new entry, and the strings of a loaded
+# row hash once, so a hit costs next to nothing. A broken template is remembered too, so a run
+# does not re-check it for every recipient.
 @lru_cache(maxsize=64)
-def _renderer_for_content(subject: str, body_text: str, body_html: str | None) -> MailRenderer:
-    return MailRenderer(subject, body_text, body_html)
+def _renderer_for_content(subject: str, body_text: str, body_html: str | None) -> "MailRenderer | TemplateProblem":
+    try:
+        return MailRenderer(subject, body_text, body_html)
+    except TemplateProblem as problem:
+        return problem
 
 
 def _append_to_body(html: str, footer: str) -> str:
@@ -304,7 +316,8 @@ def _append_to_body(html: str, footer: str) -> str:
 def mail_for(rendered: RenderedMail, client: Client, *, message_id: str, sender: str | None = None) -> MailingMail:
     return MailingMail(
         subject=rendered.subject,
-        recipient=(client.full_name, client.email),
+        # A name with a line break must not break the To: header.
+        recipient=(" ".join(client.full_name.split()), client.email),
         body=rendered.text,
         html=rendered.html,
         sender=sender or current_app.config["MAIL_DEFAULT_SENDER"],
