@@ -2,7 +2,8 @@ from flask import Blueprint
 
 from mailer.permissions import require_login
 
-bp = Blueprint("mailings", __name__)
+# The blueprint's own static folder holds the client picker's script and style.
+bp = Blueprint("mailings", __name__, static_folder="static")
 bp.before_request(require_login)
 
 from mailer.mailings import routes  # noqa: E402,F401

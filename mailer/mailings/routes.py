@@ -1,1 +1,175 @@
-from mailer.mailings import bp  # noqa: F401
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from mailer.extensions import db
+from mailer.mailings import bp
+from mailer.mailings.forms import ConfirmForm, MailingForm
+from mailer.models import Mailing, utcnow
+from mailer.permissions import EDIT, VIEW, can_view_all, get_owned_or_404, manager_required
+from mailer.services import mailings as mailing_service
+from mailer.services.mailings import MailingError
+
+PER_PAGE = 20
+CLIENTS_PER_PAGE = 50
+
+
+def can_change(mailing: Mailing) -> bool:
+    """The owner and admins change a mailing; managers only look at it (and disable it)."""
+    return mailing.owner_id == current_user.id or current_user.is_admin
+
+
+@bp.route("/")
+def index():
+    if can_view_all():
+        owner_filter = request.args.get("owner", type=int)
+        owners = mailing_service.owners_with_mailings()
+    else:
+        owner_filter, owners = current_user.id, []
+    search = request.args.get("q", "")
+    status = request.args.get("status", "")
+    sort = request.args.get("sort", mailing_service.DEFAULT_SORT)
+    query = mailing_service.mailings_query(owner_filter, search=search, status=status, sort=sort)
+    page = db.paginate(query, page=request.args.get("page", 1, type=int), per_page=PER_PAGE,
+                       max_per_page=PER_PAGE, error_out=False)
+    return render_template(
+        "mailings/index.html",
+        page=page,
+        client_counts=mailing_service.client_counts([mailing.id for mailing in page.items]),
+        owners=owners,
+        owner_filter=owner_filter if can_view_all() else None,
+        search=search,
+        status=status,
+        sort=sort,
+        statuses=mailing_service.STATUS_FILTERS,
+        show_owner=can_view_all(),
+        filtered=bool(search.strip() or status or (can_view_all() and owner_filter)),
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create():
+    form = MailingForm(current_user.id)
+    if request.method == "GET":
+        form.start_at.data, form.end_at.data = mailing_service.default_times(utcnow())
+    if form.validate_on_submit():
+        try:
+            mailing = mailing_service.create_mailing(current_user, form.to_data(), utcnow())
+        except MailingError as error:
+            db.session.rollback()
+            form_error(form, error)
+        else:
+            db.session.commit()
+            flash(f"Mailing “{mailing.name}” created.", "success")
+            return redirect(url_for("mailings.detail", mailing_id=mailing.id))
+    return render_form(form, mailing=None)
+
+
+@bp.route("/<int:mailing_id>")
+def detail(mailing_id: int):
+    mailing = get_owned_or_404(Mailing, mailing_id, VIEW)
+    clients = db.paginate(mailing_service.mailing_clients_query(mailing),
+                          page=request.args.get("page", 1, type=int), per_page=CLIENTS_PER_PAGE,
+                          max_per_page=CLIENTS_PER_PAGE, error_out=False)
+    views = current_app.view_functions
+    return render_template(
+        "mailings/detail.html",
+        mailing=mailing,
+        clients=clients,
+        runs=mailing_service.recent_runs(mailing),
+        run_count=mailing_service.run_count(mailing),
+        can_change=can_change(mailing),
+        can_disable=can_view_all(),
+        has_send_now="runs.send_now" in views,
+        has_run_pages="runs.detail" in views,
+        has_report="reports.mailing" in views,
+        has_message_page="messages.detail" in views,
+        action_form=ConfirmForm(),
+    )
+
+
+@bp.route("/<int:mailing_id>/edit", methods=["GET", "POST"])
+def edit(mailing_id: int):
+    mailing = get_owned_or_404(Mailing, mailing_id, EDIT)
+    form = MailingForm(mailing.owner_id)
+    if request.method == "GET":
+        form.name.data = mailing.name
+        form.message.data = mailing.message_id
+        form.clients.data = mailing_service.selected_client_ids(mailing)
+        form.start_at.data, form.end_at.data = mailing.start_at, mailing.end_at
+        form.repeat.data = mailing.repeat.value
+    if form.validate_on_submit():
+        try:
+            mailing_service.update_mailing(mailing, form.to_data(), utcnow())
+        except MailingError as error:
+            db.session.rollback()
+            form_error(form, error)
+        else:
+            db.session.commit()
+            flash(f"Mailing “{mailing.name}” saved.", "success")
+            return redirect(url_for("mailings.detail", mailing_id=mailing.id))
+    return render_form(form, mailing=mailing)
+
+
+@bp.route("/<int:mailing_id>/delete", methods=["GET", "POST"])
+def delete(mailing_id: int):
+    mailing = get_owned_or_404(Mailing, mailing_id, EDIT)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        name, owner_id = mailing.name, mailing.owner_id
+        try:
+            mailing_service.delete_mailing(mailing)
+        except MailingError as error:
+            db.session.rollback()
+            flash(str(error), "danger")
+        else:
+            db.session.commit()
+            flash(f"Mailing “{name}” deleted.", "success")
+            if owner_id != current_user.id:
+                return redirect(url_for("mailings.index", owner=owner_id))
+            return redirect(url_for("mailings.index"))
+    impact = mailing_service.deletion_impact(mailing)
+    return render_template("mailings/delete.html", mailing=mailing, impact=impact, form=form,
+                           has_run_pages="runs.detail" in current_app.view_functions)
+
+
+@bp.route("/<int:mailing_id>/disable", methods=["POST"])
+@manager_required
+def disable(mailing_id: int):
+    mailing = get_owned_or_404(Mailing, mailing_id, VIEW)
+    if ConfirmForm().validate_on_submit():
+        if mailing_service.disable_mailing(mailing, current_user, utcnow()):
+            db.session.commit()
+            flash(f"Mailing “{mailing.name}” disabled: it will not be sent until a manager enables it.", "warning")
+        else:
+            flash("This mailing was already disabled.", "info")
+    return redirect(url_for("mailings.detail", mailing_id=mailing.id))
+
+
+@bp.route("/<int:mailing_id>/enable", methods=["POST"])
+@manager_required
+def enable(mailing_id: int):
+    mailing = get_owned_or_404(Mailing, mailing_id, VIEW)
+    if ConfirmForm().validate_on_submit():
+        if mailing_service.enable_mailing(mailing, utcnow()):
+            db.session.commit()
+            flash(f"Mailing “{mailing.name}” enabled again.", "success")
+        else:
+            flash("This mailing was not disabled.", "info")
+    return redirect(url_for("mailings.detail", mailing_id=mailing.id))
+
+
+def form_error(form: MailingForm, error: MailingError) -> None:
+    field = form._fields.get(error.field) if error.field else None
+    (field.errors if field is not None else form.form_errors).append(str(error))
+
+
+def render_form(form: MailingForm, mailing: Mailing | None):
+    status = 400 if form.errors else 200
+    views = current_app.view_functions
+    return render_template(
+        "mailings/form.html",
+        form=form,
+        mailing=mailing,
+        new_message_url=url_for("messages.create") if "messages.create" in views else None,
+        new_client_url=url_for("clients.create") if "clients.create" in views else None,
+    ), status

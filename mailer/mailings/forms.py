@@ -1,0 +1,80 @@
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import DateTimeLocalField, SelectChoice, SelectField, SelectMultipleField, StringField, SubmitField
+from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
+
+from mailer.models import Repeat
+from mailer.services import mailings as mailing_service
+from mailer.timezones import user_zone
+
+# datetime-local inputs send "2030-01-31T09:00"; the first format is also the one rendered.
+DATETIME_LOCAL_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+# Far enough for any campaign, and far from the limits of Python's dates, which time-zone
+# conversions and repeat steps would otherwise overflow.
+FIRST_YEAR, LAST_YEAR = 1970, 2999
+
+
+def strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def viewer_zone():
+    """Times are typed in the zone of the person at the keyboard, as the pages show them."""
+    return user_zone(current_user)
+
+
+def check_year(form, field) -> None:
+    if field.data is not None and not FIRST_YEAR <= field.data.year <= LAST_YEAR:
+        raise ValidationError(f"Enter a date between {FIRST_YEAR} and {LAST_YEAR}.")
+
+
+class MailingForm(FlaskForm):
+    """A mailing of one owner: the message and clients offered are that owner's.
+
+    Whether the chosen message and clients really are the owner's, and the rules on the
+    times, are checked by the mailings service, which reports each problem on its field.
+    """
+
+    name = StringField("Name", filters=[strip], validators=[
+        DataRequired("Give the mailing a name."), Length(max=mailing_service.NAME_MAX_LENGTH)])
+    message = SelectField("Message", coerce=int, validate_choice=False,
+                          validators=[InputRequired("Choose a message.")])
+    clients = SelectMultipleField("Clients", coerce=int, validate_choice=False)
+    start_at = DateTimeLocalField("Start", format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
+                                  invalid_value_message="Enter a date and time.",
+                                  validators=[InputRequired("Enter when the mailing starts."), check_year])
+    end_at = DateTimeLocalField("End", format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
+                                invalid_value_message="Enter a date and time.",
+                                validators=[InputRequired("Enter when the mailing ends."), check_year])
+    repeat = SelectField("Repeat", choices=[SelectChoice(value, label) for value, label in mailing_service.REPEAT_CHOICES],
+                         default=Repeat.NONE.value)
+    submit = SubmitField("Save mailing")
+
+    def __init__(self, owner_id: int, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.message.choices = [SelectChoice(id_, subject) for id_, subject in mailing_service.message_choices(owner_id)]
+        self.client_options = mailing_service.client_options(owner_id)
+
+    def to_data(self) -> mailing_service.MailingData:
+        return mailing_service.MailingData(
+            name=self.name.data,
+            message_id=self.message.data,
+            client_ids=list(self.clients.data or []),
+            start_at=self.start_at.data,
+            end_at=self.end_at.data,
+            repeat=Repeat(self.repeat.data),
+        )
+
+    @property
+    def selected_client_ids(self) -> set[int]:
+        return set(self.clients.data or [])
+
+    @property
+    def has_choices(self) -> bool:
+        return bool(self.message.choices) and bool(self.client_options)
+
+
+class ConfirmForm(FlaskForm):
+    """A POST-only action (delete, disable, enable): only the CSRF token."""
+
+    submit = SubmitField("Confirm")

@@ -1,0 +1,345 @@
+"""Mailings: choices, validation, listing, changes, disabling. No request objects here."""
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from redis.exceptions import RedisError
+from sqlalchemy import Select, delete, event, func, insert, select
+from sqlalchemy.orm import selectinload
+
+from mailer.extensions import db
+from mailer.models import (
+    Client,
+    Delivery,
+    Mailing,
+    MailingAttempt,
+    MailingRun,
+    MailingStatus,
+    Message,
+    Repeat,
+    RunStatus,
+    User,
+    mailing_clients,
+)
+from mailer.services import schedule
+
+log = logging.getLogger(__name__)
+
+NAME_MAX_LENGTH = 200
+
+REPEAT_CHOICES = [
+    (Repeat.NONE.value, "Once (no repeat)"),
+    (Repeat.DAILY.value, "Daily"),
+    (Repeat.WEEKLY.value, "Weekly"),
+    (Repeat.MONTHLY.value, "Monthly"),
+]
+
+# ?status= values of the list page: the three statuses, plus the mailings a manager disabled.
+DISABLED_FILTER = "disabled"
+STATUS_FILTERS = [status.value for status in MailingStatus] + [DISABLED_FILTER]
+
+# ?sort= values of the list page; a leading "-" sorts in descending order.
+SORT_COLUMNS = {"name": Mailing.name, "start": Mailing.start_at, "next_run": Mailing.next_run_at}
+DEFAULT_SORT = "-start"
+
+# Large id lists are sent to the database in slices, well below every driver's parameter limit.
+ID_BATCH = 500
+
+
+class MailingError(ValueError):
+    """A change that cannot be made; `field` names the form field the message belongs to."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class MailingData:
+    """What a person enters for a mailing; times are timezone-aware."""
+
+    name: str
+    message_id: int
+    client_ids: list[int]
+    start_at: datetime
+    end_at: datetime
+    repeat: Repeat
+
+
+@dataclass(frozen=True)
+class ClientOption:
+    id: int
+    full_name: str
+    email: str
+    unsubscribed: bool
+
+
+# What an owner can choose from -----------------------------------------------------------------
+
+def message_choices(owner_id: int) -> list[tuple[int, str]]:
+    rows = db.session.execute(
+        select(Message.id, Message.subject).where(Message.owner_id == owner_id).order_by(Message.subject, Message.id)
+    )
+    return [(row.id, row.subject) for row in rows]
+
+
+def client_options(owner_id: int) -> list[ClientOption]:
+    """The owner's clients as light rows (no ORM objects): the form lists thousands of them."""
+    rows = db.session.execute(
+        select(Client.id, Client.full_name, Client.email, Client.unsubscribed_at)
+        .where(Client.owner_id == owner_id)
+        .order_by(Client.full_name, Client.email)
+    )
+    return [ClientOption(row.id, row.full_name, row.email, row.unsubscribed_at is not None) for row in rows]
+
+
+def selected_client_ids(mailing: Mailing) -> list[int]:
+    return list(db.session.scalars(
+        select(mailing_clients.c.client_id).where(mailing_clients.c.mailing_id == mailing.id)
+    ))
+
+
+# Validation -------------------------------------------------------------------------------------
+
+def check_times(start_at: datetime, end_at: datetime, now: datetime) -> None:
+    if end_at <= start_at:
+        raise MailingError("The end must be after the start.", "end_at")
+    if end_at <= now:
+        raise MailingError("The end must be in the future.", "end_at")
+
+
+def same_minute(a: datetime, b: datetime) -> bool:
+    """Times are entered to the minute; a stored time with seconds still counts as unchanged."""
+    return a.replace(second=0, microsecond=0) == b.replace(second=0, microsecond=0)
+
+
+def schedule_unchanged(mailing: Mailing, data: MailingData) -> bool:
+    return (same_minute(mailing.start_at, data.start_at) and same_minute(mailing.end_at, data.end_at)
+            and mailing.repeat == data.repeat)
+
+
+def check_owned(owner_id: int, data: MailingData) -> None:
+    """The message and every client must belong to the mailing's owner."""
+    message_owner = db.session.scalar(select(Message.owner_id).where(Message.id == data.message_id))
+    if message_owner != owner_id:
+        raise MailingError("Choose one of your messages.", "message")
+    if not data.client_ids:
+        raise MailingError("Choose at least one client.", "clients")
+    wanted = set(data.client_ids)
+    owned = set(db.session.scalars(select(Client.id).where(Client.owner_id == owner_id)))
+    if not wanted <= owned:
+        raise MailingError("Choose clients from your own list.", "clients")
+
+
+# Listing ----------------------------------------------------------------------------------------
+
+def mailings_query(owner_id: int | None, search: str = "", status: str = "", sort: str = DEFAULT_SORT) -> Select:
+    """Mailings of one owner (or of everyone when `owner_id` is None), filtered and sorted."""
+    query = select(Mailing).options(selectinload(Mailing.owner), selectinload(Mailing.message),
+                                    selectinload(Mailing.disabled_by))
+    if owner_id is not None:
+        query = query.where(Mailing.owner_id == owner_id)
+    search = (search or "").strip()
+    if search:
+        query = query.where(Mailing.name.ilike(f"%{escape_like(search)}%", escape="\\"))
+    if status == DISABLED_FILTER:
+        query = query.where(Mailing.disabled_at.is_not(None))
+    elif status in STATUS_FILTERS:
+        query = query.where(Mailing.status == MailingStatus(status))
+    column_name = sort.lstrip("-") if sort else ""
+    column = SORT_COLUMNS.get(column_name, SORT_COLUMNS[DEFAULT_SORT.lstrip("-")])
+    descending = sort.startswith("-") if column_name in SORT_COLUMNS else DEFAULT_SORT.startswith("-")
+    order = column.desc() if descending else column.asc()
+    # Mailings without a next run (finished) come last whichever way next runs are sorted.
+    return query.order_by(order.nulls_last(), Mailing.id.desc())
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def client_counts(mailing_ids: list[int]) -> dict[int, int]:
+    if not mailing_ids:
+        return {}
+    rows = db.session.execute(
+        select(mailing_clients.c.mailing_id, func.count())
+        .where(mailing_clients.c.mailing_id.in_(mailing_ids))
+        .group_by(mailing_clients.c.mailing_id)
+    )
+    return {mailing_id: count for mailing_id, count in rows}
+
+
+def owners_with_mailings() -> list[User]:
+    """The owners a manager can filter the list by."""
+    return list(db.session.scalars(
+        select(User).where(User.id.in_(select(Mailing.owner_id).distinct())).order_by(User.email)
+    ))
+
+
+def mailing_clients_query(mailing: Mailing) -> Select:
+    return (select(Client).join(mailing_clients, mailing_clients.c.client_id == Client.id)
+            .where(mailing_clients.c.mailing_id == mailing.id).order_by(Client.full_name, Client.email))
+
+
+def client_count(mailing: Mailing) -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(mailing_clients).where(mailing_clients.c.mailing_id == mailing.id)
+    )
+
+
+def recent_runs(mailing: Mailing, limit: int = 20) -> list[MailingRun]:
+    return list(db.session.scalars(
+        select(MailingRun).where(MailingRun.mailing_id == mailing.id).order_by(MailingRun.id.desc()).limit(limit)
+    ))
+
+
+def run_count(mailing: Mailing) -> int:
+    return db.session.scalar(select(func.count(MailingRun.id)).where(MailingRun.mailing_id == mailing.id))
+
+
+# Changes ----------------------------------------------------------------------------------------
+
+def create_mailing(owner: User, data: MailingData, now: datetime) -> Mailing:
+    check_times(data.start_at, data.end_at, now)
+    check_owned(owner.id, data)
+    mailing = Mailing(owner=owner, name=data.name.strip(), message_id=data.message_id,
+                      start_at=data.start_at, end_at=data.end_at, repeat=data.repeat,
+                      status=MailingStatus.CREATED)
+    db.session.add(mailing)
+    db.session.flush()
+    set_clients(mailing, data.client_ids)
+    schedule.reset_schedule(mailing, now)
+    stats_changed(owner.id)
+    return mailing
+
+
+def update_mailing(mailing: Mailing, data: MailingData, now: datetime) -> None:
+    """Apply an edit. The disabled mark is not part of it: only a manager lifts it.
+
+    A mailing whose end has passed can still be renamed or pointed at other clients; only a
+    change of its schedule needs an end in the future.
+    """
+    keep_schedule = schedule_unchanged(mailing, data)
+    if not keep_schedule:
+        check_times(data.start_at, data.end_at, now)
+    check_owned(mailing.owner_id, data)
+    mailing.name = data.name.strip()
+    mailing.message_id = data.message_id
+    set_clients(mailing, data.client_ids)
+    if not keep_schedule:
+        mailing.start_at, mailing.end_at, mailing.repeat = data.start_at, data.end_at, data.repeat
+        schedule.reset_schedule(mailing, now)
+    stats_changed(mailing.owner_id)
+
+
+def set_clients(mailing: Mailing, client_ids: list[int]) -> None:
+    """Write the mailing's client list as a difference on the link table: a mailing may have
+    thousands of clients, and an edit usually changes few of them."""
+    wanted = set(client_ids)
+    current = set(selected_client_ids(mailing))
+    removed, added = sorted(current - wanted), sorted(wanted - current)
+    for start in range(0, len(removed), ID_BATCH):
+        db.session.execute(delete(mailing_clients).where(
+            mailing_clients.c.mailing_id == mailing.id,
+            mailing_clients.c.client_id.in_(removed[start:start + ID_BATCH]),
+        ))
+    if added:
+        db.session.execute(insert(mailing_clients), [{"mailing_id": mailing.id, "client_id": c} for c in added])
+    db.session.expire(mailing, ["clients"])
+
+
+@dataclass
+class DeletionImpact:
+    runs: int
+    deliveries: int
+    attempts: int
+    active_runs: list[MailingRun]
+
+
+def deletion_impact(mailing: Mailing) -> DeletionImpact:
+    """What deleting the mailing removes with it, and the runs that forbid it for now."""
+    run_ids = select(MailingRun.id).where(MailingRun.mailing_id == mailing.id).scalar_subquery()
+    return DeletionImpact(
+        runs=run_count(mailing),
+        deliveries=db.session.scalar(select(func.count(Delivery.id)).where(Delivery.run_id.in_(run_ids))),
+        attempts=db.session.scalar(
+            select(func.count(MailingAttempt.id)).where(MailingAttempt.mailing_id == mailing.id)),
+        active_runs=list(db.session.scalars(
+            select(MailingRun).where(MailingRun.mailing_id == mailing.id,
+                                     MailingRun.status.in_([RunStatus.QUEUED, RunStatus.SENDING]))
+            .order_by(MailingRun.id)
+        )),
+    )
+
+
+def delete_mailing(mailing: Mailing) -> None:
+    """Delete a mailing with its runs, deliveries and attempts (the database cascades them).
+
+    A run that is queued or sending must be cancelled first: workers are working on it.
+    """
+    # Locks the mailing's row on PostgreSQL, so the dispatcher cannot add a run meanwhile.
+    db.session.execute(select(Mailing.id).where(Mailing.id == mailing.id).with_for_update())
+    if schedule.has_active_run(mailing):
+        raise MailingError("This mailing is being sent. Cancel its active run first, then delete it.")
+    owner_id = mailing.owner_id
+    # The link rows go in one statement rather than through the loaded client list.
+    set_clients(mailing, [])
+    db.session.delete(mailing)
+    stats_changed(owner_id)
+
+
+def disable_mailing(mailing: Mailing, manager: User, now: datetime) -> bool:
+    """Mark the mailing disabled: the dispatcher skips it and workers stop at their next chunk.
+
+    Returns False when it was already disabled (the first manager's mark is kept).
+    """
+    if mailing.disabled_at is not None:
+        return False
+    mailing.disabled_at = now
+    mailing.disabled_by_id = manager.id
+    stats_changed(mailing.owner_id)
+    return True
+
+
+def enable_mailing(mailing: Mailing, now: datetime) -> bool:
+    """Lift the disabled mark. Occurrences missed meanwhile are not replayed: the schedule
+    moves on to its next run, as after any change of schedule."""
+    if mailing.disabled_at is None:
+        return False
+    mailing.disabled_at = None
+    mailing.disabled_by_id = None
+    schedule.reset_schedule(mailing, now)
+    stats_changed(mailing.owner_id)
+    return True
+
+
+def default_times(now: datetime) -> tuple[datetime, datetime]:
+    """Suggested start and end for a new mailing: the next full hour, for one week."""
+    start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return start, start + timedelta(days=7)
+
+
+# Statistics cache -------------------------------------------------------------------------------
+
+def stats_changed(owner_id: int) -> None:
+    """Clear the owner's cached home figures once the current transaction commits.
+
+    Clearing after the commit (not before) keeps a concurrent request from caching the old
+    figures again between the clear and the commit.
+    """
+    session = db.session()
+    session.info.setdefault("mailing_stats_owners", set()).add(owner_id)
+    # One lasting listener per session (a `once` listener cannot be registered again after it
+    # fired); it does nothing on commits that changed no mailing.
+    if not event.contains(session, "after_commit", _clear_changed_stats):
+        event.listen(session, "after_commit", _clear_changed_stats)
+
+
+def _clear_changed_stats(session) -> None:
+    from mailer.services.stats import clear_stats_cache
+
+    for owner_id in session.info.pop("mailing_stats_owners", set()):
+        try:
+            clear_stats_cache(owner_id)
+        except RedisError:
+            log.exception("could not clear the statistics cache of owner %s", owner_id)
