@@ -15,6 +15,9 @@ def init_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(dev_cli)
     app.cli.add_command(scheduler_cli)
+    from mailer.cli_mailings import mailings_cli
+
+    app.cli.add_command(mailings_cli)
 
 
 @click.group("roles", help="Manage roles.")
@@ -144,7 +147,9 @@ def scheduler_run(interval):
     from rq_scheduler import Scheduler
 
     from mailer.extensions import rq
+    from mailer.jobs.schedule import register_periodic_jobs
 
     scheduler = Scheduler(queue_name=current_app.config["RQ_QUEUE"], connection=rq.connection, interval=interval)
     click.echo(f"Scheduler on {current_app.config['REDIS_URL']}, queue {current_app.config['RQ_QUEUE']}.")
+    click.echo("Periodic jobs: " + ", ".join(register_periodic_jobs(scheduler)))
     scheduler.run()

@@ -1,1 +1,120 @@
-from mailer.runs import bp  # noqa: F401
+"""Runs: "Send now", the live run page, cancelling and retrying failures."""
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from mailer.extensions import db
+from mailer.models import Delivery, DeliveryStatus, Mailing, MailingRun
+from mailer.permissions import EDIT, VIEW, get_owned_or_404
+from mailer.runs import bp
+from mailer.runs.forms import RunActionForm
+from mailer.services import dispatch
+
+DELIVERIES_PER_PAGE = 50
+QUEUE_DOWN = ("The run is saved, but the sending queue (Redis) cannot be reached right now. "
+              "It will be sent automatically as soon as the queue is back.")
+
+
+def get_run_or_404(run_id: int, action: str = VIEW) -> MailingRun:
+    """The run, if the current user may see (or change) its mailing; 404 otherwise."""
+    run = db.session.get(MailingRun, run_id)
+    if run is None:
+        abort(404)
+    get_owned_or_404(Mailing, run.mailing_id, action)
+    return run
+
+
+@bp.route("/mailing/<int:mailing_id>/send", methods=["POST"])
+def send_now(mailing_id: int):
+    mailing = get_owned_or_404(Mailing, mailing_id, EDIT)
+    if not RunActionForm().validate_on_submit():
+        abort(400)
+    try:
+        run = dispatch.start_manual_run(mailing, current_user)
+    except dispatch.SendingRefused as refused:
+        flash(str(refused), "danger")
+        return redirect(url_for("mailings.detail", mailing_id=mailing_id))
+    if not run.is_active:
+        flash(f"Run {run.id} had nobody to send to: every client is unsubscribed or the mailing has none.", "info")
+    elif dispatch.enqueue_run(run.id):
+        flash(f"Sending “{mailing.name}” to {run.total_count - run.skipped_count} clients.", "success")
+    else:
+        flash(QUEUE_DOWN, "warning")
+    return redirect(url_for("runs.detail", run_id=run.id))
+
+
+def progress_of(run: MailingRun) -> dict:
+    counts = dict(db.session.execute(
+        select(Delivery.status, func.count()).where(Delivery.run_id == run.id).group_by(Delivery.status)
+    ).all())
+    done = run.sent_count + run.failed_count + run.skipped_count
+    return {
+        "id": run.id,
+        "status": run.status.value,
+        "active": run.is_active,
+        "total": run.total_count,
+        "sent": run.sent_count,
+        "failed": run.failed_count,
+        "skipped": run.skipped_count,
+        "pending": counts.get(DeliveryStatus.PENDING, 0),
+        "sending": counts.get(DeliveryStatus.SENDING, 0),
+        "done": done,
+        "percent": round(100 * done / run.total_count) if run.total_count else 100,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+
+
+@bp.route("/<int:run_id>")
+def detail(run_id: int):
+    run = get_run_or_404(run_id)
+    mailing = run.mailing
+    status = request.args.get("status", "")
+    query = select(Delivery).where(Delivery.run_id == run.id).order_by(Delivery.id)
+    if status in {choice.value for choice in DeliveryStatus}:
+        query = query.where(Delivery.status == status)
+    else:
+        status = ""
+    deliveries = db.paginate(query, per_page=DELIVERIES_PER_PAGE, error_out=False)
+    can_change = mailing.owner_id == current_user.id or current_user.is_admin
+    return render_template(
+        "runs/detail.html", run=run, mailing=mailing, progress=progress_of(run), deliveries=deliveries,
+        status=status, statuses=[choice.value for choice in DeliveryStatus], can_change=can_change,
+        form=RunActionForm(),
+    )
+
+
+@bp.route("/<int:run_id>/progress")
+def progress(run_id: int):
+    return jsonify(progress_of(get_run_or_404(run_id)))
+
+
+@bp.route("/<int:run_id>/cancel", methods=["POST"])
+def cancel(run_id: int):
+    run = get_run_or_404(run_id, EDIT)
+    if not RunActionForm().validate_on_submit():
+        abort(400)
+    if dispatch.cancel_run(run):
+        flash(f"Run {run.id} cancelled. Messages already handed to the SMTP server are not recalled.", "warning")
+    else:
+        flash(f"Run {run.id} was already over.", "info")
+    return redirect(url_for("runs.detail", run_id=run.id))
+
+
+@bp.route("/<int:run_id>/retry", methods=["POST"])
+def retry(run_id: int):
+    run = get_run_or_404(run_id, EDIT)
+    if not RunActionForm().validate_on_submit():
+        abort(400)
+    try:
+        new_run = dispatch.start_retry_run(run, current_user)
+    except dispatch.SendingRefused as refused:
+        flash(str(refused), "danger")
+        return redirect(url_for("runs.detail", run_id=run.id))
+    if not new_run.is_active:
+        flash(f"Run {new_run.id} had nobody to send to: the failed clients have unsubscribed.", "info")
+    elif dispatch.enqueue_run(new_run.id):
+        flash(f"Retrying {new_run.total_count - new_run.skipped_count} failed deliveries.", "success")
+    else:
+        flash(QUEUE_DOWN, "warning")
+    return redirect(url_for("runs.detail", run_id=new_run.id))

@@ -1,0 +1,50 @@
+// Keeps the run page's counters and progress bar up to date while the run is active, by
+// polling the run's progress JSON; reloads the page once the run is over (for its buttons).
+(function () {
+  "use strict";
+  var panel = document.getElementById("run-progress");
+  if (!panel || panel.dataset.active !== "true") {
+    return;
+  }
+  var url = panel.dataset.progressUrl;
+  var bar = panel.querySelector(".progress-bar");
+  var progress = panel.querySelector(".progress");
+
+  function show(data) {
+    ["sent", "failed", "skipped", "pending", "sending", "done", "total"].forEach(function (name) {
+      panel.querySelectorAll("[data-count='" + name + "']").forEach(function (node) {
+        node.textContent = data[name];
+      });
+    });
+    bar.style.width = data.percent + "%";
+    bar.textContent = data.percent + "%";
+    progress.setAttribute("aria-valuenow", data.percent);
+    var status = document.getElementById("run-status");
+    if (status) {
+      status.textContent = data.status.charAt(0).toUpperCase() + data.status.slice(1);
+    }
+  }
+
+  function poll() {
+    fetch(url, {headers: {"Accept": "application/json"}, credentials: "same-origin"})
+      .then(function (response) {
+        if (!response.ok) {
+          throw new Error("HTTP " + response.status);
+        }
+        return response.json();
+      })
+      .then(function (data) {
+        show(data);
+        if (data.active) {
+          window.setTimeout(poll, 1500);
+        } else {
+          window.location.reload();
+        }
+      })
+      .catch(function () {
+        window.setTimeout(poll, 5000);  // the server is restarting or the network hiccuped
+      });
+  }
+
+  window.setTimeout(poll, 1000);
+})();

@@ -1,0 +1,64 @@
+"""Fixtures for the sending tests: an owner with clients, a message and mailings."""
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import insert, select
+
+from mailer.extensions import db
+from mailer.models import Client, Delivery, Mailing, MailingAttempt, MailingRun, Message, Repeat, mailing_clients, utcnow
+from mailer.services import schedule
+from tests.conftest import make_user
+
+
+@pytest.fixture
+def app(app):
+    app.config.update(SEND_CHUNK_SIZE=10, SEND_RETRY_BASE_DELAY=1, SEND_MAX_ATTEMPTS=3, MAIL_TIMEOUT=5)
+    return app
+
+
+@pytest.fixture
+def owner(app):
+    return make_user("sender@example.com", full_name="Sam Sender")
+
+
+def add_clients(owner, count: int, prefix: str = "client") -> list[int]:
+    db.session.execute(insert(Client), [
+        {"owner_id": owner.id, "email": f"{prefix}{number}@example.com", "full_name": f"Client {number}",
+         "comment": ""}
+        for number in range(count)
+    ])
+    db.session.commit()
+    return list(db.session.scalars(select(Client.id).where(Client.owner_id == owner.id).order_by(Client.id)))
+
+
+def make_mailing(owner, clients: int = 3, *, start_at=None, end_at=None, repeat=Repeat.NONE,
+                 subject="Hello {{ name }}", body="Dear {{ name }}, news for {{ email }}.") -> Mailing:
+    """A saved mailing to `clients` new clients, scheduled like the mailings form does it."""
+    now = utcnow()
+    message = Message(owner=owner, subject=subject, body_text=body)
+    start_at = start_at or now
+    mailing = Mailing(owner=owner, name="Newsletter", message=message, start_at=start_at,
+                      end_at=end_at or start_at + timedelta(days=30), repeat=repeat)
+    db.session.add(mailing)
+    db.session.flush()
+    client_ids = add_clients(owner, clients, prefix=f"m{mailing.id}-")
+    db.session.execute(insert(mailing_clients), [{"mailing_id": mailing.id, "client_id": cid} for cid in client_ids])
+    schedule.reset_schedule(mailing, now)
+    db.session.commit()
+    return mailing
+
+
+def deliveries(run_id: int) -> list[Delivery]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(Delivery).where(Delivery.run_id == run_id).order_by(Delivery.id)))
+
+
+def attempts(run_id: int) -> list[MailingAttempt]:
+    db.session.expire_all()
+    return list(db.session.scalars(
+        select(MailingAttempt).where(MailingAttempt.run_id == run_id).order_by(MailingAttempt.id)))
+
+
+def reload_run(run_id: int) -> MailingRun:
+    db.session.expire_all()
+    return db.session.get(MailingRun, run_id)
