@@ -54,13 +54,21 @@ NODE_NAMES = {
 }
 
 
+# RFC 5322 allows 998 characters per line; stay clear of it.
+MAX_7BIT_LINE = 900
+
+
 class TemplateProblem(ValueError):
     """A message's template cannot be rendered; the text is fit to show or to record."""
 
 
 def _environment(autoescape: bool, undefined=None) -> ImmutableSandboxedEnvironment:
     options = {"undefined": undefined} if undefined else {}
-    return ImmutableSandboxedEnvironment(autoescape=autoescape, keep_trailing_newline=True, **options)
+    environment = ImmutableSandboxedEnvironment(autoescape=autoescape, keep_trailing_newline=True, **options)
+    # No globals (range, lipsum, cycler...): templates only see the placeholders, and each
+    # render has a smaller context to build.
+    environment.globals.clear()
+    return environment
 
 
 # Sending is lenient: an empty name renders as nothing. Checking is strict.
@@ -82,6 +90,13 @@ SAMPLE_VALUES = {"name": "Ada Lovelace", "email": "ada@example.com", "unsubscrib
 
 def check_template(source: str) -> str | None:
     """None if `source` is a template Mailer can render, else a short message for the form field."""
+    try:
+        return _template_problem(source)
+    except RecursionError:  # thousands of nested brackets or blocks
+        return "Template error: the template is nested too deeply."
+
+
+def _template_problem(source: str) -> str | None:
     try:
         tree = CHECK_ENV.parse(source)
     except TemplateSyntaxError as error:
@@ -168,7 +183,7 @@ class MailingMail(flask_mail.Message):
     engine does per recipient, and its header folders either turn a long List-Unsubscribe URL
     into encoded words (which mail programs don't parse) or leave body lines over the SMTP limit.
     The structure here is fixed and small: text, or multipart/alternative of text and HTML, each
-    part quoted-printable (so no line is longer than 76 characters), headers in plain ASCII.
+    part 7bit when it can be, quoted-printable otherwise; headers in plain ASCII.
     """
 
     def __init__(self, *, subject: str, recipient: tuple[str, str], body: str, html: str | None,
@@ -220,12 +235,16 @@ class MailingMail(flask_mail.Message):
 
 
 def _text_part(text: str, subtype: str) -> bytes:
-    crlf_text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
-    return (
-        f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
-        .encode("ascii")
-        + binascii.b2a_qp(crlf_text.encode("utf-8"), istext=True)
-    )
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    crlf_text = "\r\n".join(lines)
+    # Plain ASCII in short lines goes as it is; anything else quoted-printable, which keeps every
+    # line under the SMTP limit and needs no 8BITMIME from the server.
+    if crlf_text.isascii() and max(map(len, lines)) <= MAX_7BIT_LINE:
+        encoding, payload = "7bit", crlf_text.encode("ascii")
+    else:
+        encoding, payload = "quoted-printable", binascii.b2a_qp(crlf_text.encode("utf-8"), istext=True)
+    head = f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n'
+    return head.encode("ascii") + payload
 
 
 def _unstructured(value: str) -> str:

@@ -79,6 +79,16 @@ def test_non_ascii_text_and_long_lines_arrive_intact(add_message, add_client, sm
     assert max(len(line) for line in raw.split(b"\n")) <= 998
 
 
+def test_parts_go_as_they_are_when_they_can_and_quoted_printable_otherwise(add_message, add_client, smtp_sink):
+    long_ascii_line = "word " * 400
+    message = add_message(body_text="Short ASCII lines\nfor {{ name }}", body_html=f"<p>{long_ascii_line}</p>")
+    mail.send(build_mail(message, add_client(), message_id=make_message_id(1)))
+    plain, html = smtp_sink.wait_for(1)[0].message.iter_parts()
+    assert plain["Content-Transfer-Encoding"] == "7bit"
+    assert html["Content-Transfer-Encoding"] == "quoted-printable"
+    assert html.get_content().startswith(f"<p>{long_ascii_line}</p>")
+
+
 def test_many_messages_over_one_connection(add_message, add_client, smtp_sink):
     message = add_message()
     clients = [add_client(f"c{number}@example.com", f"Client {number}") for number in range(5)]
