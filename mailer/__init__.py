@@ -21,6 +21,7 @@ def create_app(config: str | type | None = None, **overrides) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_rq_dashboard(app)
+    register_admin(app)
     register_errorhandlers(app)
     register_template_helpers(app)
     register_cli(app)
@@ -79,6 +80,12 @@ def register_rq_dashboard(app: Flask) -> None:
     from mailer.rq_dashboard import init_rq_dashboard
 
     init_rq_dashboard(app)
+
+
+def register_admin(app: Flask) -> None:
+    from mailer.admin import register_admin as init_admin_panel
+
+    init_admin_panel(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -3,14 +3,25 @@ from flask_login import current_user, login_required
 
 from mailer.main import bp
 from mailer.permissions import admin_required
-from mailer.services import outbox
+from mailer.services import outbox, stats
+
+# The first steps of a new user, in order; a link shows only when its page exists.
+QUICK_LINKS = [
+    ("clients.create", "New client", "Add the people you write to."),
+    ("messages.create", "New message", "Write a subject and a body."),
+    ("mailings.create", "New mailing", "Send a message to clients, once or on a schedule."),
+]
 
 
 @bp.route("/")
 def index():
     if not current_user.is_authenticated:
         return render_template("main/landing.html")
-    return render_template("main/home.html")
+    present = current_app.view_functions
+    quick_links = [link for link in QUICK_LINKS if link[0] in present]
+    lists = {endpoint for endpoint in ("mailings.index", "clients.index") if endpoint in present}
+    return render_template("main/home.html", figures=stats.home_figures(current_user),
+                           quick_links=quick_links, lists=lists)
 
 
 def outbox_enabled() -> None:

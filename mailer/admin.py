@@ -1,0 +1,265 @@
+"""The admin panel (Flask-Admin) at /admin: a view of every model, for admins only.
+
+Everyone else gets 404 on every page of the panel, as for any page they may not use. The
+`Admin` object and its views belong to one app, so `register_admin` builds them anew for each
+app the factory creates.
+"""
+from datetime import timezone
+
+import nh3
+from flask import Flask, abort, g
+from flask_admin import Admin, AdminIndexView, expose
+from flask_admin.contrib.sqla import ModelView
+from flask_admin.contrib.sqla.form import AdminModelConverter
+from flask_admin.form import DateTimeField, SecureForm, Select2Field
+from flask_admin.menu import MenuLink
+from flask_admin.model.form import converts
+from flask_admin.theme import Bootstrap4Theme
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import func, inspect, select
+from wtforms import validators
+from wtforms.validators import ValidationError
+
+from mailer.extensions import db
+from mailer.models import Client, Delivery, Mailing, MailingAttempt, MailingRun, Message, Role, User
+from mailer.services import accounts
+from mailer.services.stats import clear_stats_cache
+
+
+class AdminForm(SecureForm):
+    """Flask-Admin's SecureForm carrying Flask-WTF's CSRF token.
+
+    CSRFProtect checks every POST of the site, the panel's included; with this Meta the form
+    renders the one token that both CSRFProtect and the form itself accept.
+    """
+
+    class Meta(FlaskForm.Meta):
+        pass
+
+
+class UTCDateTimeField(DateTimeField):
+    """Dates in the panel are entered and shown in UTC, the zone they are stored in."""
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        if self.data is not None and self.data.tzinfo is None:
+            self.data = self.data.replace(tzinfo=timezone.utc)
+
+
+class MailerModelConverter(AdminModelConverter):
+    @converts("UTCDateTime")
+    def convert_utc_datetime(self, field_args, **extra):
+        field_args.setdefault("description", "UTC, as YYYY-MM-DD HH:MM:SS")
+        return UTCDateTimeField(**field_args)
+
+    @converts("sqlalchemy.sql.sqltypes.Enum")
+    def convert_enum(self, column, field_args, **extra):
+        # The columns store the members' values ("running"), which is also what the form shows.
+        choices = [(value, value) for value in column.type.enums]
+        accepted = [value for value, _ in choices]
+        if column.nullable:
+            field_args["allow_blank"] = True
+            accepted.append(None)
+        self._nullable_common(column, field_args)
+        field_args["choices"] = choices
+        field_args["validators"].append(validators.AnyOf(accepted))
+        field_args["coerce"] = lambda value: value.value if hasattr(value, "value") else str(value)
+        return Select2Field(**field_args)
+
+
+class AdminOnly:
+    def is_accessible(self) -> bool:
+        return current_user.is_authenticated and current_user.is_admin
+
+    def inaccessible_callback(self, name, **kwargs):
+        abort(404)
+
+
+class PanelIndexView(AdminOnly, AdminIndexView):
+    @expose("/")
+    def index(self):
+        counts = [
+            (category, model.__name__, admin_endpoint(url), db.session.scalar(select(func.count()).select_from(model)))
+            for _, model, url, category in MODEL_VIEWS
+        ]
+        return self.render("admin/index.html", counts=counts)
+
+
+class SecureModelView(AdminOnly, ModelView):
+    form_base_class = AdminForm
+    model_form_converter = MailerModelConverter
+    can_view_details = True
+    can_export = False
+    page_size = 50
+    column_display_pk = True
+
+
+class ReadOnlyModelView(SecureModelView):
+    """The sending engine's records: changing them by hand would make the counts and the log lie."""
+
+    can_create = False
+    can_edit = False
+    can_delete = False
+
+
+class OwnedStatsView(SecureModelView):
+    """Clients and mailings feed the home page figures: clear them after a change."""
+
+    def on_model_change(self, form, model, is_created):
+        super().on_model_change(form, model, is_created)
+        # The previous owner's figures change too when the object moves to another owner.
+        previous = [owner.id for owner in inspect(model).attrs.owner.history.deleted if owner is not None]
+        g.stats_owners_to_clear = previous
+
+    def after_model_change(self, form, model, is_created):
+        super().after_model_change(form, model, is_created)
+        for owner_id in {model.owner_id, *g.pop("stats_owners_to_clear", [])}:
+            clear_stats_cache(owner_id)
+
+    def after_model_delete(self, model):
+        super().after_model_delete(model)
+        clear_stats_cache(model.owner_id)
+
+
+USER_AJAX = {"fields": ("email", "full_name"), "page_size": 20}
+
+
+class UserView(SecureModelView):
+    # Accounts come from registration or `flask users create`, which set a password.
+    can_create = False
+    column_list = ("id", "email", "full_name", "roles", "is_active", "blocked_at", "email_confirmed_at",
+                   "created_at", "last_login_at")
+    column_labels = {"is_active": "Active", "email_confirmed_at": "Confirmed"}
+    column_searchable_list = ("email", "full_name")
+    column_filters = ("is_active",)
+    column_default_sort = ("id", False)
+    column_exclude_list = ("password_hash",)
+    column_details_exclude_list = ("password_hash",)
+    form_columns = ("email", "full_name", "phone", "country", "timezone", "email_confirmed_at", "is_active", "roles")
+
+    def on_model_change(self, form, model, is_created):
+        super().on_model_change(form, model, is_created)
+        model.email = accounts.normalize_email(model.email)
+        if model.id == current_user.id and not model.is_admin:
+            raise ValidationError("You cannot remove your own admin role: ask another admin.")
+        if inspect(model).attrs.is_active.history.has_changes():
+            if model.id == current_user.id and not model.is_active:
+                raise ValidationError("You cannot block yourself.")
+            # Through the accounts service, so a block also ends the user's sessions.
+            accounts.set_blocked(model, not model.is_active)
+
+    def on_model_delete(self, model):
+        if model.id == current_user.id:
+            raise ValidationError("You cannot delete your own account here.")
+        super().on_model_delete(model)
+
+    def after_model_delete(self, model):
+        super().after_model_delete(model)
+        clear_stats_cache(model.id)
+
+
+class RoleView(SecureModelView):
+    # The roles are fixed: the code grants rights by their names.
+    can_create = False
+    can_delete = False
+    column_list = ("id", "name", "description")
+    form_columns = ("description",)
+
+
+class ClientView(OwnedStatsView):
+    column_list = ("id", "owner", "email", "full_name", "unsubscribed_at", "created_at")
+    column_searchable_list = ("email", "full_name")
+    column_default_sort = ("id", True)
+    form_columns = ("owner", "email", "full_name", "comment", "unsubscribed_at")
+    form_ajax_refs = {"owner": USER_AJAX}
+
+
+class MessageView(SecureModelView):
+    column_list = ("id", "owner", "subject", "created_at", "updated_at")
+    column_searchable_list = ("subject",)
+    column_default_sort = ("id", True)
+    column_exclude_list = ("body_text", "body_html")
+    form_columns = ("owner", "subject", "body_text", "body_html")
+    form_ajax_refs = {"owner": USER_AJAX}
+
+    def on_model_change(self, form, model, is_created):
+        super().on_model_change(form, model, is_created)
+        if "\r" in model.subject or "\n" in model.subject:
+            raise ValidationError("The subject must fit on one line.")
+        # The same rule as everywhere else: no stored HTML is trusted unsanitised.
+        model.body_html = nh3.clean(model.body_html) if model.body_html else None
+
+
+class MailingView(OwnedStatsView):
+    column_list = ("id", "owner", "name", "message", "status", "repeat", "start_at", "end_at", "next_run_at",
+                   "disabled_at")
+    column_searchable_list = ("name",)
+    column_filters = ("status", "repeat")
+    column_default_sort = ("id", True)
+    # Disabling records who did it: that goes through the mailing's page.
+    form_columns = ("owner", "name", "message", "clients", "start_at", "end_at", "repeat", "status", "next_run_at")
+    form_ajax_refs = {
+        "owner": USER_AJAX,
+        "message": {"fields": ("subject",), "page_size": 20},
+        "clients": {"fields": ("email", "full_name"), "page_size": 20},
+    }
+
+    def on_model_change(self, form, model, is_created):
+        super().on_model_change(form, model, is_created)
+        owner_id = model.owner.id if model.owner else None
+        if model.message is not None and model.message.owner_id != owner_id:
+            raise ValidationError("The message must belong to the mailing's owner.")
+        if any(client.owner_id != owner_id for client in model.clients):
+            raise ValidationError("Every client must belong to the mailing's owner.")
+        if model.start_at and model.end_at and model.start_at >= model.end_at:
+            raise ValidationError("The start must be before the end.")
+
+
+class MailingRunView(ReadOnlyModelView):
+    column_list = ("id", "mailing", "trigger", "status", "scheduled_for", "total_count", "sent_count",
+                   "failed_count", "skipped_count", "started_at", "finished_at")
+    column_filters = ("status", "trigger")
+    column_default_sort = ("id", True)
+
+
+class DeliveryView(ReadOnlyModelView):
+    column_list = ("id", "run_id", "email", "status", "attempts", "sent_at", "last_code", "last_response")
+    column_searchable_list = ("email",)
+    column_filters = ("status",)
+    column_default_sort = ("id", True)
+
+
+class MailingAttemptView(ReadOnlyModelView):
+    column_list = ("id", "attempted_at", "mailing", "run_id", "email", "status", "smtp_code", "smtp_response",
+                   "error")
+    column_searchable_list = ("email",)
+    column_filters = ("status",)
+    column_default_sort = ("attempted_at", True)
+
+
+# (view class, model, URL under /admin, menu category)
+MODEL_VIEWS = [
+    (UserView, User, "users", "Accounts"),
+    (RoleView, Role, "roles", "Accounts"),
+    (ClientView, Client, "clients", "Content"),
+    (MessageView, Message, "messages", "Content"),
+    (MailingView, Mailing, "mailings", "Content"),
+    (MailingRunView, MailingRun, "runs", "Sending log"),
+    (DeliveryView, Delivery, "deliveries", "Sending log"),
+    (MailingAttemptView, MailingAttempt, "attempts", "Sending log"),
+]
+
+
+def admin_endpoint(url: str) -> str:
+    # Prefixed so the panel's endpoints never clash with the site's own blueprints.
+    return f"admin_{url}"
+
+
+def register_admin(app: Flask) -> Admin:
+    admin = Admin(name="Mailer admin", index_view=PanelIndexView(url="/admin"), theme=Bootstrap4Theme())
+    for view_class, model, url, category in MODEL_VIEWS:
+        admin.add_view(view_class(model, db, category=category, url=url, endpoint=admin_endpoint(url)))
+    admin.add_link(MenuLink(name="Back to Mailer", endpoint="main.index"))
+    admin.init_app(app)
+    return admin

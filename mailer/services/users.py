@@ -1,0 +1,50 @@
+"""The managers' users page: listing accounts, blocking and unblocking them. No request objects here."""
+from sqlalchemy import Select, or_, select
+
+from mailer.models import User
+from mailer.services import accounts
+
+
+class UserActionError(ValueError):
+    """A block or unblock that is refused; the message is for the person who asked."""
+
+
+def list_query(search: str = "") -> Select:
+    """Every user, newest first, optionally those whose e-mail or name contains `search`."""
+    query = select(User).order_by(User.created_at.desc(), User.id.desc())
+    search = search.strip()
+    if search:
+        # The search text is a literal: % and _ typed by the person match themselves.
+        pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(User.email.like(pattern, escape="\\"),
+                                User.full_name.ilike(pattern, escape="\\")))
+    return query
+
+
+def check_can_block(actor: User, user: User) -> None:
+    """Managers and admins may block anyone but themselves and the admins."""
+    if not actor.is_manager:
+        raise UserActionError("Only managers and admins can block or unblock users.")
+    if user.id == actor.id:
+        raise UserActionError("You cannot block or unblock yourself.")
+    if user.is_admin:
+        raise UserActionError("Admins cannot be blocked or unblocked here.")
+
+
+def block(actor: User, user: User) -> bool:
+    """Block the user: they cannot log in, their sessions end at their next request, and the
+    sending engine skips their mailings. Returns False when the user was already blocked."""
+    check_can_block(actor, user)
+    if not user.is_active:
+        return False
+    accounts.set_blocked(user, True)
+    return True
+
+
+def unblock(actor: User, user: User) -> bool:
+    """Let a blocked user log in again. Returns False when the user was not blocked."""
+    check_can_block(actor, user)
+    if user.is_active:
+        return False
+    accounts.set_blocked(user, False)
+    return True

@@ -1,0 +1,227 @@
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from flask import g
+
+from mailer.extensions import db
+from mailer.models import (
+    AttemptStatus,
+    Client,
+    Delivery,
+    DeliveryStatus,
+    Mailing,
+    MailingAttempt,
+    MailingRun,
+    Message,
+    Role,
+    RunTrigger,
+    User,
+)
+from tests.conftest import PASSWORD, login, make_user
+
+MODEL_LISTS = ["users", "roles", "clients", "messages", "mailings", "runs", "deliveries", "attempts"]
+
+
+@pytest.fixture
+def records(app):
+    """One record of every model, owned by an ordinary user."""
+    owner = make_user("owner@example.com")
+    client = Client(owner=owner, email="alice@example.com", full_name="Alice")
+    message = Message(owner=owner, subject="Hello", body_text="Hi")
+    now = datetime.now(timezone.utc)
+    mailing = Mailing(owner=owner, name="Spring news", message=message, clients=[client],
+                      start_at=now, end_at=now + timedelta(days=1))
+    run = MailingRun(mailing=mailing, trigger=RunTrigger.MANUAL, scheduled_for=now, total_count=1)
+    delivery = Delivery(run=run, client=client, email=client.email, status=DeliveryStatus.SENT)
+    db.session.add_all([client, message, mailing, run, delivery])
+    db.session.flush()
+    db.session.add(MailingAttempt(mailing=mailing, run=run, delivery=delivery, client=client,
+                                  email=client.email, status=AttemptStatus.SUCCESS, smtp_code=250,
+                                  smtp_response="2.0.0 Accepted"))
+    db.session.commit()
+    return {"owner": owner, "client": client, "message": message, "mailing": mailing, "run": run,
+            "delivery": delivery}
+
+
+def admin_paths(records) -> list[str]:
+    paths = ["/admin/"]
+    for name in MODEL_LISTS:
+        paths += [f"/admin/{name}/", f"/admin/{name}/new/", f"/admin/{name}/details/?id=1",
+                  f"/admin/{name}/edit/?id=1"]
+    return paths
+
+
+@pytest.mark.parametrize("role", [None, "owner", Role.MANAGER])
+def test_the_panel_does_not_exist_for_anyone_but_admins(app, client, records, role):
+    if role is not None:
+        user = records["owner"] if role == "owner" else make_user("manager@example.com", role=role)
+        login(client, user.email)
+    for path in admin_paths(records):
+        assert client.get(path).status_code == 404, path
+    for path in ["/admin/clients/new/", "/admin/clients/edit/?id=1", "/admin/clients/delete/",
+                 "/admin/users/edit/?id=1", "/admin/clients/action/"]:
+        assert client.post(path, data={"id": "1", "email": "x@example.com"}).status_code == 404, path
+    assert client.get("/admin/users/ajax/lookup/?name=owner&query=a").status_code == 404
+    assert db.session.get(Client, records["client"].id).email == "alice@example.com"
+
+
+def test_admin_opens_the_panel_and_every_model_list(app, client, records):
+    admin = make_user("admin@example.com", role=Role.ADMIN)
+    login(client, admin.email)
+    index = client.get("/admin/")
+    assert index.status_code == 200
+    page = index.get_data(as_text=True)
+    for name in MODEL_LISTS:
+        assert f'href="/admin/{name}/"' in page
+    for name in MODEL_LISTS:
+        response = client.get(f"/admin/{name}/")
+        assert response.status_code == 200, name
+        assert client.get(f"/admin/{name}/details/?id=1").status_code == 200, name
+    users = client.get("/admin/users/").get_data(as_text=True)
+    assert "owner@example.com" in users and "scrypt" not in users
+    assert "Accepted" in client.get("/admin/attempts/").get_data(as_text=True)
+    assert "Admin" in client.get("/").get_data(as_text=True)
+
+
+def test_admin_edit_forms_open_and_never_show_password_hashes(app, client, records):
+    admin = make_user("admin@example.com", role=Role.ADMIN)
+    login(client, admin.email)
+    for name in ["users", "roles", "clients", "messages", "mailings"]:
+        response = client.get(f"/admin/{name}/edit/?id=1")
+        assert response.status_code == 200, name
+    user_form = client.get(f"/admin/users/edit/?id={records['owner'].id}").get_data(as_text=True)
+    assert "password" not in user_form.lower() and "scrypt" not in user_form
+    # The sending records are read-only.
+    for name in ["runs", "deliveries", "attempts"]:
+        assert client.get(f"/admin/{name}/edit/?id=1").status_code in (302, 403, 404), name
+        assert client.get(f"/admin/{name}/new/").status_code in (302, 403, 404), name
+        client.post(f"/admin/{name}/delete/", data={"id": "1"})
+    assert db.session.get(MailingAttempt, 1) is not None and db.session.get(Delivery, 1) is not None
+
+
+def test_admin_edits_a_client_and_the_home_figures_follow(app, client, records):
+    admin = make_user("admin@example.com", role=Role.ADMIN)
+    owner_client = app.test_client()
+    login(owner_client, records["owner"].email)
+    assert figure(owner_client, "Unique clients") == 1
+    login(client, admin.email)
+    response = client.post("/admin/clients/new/", data={
+        "owner": str(records["owner"].id), "email": "bob@example.com", "full_name": "Bob", "comment": ""})
+    assert response.status_code == 302
+    created = db.session.query(Client).filter_by(email="bob@example.com").one()
+    assert created.owner_id == records["owner"].id
+    assert figure(owner_client, "Unique clients") == 2
+
+    client.post("/admin/clients/delete/", data={"id": str(created.id)})
+    assert db.session.get(Client, created.id) is None
+    assert figure(owner_client, "Unique clients") == 1
+
+
+def test_admin_blocking_a_user_ends_their_session(app, client, records):
+    admin = make_user("admin@example.com", role=Role.ADMIN)
+    owner = records["owner"]
+    owner_client = app.test_client()
+    login(owner_client, owner.email)
+    login(client, admin.email)
+    response = client.post(f"/admin/users/edit/?id={owner.id}", data={
+        "email": owner.email, "full_name": "Owner", "phone": "", "country": "", "timezone": "UTC",
+        "email_confirmed_at": "2026-01-01 10:00:00"})  # the unchecked box blocks the user
+    assert response.status_code == 302
+    db.session.refresh(owner)
+    assert not owner.is_active and owner.blocked_at is not None and owner.full_name == "Owner"
+    assert owner.email_confirmed_at == datetime(2026, 1, 1, 10, tzinfo=timezone.utc)
+    assert owner_client.get("/auth/profile").status_code == 302
+
+
+def test_admin_cannot_block_or_delete_themselves(app, client):
+    admin = make_user("admin@example.com", role=Role.ADMIN)
+    login(client, admin.email)
+    response = client.post(f"/admin/users/edit/?id={admin.id}", data={"email": admin.email, "timezone": "UTC"})
+    assert "You cannot remove your own admin role" in response.get_data(as_text=True)
+    role_id = str(admin.roles[0].id)
+    response = client.post(f"/admin/users/edit/?id={admin.id}",
+                           data={"email": admin.email, "timezone": "UTC", "roles": role_id})
+    assert "You cannot block yourself" in response.get_data(as_text=True)
+    client.post("/admin/users/delete/", data={"id": str(admin.id)})
+    db.session.expire_all()
+    assert db.session.get(User, admin.id).is_active and db.session.get(User, admin.id).is_admin
+    assert client.get("/admin/").status_code == 200
+
+
+def test_admin_message_html_is_sanitised_and_subject_single_line(app, client, records):
+    admin = make_user("admin@example.com", role=Role.ADMIN)
+    login(client, admin.email)
+    message = records["message"]
+    client.post(f"/admin/messages/edit/?id={message.id}", data={
+        "owner": str(records["owner"].id), "subject": "Hello", "body_text": "Hi",
+        "body_html": '<p onclick="x()">Hi<script>alert(1)</script><a href="javascript:alert(1)">x</a></p>'})
+    db.session.refresh(message)
+    assert "<p>" in message.body_html
+    assert "script" not in message.body_html and "onclick" not in message.body_html
+    assert "javascript" not in message.body_html
+    client.post(f"/admin/messages/edit/?id={message.id}", data={
+        "owner": str(records["owner"].id), "subject": "Hello\r\nBcc: x@example.com", "body_text": "Hi"})
+    db.session.refresh(message)
+    assert message.subject == "Hello"
+
+
+def test_admin_mailing_cannot_mix_owners(app, client, records):
+    admin = make_user("admin@example.com", role=Role.ADMIN)
+    stranger = make_user("stranger@example.com")
+    login(client, admin.email)
+    mailing = records["mailing"]
+    response = client.post(f"/admin/mailings/edit/?id={mailing.id}", data={
+        "owner": str(stranger.id), "name": "Moved", "message": str(records["message"].id),
+        "clients": str(records["client"].id), "start_at": "2026-01-01 10:00:00",
+        "end_at": "2026-02-01 10:00:00", "repeat": "weekly", "status": "created"})
+    assert response.status_code == 200
+    assert "must belong to the mailing" in response.get_data(as_text=True)
+    db.session.refresh(mailing)
+    assert mailing.owner_id == records["owner"].id and mailing.name == "Spring news"
+
+    response = client.post(f"/admin/mailings/edit/?id={mailing.id}", data={
+        "owner": str(records["owner"].id), "name": "Renamed", "message": str(records["message"].id),
+        "clients": str(records["client"].id), "start_at": "2026-01-01 10:00:00",
+        "end_at": "2026-02-01 10:00:00", "repeat": "weekly", "status": "running"})
+    assert response.status_code == 302
+    db.session.refresh(mailing)
+    assert mailing.name == "Renamed" and mailing.repeat == "weekly" and mailing.status == "running"
+    assert mailing.start_at == datetime(2026, 1, 1, 10, tzinfo=timezone.utc)
+
+
+TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def test_admin_forms_carry_a_csrf_token_that_is_checked(app, records):
+    app.config["WTF_CSRF_ENABLED"] = True
+    admin = make_user("admin@example.com", role=Role.ADMIN)
+    client = app.test_client()
+
+    def token(path: str) -> str:
+        # One app context serves all the test's requests; a server gives each a fresh `g`.
+        g.pop("csrf_token", None)
+        return TOKEN.search(client.get(path).get_data(as_text=True)).group(1)
+
+    client.post("/auth/login", data={"email": admin.email, "password": PASSWORD,
+                                     "csrf_token": token("/auth/login")})
+    data = {"owner": str(records["owner"].id), "email": "carol@example.com", "full_name": "Carol", "comment": ""}
+    assert client.post("/admin/clients/new/", data=data).status_code == 400
+    assert db.session.query(Client).filter_by(email="carol@example.com").count() == 0
+    form_token = token("/admin/clients/new/")
+    assert client.post("/admin/clients/new/", data={**data, "csrf_token": form_token}).status_code == 302
+    assert db.session.query(Client).filter_by(email="carol@example.com").count() == 1
+
+
+def test_every_app_gets_its_own_panel(app):
+    from mailer import create_app
+
+    other = create_app("testing", SQLALCHEMY_DATABASE_URI="sqlite://", REDIS_URL=app.config["REDIS_URL"])
+    assert other.extensions["admin"][0] is not app.extensions["admin"][0]
+    assert "admin_users.index_view" in other.view_functions
+
+
+def figure(test_client, label: str) -> int:
+    page = test_client.get("/").get_data(as_text=True)
+    match = re.search(rf'data-figure="{label}">(\d+)<', page)
+    return int(match.group(1))
