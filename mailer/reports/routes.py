@@ -1,1 +1,184 @@
-from mailer.reports import bp  # noqa: F401
+from datetime import timedelta
+
+from flask import Response, abort, current_app, render_template, request, stream_with_context
+from flask_login import current_user
+from werkzeug.utils import secure_filename
+
+from mailer.extensions import db
+from mailer.models import AttemptStatus, DeliveryStatus, Mailing
+from mailer.permissions import can_view_all, get_owned_or_404
+from mailer.reports import bp
+from mailer.reports.chart import daily_chart
+from mailer.reports.forms import (
+    AttemptFilterForm,
+    DeliveryFilterForm,
+    OwnerFilterForm,
+    StatisticsForm,
+    owner_choices,
+)
+from mailer.services import reports
+from mailer.timezones import user_zone
+
+MAILINGS_PER_PAGE = 25
+RUNS_PER_PAGE = 25
+ROWS_PER_PAGE = 50
+
+
+@bp.context_processor
+def report_helpers():
+    return {"human_duration": human_duration, "has_endpoint": lambda name: name in current_app.view_functions}
+
+
+def human_duration(value: timedelta | None) -> str:
+    if value is None:
+        return "—"
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{seconds} s"
+
+
+def paginate(query, per_page: int):
+    return db.paginate(query, per_page=per_page, error_out=False)
+
+
+def owner_filter(form_class):
+    """The owner filter of a manager's page; an owner always sees only their own data."""
+    form = form_class(request.args)
+    if can_view_all():
+        form.owner.choices = owner_choices(reports.owners_with_mailings())
+    else:
+        del form.owner
+    valid = form.validate()
+    owner_id = (form.owner_id if valid else None) if can_view_all() else current_user.id
+    return form, valid, owner_id
+
+
+@bp.route("/")
+def index():
+    form, valid, owner_id = owner_filter(OwnerFilterForm)
+    pagination = paginate(reports.mailings_query(owner_id), MAILINGS_PER_PAGE)
+    rows = reports.mailing_rows(list(pagination.items))
+    return render_template(
+        "reports/index.html", form=form, rows=rows, pagination=pagination, show_owner=can_view_all(),
+    ), 200 if valid else 400
+
+
+@bp.route("/mailings/<int:mailing_id>")
+def mailing(mailing_id: int):
+    mailing = get_owned_or_404(Mailing, mailing_id)
+    pagination = paginate(reports.runs_query(mailing), RUNS_PER_PAGE)
+    return render_template(
+        "reports/mailing.html",
+        mailing=mailing,
+        totals=reports.delivery_counts_by_mailing([mailing.id])[mailing.id],
+        rows=reports.run_rows(list(pagination.items)),
+        pagination=pagination,
+    )
+
+
+def attempt_filter_from(form: AttemptFilterForm) -> reports.AttemptFilter:
+    since, until = reports.day_bounds(form.date_from.data, form.date_to.data, user_zone(current_user))
+    status = AttemptStatus(form.status.data) if form.status.data else None
+    return reports.AttemptFilter(status=status, since=since, until=until)
+
+
+def run_of(mailing: Mailing, run_id: int):
+    run = reports.find_run(mailing, run_id)
+    if run is None:
+        abort(404)
+    return run
+
+
+@bp.route("/mailings/<int:mailing_id>/runs/<int:run_id>")
+def run(mailing_id: int, run_id: int):
+    mailing = get_owned_or_404(Mailing, mailing_id)
+    run = run_of(mailing, run_id)
+    view = "deliveries" if request.args.get("view") == "deliveries" else "attempts"
+    if view == "deliveries":
+        form = DeliveryFilterForm(request.args)
+        valid = form.validate()
+        status = DeliveryStatus(form.status.data) if valid and form.status.data else None
+        query = reports.deliveries_query(run, status)
+    else:
+        form = AttemptFilterForm(request.args)
+        valid = form.validate()
+        attempt_filter = attempt_filter_from(form) if valid else reports.AttemptFilter()
+        query = reports.attempts_query(attempt_filter, mailing_id=mailing.id, run_id=run.id)
+    pagination = paginate(query, ROWS_PER_PAGE)
+    return render_template(
+        "reports/run.html",
+        mailing=mailing,
+        run=run,
+        counts=reports.delivery_counts_by_run([run.id])[run.id],
+        duration=reports.run_duration(run),
+        view=view,
+        form=form,
+        filtered=valid and any(value for name, value in request.args.items() if name not in ("view", "page")),
+        pagination=pagination,
+    ), 200 if valid else 400
+
+
+def csv_response(mailing: Mailing, run_id: int | None):
+    form = AttemptFilterForm(request.args)
+    if not form.validate():
+        abort(400)
+    rows = reports.attempts_csv(
+        attempt_filter_from(form), user_zone(current_user), mailing_id=mailing.id, run_id=run_id,
+    )
+    name = secure_filename(mailing.name)[:60] or "mailing"
+    filename = f"{name}-{mailing.id}" + (f"-run-{run_id}" if run_id else "") + "-attempts.csv"
+    # The generator runs while the response is sent, batch by batch.
+    response = Response(stream_with_context(rows), mimetype="text/csv")
+    response.headers.set("Content-Disposition", "attachment", filename=filename)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+@bp.route("/mailings/<int:mailing_id>/attempts.csv")
+def mailing_csv(mailing_id: int):
+    return csv_response(get_owned_or_404(Mailing, mailing_id), None)
+
+
+@bp.route("/mailings/<int:mailing_id>/runs/<int:run_id>/attempts.csv")
+def run_csv(mailing_id: int, run_id: int):
+    mailing = get_owned_or_404(Mailing, mailing_id)
+    return csv_response(mailing, run_of(mailing, run_id).id)
+
+
+@bp.route("/statistics")
+def statistics():
+    zone = user_zone(current_user)
+    default = reports.Period.last_days(zone)
+    form = StatisticsForm(request.args)
+    # Empty dates mean the last 30 days, shown in the form as such.
+    if not form.date_to.raw_data or not form.date_to.raw_data[0]:
+        form.date_to.data = max(default.last, form.date_from.data or default.last)
+    if not form.date_from.raw_data or not form.date_from.raw_data[0]:
+        form.date_from.data = (form.date_to.data or default.last) - timedelta(days=reports.DEFAULT_PERIOD_DAYS - 1)
+    if can_view_all():
+        form.owner.choices = owner_choices(reports.owners_with_mailings())
+    else:
+        del form.owner
+    valid = form.validate()
+    if can_view_all():
+        owner_id = form.owner_id if valid else None
+    else:
+        owner_id = current_user.id
+    period = reports.Period(form.date_from.data, form.date_to.data, zone) if valid else default
+    stats = reports.statistics(period, owner_id)
+    if not can_view_all():
+        scope = "Your mailings"
+    elif owner_id is None:
+        scope = "Everyone's mailings"
+    else:
+        scope = "Mailings of " + next(c.label for c in form.owner.choices if c.value == str(owner_id))
+    return render_template(
+        "reports/statistics.html", form=form, stats=stats, chart=daily_chart(stats.per_day),
+        show_owner=can_view_all(), scope=scope, zone_name=getattr(zone, "key", "UTC"),
+    ), 200 if valid else 400

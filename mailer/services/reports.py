@@ -1,0 +1,468 @@
+"""Reports: what happened to each mailing, run and recipient, and statistics over a period.
+
+Every figure is counted in the database (GROUP BY), never by loading rows into Python, and the
+CSV export reads the attempt log in keyset batches so its size does not matter.
+No request objects here: the views pass who is asking and what they filtered on.
+"""
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+
+from sqlalchemy import Interval, Select, case, func, literal, select
+from sqlalchemy.orm import joinedload
+
+from mailer.extensions import db
+from mailer.models import (
+    AttemptStatus,
+    Delivery,
+    DeliveryStatus,
+    Mailing,
+    MailingAttempt,
+    MailingRun,
+    RunStatus,
+    User,
+    utcnow,
+)
+
+CSV_BATCH_SIZE = 2000
+CSV_HEADER = ["time", "run", "recipient", "status", "smtp_code", "smtp_response", "error"]
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+DEFAULT_PERIOD_DAYS = 30
+MAX_PERIOD_DAYS = 366
+
+
+# Delivery counts ------------------------------------------------------------------------------
+
+@dataclass
+class Counts:
+    """Deliveries by outcome. `pending` includes those a worker is sending right now."""
+
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    pending: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.sent + self.failed + self.skipped + self.pending
+
+    def add(self, status: DeliveryStatus, count: int) -> None:
+        if status == DeliveryStatus.SENT:
+            self.sent += count
+        elif status == DeliveryStatus.FAILED:
+            self.failed += count
+        elif status == DeliveryStatus.SKIPPED:
+            self.skipped += count
+        else:
+            self.pending += count
+
+
+def delivery_counts_by_run(run_ids: Iterable[int]) -> dict[int, Counts]:
+    """Counts of the deliveries of each run, from the deliveries themselves (the source of truth)."""
+    run_ids = list(run_ids)
+    counts = {run_id: Counts() for run_id in run_ids}
+    if not run_ids:
+        return counts
+    rows = db.session.execute(
+        select(Delivery.run_id, Delivery.status, func.count())
+        .where(Delivery.run_id.in_(run_ids))
+        .group_by(Delivery.run_id, Delivery.status)
+    )
+    for run_id, status, count in rows:
+        counts[run_id].add(status, count)
+    return counts
+
+
+def delivery_counts_by_mailing(mailing_ids: Iterable[int]) -> dict[int, Counts]:
+    """Counts of the deliveries of every run of each mailing."""
+    mailing_ids = list(mailing_ids)
+    counts = {mailing_id: Counts() for mailing_id in mailing_ids}
+    if not mailing_ids:
+        return counts
+    rows = db.session.execute(
+        select(MailingRun.mailing_id, Delivery.status, func.count())
+        .join(Delivery, Delivery.run_id == MailingRun.id)
+        .where(MailingRun.mailing_id.in_(mailing_ids))
+        .group_by(MailingRun.mailing_id, Delivery.status)
+    )
+    for mailing_id, status, count in rows:
+        counts[mailing_id].add(status, count)
+    return counts
+
+
+# Mailings and runs ----------------------------------------------------------------------------
+
+@dataclass
+class MailingRow:
+    mailing: Mailing
+    counts: Counts
+    runs: int = 0
+    last_run_at: datetime | None = None
+
+
+def mailings_query(owner_id: int | None) -> Select:
+    """The mailings of one owner, or everyone's when `owner_id` is None; newest first."""
+    query = select(Mailing).options(joinedload(Mailing.owner)).order_by(Mailing.created_at.desc(), Mailing.id.desc())
+    if owner_id is not None:
+        query = query.where(Mailing.owner_id == owner_id)
+    return query
+
+
+def mailing_rows(mailings: list[Mailing]) -> list[MailingRow]:
+    """The mailings of one page of the list with their totals, in two grouped queries."""
+    ids = [mailing.id for mailing in mailings]
+    counts = delivery_counts_by_mailing(ids)
+    rows = {mailing.id: MailingRow(mailing, counts[mailing.id]) for mailing in mailings}
+    if ids:
+        runs = db.session.execute(
+            select(MailingRun.mailing_id, func.count(), func.max(MailingRun.scheduled_for))
+            .where(MailingRun.mailing_id.in_(ids))
+            .group_by(MailingRun.mailing_id)
+        )
+        for mailing_id, run_count, last_run_at in runs:
+            rows[mailing_id].runs = run_count
+            # MAX() comes back as text on SQLite; the run list has the exact values.
+            rows[mailing_id].last_run_at = _as_utc(last_run_at)
+    return [rows[mailing_id] for mailing_id in ids]
+
+
+def owners_with_mailings() -> list[User]:
+    """The people a manager may filter reports by: everyone who owns a mailing."""
+    return list(db.session.scalars(
+        select(User).where(User.id.in_(select(Mailing.owner_id))).order_by(User.email)
+    ))
+
+
+@dataclass
+class RunRow:
+    run: MailingRun
+    counts: Counts
+
+    @property
+    def duration(self) -> timedelta | None:
+        """How long the run took, or has taken so far while it sends."""
+        return run_duration(self.run)
+
+
+def run_duration(run: MailingRun, now: datetime | None = None) -> timedelta | None:
+    if run.started_at is None:
+        return None
+    end = run.finished_at
+    if end is None:
+        if run.status in (RunStatus.DONE, RunStatus.CANCELLED):
+            return None
+        end = now or utcnow()
+    return max(end - run.started_at, timedelta(0))
+
+
+def runs_query(mailing: Mailing) -> Select:
+    return select(MailingRun).where(MailingRun.mailing_id == mailing.id).order_by(MailingRun.id.desc())
+
+
+def run_rows(runs: list[MailingRun]) -> list[RunRow]:
+    counts = delivery_counts_by_run(run.id for run in runs)
+    return [RunRow(run, counts[run.id]) for run in runs]
+
+
+def find_run(mailing: Mailing, run_id: int) -> MailingRun | None:
+    """A run is reached through its mailing, whose access the caller has checked."""
+    run = db.session.get(MailingRun, run_id)
+    return run if run is not None and run.mailing_id == mailing.id else None
+
+
+# The attempt log and the deliveries of a run ----------------------------------------------------
+
+@dataclass
+class AttemptFilter:
+    """What the attempt log is narrowed to; `until` is exclusive. Times are UTC."""
+
+    status: AttemptStatus | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def conditions(self) -> list:
+        conditions = []
+        if self.status is not None:
+            conditions.append(MailingAttempt.status == self.status)
+        if self.since is not None:
+            conditions.append(MailingAttempt.attempted_at >= self.since)
+        if self.until is not None:
+            conditions.append(MailingAttempt.attempted_at < self.until)
+        return conditions
+
+
+def day_bounds(first: date | None, last: date | None, zone: tzinfo) -> tuple[datetime | None, datetime | None]:
+    """From the start of `first` to the end of `last`, as days in the user's time zone, in UTC."""
+    return (
+        local_midnight(first, zone) if first else None,
+        local_midnight(last + timedelta(days=1), zone) if last else None,
+    )
+
+
+def local_midnight(day: date, zone: tzinfo) -> datetime:
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(timezone.utc)
+
+
+def attempts_query(attempt_filter: AttemptFilter, *, mailing_id: int, run_id: int | None = None) -> Select:
+    """The attempts of a mailing (or of one of its runs), newest first."""
+    query = select(MailingAttempt).where(MailingAttempt.mailing_id == mailing_id, *attempt_filter.conditions())
+    if run_id is not None:
+        query = query.where(MailingAttempt.run_id == run_id)
+    return query.order_by(MailingAttempt.attempted_at.desc(), MailingAttempt.id.desc())
+
+
+def deliveries_query(run: MailingRun, status: DeliveryStatus | None = None) -> Select:
+    query = select(Delivery).where(Delivery.run_id == run.id)
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    return query.order_by(Delivery.email, Delivery.id)
+
+
+# CSV export -----------------------------------------------------------------------------------
+
+def csv_safe(value):
+    """Make a text cell inert in spreadsheets: a leading quote stops it being read as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def attempts_csv(attempt_filter: AttemptFilter, zone: tzinfo, *, mailing_id: int, run_id: int | None = None,
+                 batch_size: int = CSV_BATCH_SIZE) -> Iterator[str]:
+    """The attempt log as CSV text, produced batch by batch.
+
+    Reads plain columns (no ORM objects piling up in the session) in keyset batches on the
+    primary key, so memory stays flat whether the log has ten rows or millions.
+    """
+    columns = (
+        MailingAttempt.id,
+        MailingAttempt.attempted_at,
+        MailingAttempt.run_id,
+        MailingAttempt.email,
+        MailingAttempt.status,
+        MailingAttempt.smtp_code,
+        MailingAttempt.smtp_response,
+        MailingAttempt.error,
+    )
+    conditions = [MailingAttempt.mailing_id == mailing_id, *attempt_filter.conditions()]
+    if run_id is not None:
+        conditions.append(MailingAttempt.run_id == run_id)
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_HEADER)
+    yield _drain(buffer)
+
+    last_id = 0
+    while True:
+        rows = db.session.execute(
+            select(*columns).where(*conditions, MailingAttempt.id > last_id)
+            .order_by(MailingAttempt.id).limit(batch_size)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            writer.writerow([
+                row.attempted_at.astimezone(zone).isoformat(timespec="seconds"),
+                row.run_id,
+                csv_safe(row.email),
+                row.status.value,
+                row.smtp_code if row.smtp_code is not None else "",
+                csv_safe(row.smtp_response or ""),
+                csv_safe(row.error or ""),
+            ])
+        yield _drain(buffer)
+        last_id = rows[-1].id
+
+
+def _drain(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
+
+
+# Statistics over a period ---------------------------------------------------------------------
+
+@dataclass
+class Period:
+    """Whole days in the user's time zone, `first` to `last` included."""
+
+    first: date
+    last: date
+    zone: tzinfo
+
+    @classmethod
+    def last_days(cls, zone: tzinfo, days: int = DEFAULT_PERIOD_DAYS, now: datetime | None = None) -> "Period":
+        today = (now or utcnow()).astimezone(zone).date()
+        return cls(today - timedelta(days=days - 1), today, zone)
+
+    @property
+    def since(self) -> datetime:
+        return local_midnight(self.first, self.zone)
+
+    @property
+    def until(self) -> datetime:
+        return local_midnight(self.last + timedelta(days=1), self.zone)
+
+    @property
+    def days(self) -> list[date]:
+        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
+
+
+@dataclass
+class Figures:
+    attempts: int = 0
+    successes: int = 0
+    failures: int = 0
+    sent: int = 0
+
+
+@dataclass
+class MailingFigures(Figures):
+    mailing_id: int = 0
+    name: str = ""
+    owner_email: str = ""
+
+
+@dataclass
+class DayFigures:
+    day: date
+    successes: int = 0
+    failures: int = 0
+
+
+@dataclass
+class Statistics:
+    period: Period
+    totals: Figures
+    per_mailing: list[MailingFigures] = field(default_factory=list)
+    per_day: list[DayFigures] = field(default_factory=list)
+
+
+def statistics(period: Period, owner_id: int | None) -> Statistics:
+    """Attempts, successes, failures and messages sent in the period, in total, per mailing and
+    per day; for one owner, or for everyone when `owner_id` is None."""
+    in_period = [MailingAttempt.attempted_at >= period.since, MailingAttempt.attempted_at < period.until]
+    owned = [Mailing.owner_id == owner_id] if owner_id is not None else []
+    successes = func.sum(case((MailingAttempt.status == AttemptStatus.SUCCESS, 1), else_=0))
+    failures = func.sum(case((MailingAttempt.status == AttemptStatus.FAILURE, 1), else_=0))
+
+    per_mailing: dict[int, MailingFigures] = {}
+    attempt_rows = db.session.execute(
+        select(Mailing.id, Mailing.name, User.email, func.count(MailingAttempt.id), successes, failures)
+        .select_from(MailingAttempt)
+        .join(Mailing, Mailing.id == MailingAttempt.mailing_id)
+        .join(User, User.id == Mailing.owner_id)
+        .where(*in_period, *owned)
+        .group_by(Mailing.id, Mailing.name, User.email)
+    )
+    for mailing_id, name, owner_email, attempts, success_count, failure_count in attempt_rows:
+        per_mailing[mailing_id] = MailingFigures(
+            attempts=attempts, successes=success_count or 0, failures=failure_count or 0,
+            mailing_id=mailing_id, name=name, owner_email=owner_email,
+        )
+
+    # Messages sent: deliveries accepted in the period, each counted once however many
+    # attempts it took.
+    sent_rows = db.session.execute(
+        select(Mailing.id, Mailing.name, User.email, func.count(Delivery.id))
+        .select_from(Delivery)
+        .join(MailingRun, MailingRun.id == Delivery.run_id)
+        .join(Mailing, Mailing.id == MailingRun.mailing_id)
+        .join(User, User.id == Mailing.owner_id)
+        .where(Delivery.status == DeliveryStatus.SENT, Delivery.sent_at >= period.since,
+               Delivery.sent_at < period.until, *owned)
+        .group_by(Mailing.id, Mailing.name, User.email)
+    )
+    for mailing_id, name, owner_email, sent in sent_rows:
+        figures = per_mailing.setdefault(
+            mailing_id, MailingFigures(mailing_id=mailing_id, name=name, owner_email=owner_email))
+        figures.sent = sent
+
+    per_day = {day: DayFigures(day) for day in period.days}
+    day = local_day(MailingAttempt.attempted_at, period).label("day")
+    day_query = (
+        select(day, successes, failures)
+        .select_from(MailingAttempt)
+        .where(*in_period)
+        .group_by(day)
+    )
+    if owned:
+        day_query = day_query.join(Mailing, Mailing.id == MailingAttempt.mailing_id).where(*owned)
+    for value, success_count, failure_count in db.session.execute(day_query):
+        entry = per_day.get(_as_date(value))
+        if entry is not None:
+            entry.successes, entry.failures = success_count or 0, failure_count or 0
+
+    mailings = sorted(per_mailing.values(), key=lambda m: (-m.attempts, -m.sent, m.name.lower(), m.mailing_id))
+    totals = Figures(
+        attempts=sum(m.attempts for m in mailings),
+        successes=sum(m.successes for m in mailings),
+        failures=sum(m.failures for m in mailings),
+        sent=sum(m.sent for m in mailings),
+    )
+    return Statistics(period, totals, mailings, list(per_day.values()))
+
+
+def local_day(column, period: Period):
+    """SQL for the calendar day of a UTC timestamp in the period's time zone.
+
+    Neither SQLite nor every PostgreSQL knows the same zone names, so the timestamp is shifted
+    by the zone's UTC offset, which is constant between two daylight-saving changes: one
+    expression per stretch of the period, chosen with CASE on the timestamp.
+    """
+    dialect = db.session.get_bind().dialect.name
+
+    def shifted_date(offset: timedelta):
+        if dialect == "postgresql":
+            # AT TIME ZONE with an interval: the wall-clock time at that offset from UTC.
+            return func.date(func.timezone(literal(offset, Interval()), column))
+        minutes = int(offset.total_seconds() // 60)
+        return func.date(column, f"{minutes:+d} minutes")
+
+    stretches = offset_stretches(period.zone, period.since, period.until)
+    if len(stretches) == 1:
+        return shifted_date(stretches[0][1])
+    return case(
+        *[(column < ends_at, shifted_date(offset)) for ends_at, offset in stretches[:-1]],
+        else_=shifted_date(stretches[-1][1]),
+    )
+
+
+def offset_stretches(zone: tzinfo, since: datetime, until: datetime) -> list[tuple[datetime, timedelta]]:
+    """[(end, UTC offset)] for each stretch of [since, until) in which the zone's offset holds."""
+    stretches = []
+    offset = since.astimezone(zone).utcoffset()
+    moment = since
+    while moment < until:
+        following = min(moment + timedelta(hours=1), until)
+        if following.astimezone(zone).utcoffset() != offset:
+            # The change happened within this hour: find its minute.
+            change = moment + timedelta(minutes=1)
+            while change.astimezone(zone).utcoffset() == offset:
+                change += timedelta(minutes=1)
+            stretches.append((change, offset))
+            offset = change.astimezone(zone).utcoffset()
+            following = change
+        moment = following
+    stretches.append((until, offset))
+    return stretches
+
+
+def _as_date(value) -> date | None:
+    """DATE() gives a date on PostgreSQL and 'YYYY-MM-DD' text on SQLite."""
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _as_utc(value) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
