@@ -62,3 +62,26 @@ def attempts(run_id: int) -> list[MailingAttempt]:
 def reload_run(run_id: int) -> MailingRun:
     db.session.expire_all()
     return db.session.get(MailingRun, run_id)
+
+
+@pytest.fixture
+def work(app):
+    """Run the queued jobs in this process until none is left, like `python worker.py` does,
+    including the scheduled jobs that are due (a burst worker with its scheduler)."""
+    from rq import SimpleWorker
+
+    from mailer.extensions import rq
+
+    def run() -> None:
+        SimpleWorker([rq.queue], connection=rq.connection).work(burst=True, with_scheduler=True)
+        db.session.remove()
+
+    return run
+
+
+@pytest.fixture
+def logged_in_owner(client, owner):
+    from tests.conftest import login
+
+    login(client, owner.email)
+    return client
