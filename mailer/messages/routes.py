@@ -1,1 +1,114 @@
-from mailer.messages import bp  # noqa: F401
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from mailer.extensions import db
+from mailer.messages import bp
+from mailer.messages.forms import DeleteForm, MessageForm, TestSendForm
+from mailer.models import Message
+from mailer.permissions import EDIT, VIEW, can_view_all, get_owned_or_404
+from mailer.services import messages as message_service
+from mailer.services.clients import all_owners
+from mailer.services.messages import MessageError, MessageInUse
+
+PER_PAGE = 25
+
+
+def list_arguments() -> dict:
+    """The list page's search, sort and owner filter, as they appear in the query string."""
+    sort = request.args.get("sort", message_service.DEFAULT_SORT)
+    if sort.lstrip("-") not in message_service.SORT_COLUMNS:
+        sort = message_service.DEFAULT_SORT
+    owner_id = request.args.get("owner", type=int) if can_view_all() else None
+    return {"q": request.args.get("q", "").strip()[:200], "sort": sort, "owner": owner_id}
+
+
+def can_edit(message: Message) -> bool:
+    """Owners change their own messages, admins anyone's; managers only look."""
+    return message.owner_id == current_user.id or current_user.is_admin
+
+
+@bp.route("/")
+def index():
+    arguments = list_arguments()
+    view_all = can_view_all()
+    query = message_service.list_query(current_user, search=arguments["q"], sort=arguments["sort"],
+                                       owner_id=arguments["owner"], view_all=view_all)
+    page = db.paginate(query, per_page=PER_PAGE, error_out=False)
+    return render_template("messages/index.html", page=page, arguments=arguments, view_all=view_all,
+                           owners=all_owners() if view_all else [], can_edit=can_edit)
+
+
+def save_errors(form: MessageForm, error: MessageError) -> None:
+    getattr(form, error.field or "subject").errors.append(str(error))
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create():
+    form = MessageForm()
+    if form.validate_on_submit():
+        try:
+            message = message_service.create_message(current_user, form.subject.data, form.body_text.data,
+                                                     form.body_html.data)
+        except MessageError as error:
+            save_errors(form, error)
+        else:
+            db.session.commit()
+            flash("Message saved.", "success")
+            return redirect(url_for("messages.detail", message_id=message.id))
+    return render_template("messages/form.html", form=form, message=None), 400 if form.errors else 200
+
+
+@bp.route("/<int:message_id>")
+def detail(message_id: int):
+    message = get_owned_or_404(Message, message_id, VIEW)
+    return render_template("messages/detail.html", message=message, can_edit=can_edit(message),
+                           mailings=message_service.mailings_using(message), test_form=TestSendForm())
+
+
+@bp.route("/<int:message_id>/edit", methods=["GET", "POST"])
+def edit(message_id: int):
+    message = get_owned_or_404(Message, message_id, EDIT)
+    form = MessageForm(obj=message)
+    if form.validate_on_submit():
+        try:
+            message_service.update_message(message, form.subject.data, form.body_text.data, form.body_html.data)
+        except MessageError as error:
+            save_errors(form, error)
+        else:
+            db.session.commit()
+            flash("Message saved.", "success")
+            return redirect(url_for("messages.detail", message_id=message.id))
+    return render_template("messages/form.html", form=form, message=message), 400 if form.errors else 200
+
+
+@bp.route("/<int:message_id>/delete", methods=["GET", "POST"])
+def delete(message_id: int):
+    message = get_owned_or_404(Message, message_id, EDIT)
+    form = DeleteForm()
+    mailings = message_service.mailings_using(message)
+    if form.validate_on_submit():
+        try:
+            message_service.delete_message(message)
+        except MessageInUse as error:
+            flash(str(error), "danger")
+            mailings = error.mailings
+        else:
+            db.session.commit()
+            flash("Message deleted.", "success")
+            return redirect(url_for("messages.index"))
+    return render_template("messages/delete.html", message=message, form=form, mailings=mailings), \
+        409 if mailings and request.method == "POST" else 200
+
+
+@bp.route("/<int:message_id>/test", methods=["POST"])
+def test_send(message_id: int):
+    message = get_owned_or_404(Message, message_id, EDIT)
+    if TestSendForm().validate_on_submit():
+        try:
+            test = message_service.queue_test_send(message, current_user)
+        except MessageError as error:
+            flash(str(error), "danger")
+        else:
+            flash(f"A test rendered for {test.sample_name} <{test.sample_email}> is on its way to {test.recipient}. "
+                  "Its unsubscribe link is a sample and unsubscribes nobody.", "success")
+    return redirect(url_for("messages.detail", message_id=message.id))

@@ -1,0 +1,53 @@
+from flask_wtf import FlaskForm
+from wtforms import StringField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired, Optional, ValidationError
+
+from mailer.services import messages as message_service
+from mailer.services.rendering import check_template
+
+PLACEHOLDER_HELP = "You may use {{ name }} and {{ email }}; they are replaced for each client."
+
+
+def strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def check(problem: str | None) -> None:
+    if problem:
+        raise ValidationError(problem)
+
+
+class MessageForm(FlaskForm):
+    subject = StringField("Subject", filters=[strip], validators=[DataRequired("Enter a subject.")],
+                          description=PLACEHOLDER_HELP,
+                          render_kw={"maxlength": message_service.SUBJECT_MAX_LENGTH})
+    body_text = TextAreaField("Plain-text body", validators=[DataRequired("Enter the text of the message.")],
+                              description="Every client receives this text; mail programs that show HTML show "
+                                          "the HTML body below instead, if there is one.",
+                              render_kw={"rows": 12})
+    body_html = TextAreaField("HTML body (optional)", validators=[Optional()],
+                              description="Scripts, event handlers and javascript: links are removed when you save.",
+                              render_kw={"rows": 12, "spellcheck": "false"})
+    submit = SubmitField("Save message")
+
+    # Inline validators run after the field's own, so a missing field is reported once and the
+    # template check never parses an oversized body.
+    def validate_subject(self, field) -> None:
+        if not field.errors:
+            check(message_service.subject_problem(field.data) or check_template(field.data))
+
+    def validate_body_text(self, field) -> None:
+        if not field.errors:
+            check(message_service.body_problem(field.data, "text") or check_template(field.data))
+
+    def validate_body_html(self, field) -> None:
+        if field.data and not field.errors:
+            check(message_service.body_problem(field.data, "HTML") or check_template(field.data))
+
+
+class DeleteForm(FlaskForm):
+    submit = SubmitField("Delete")
+
+
+class TestSendForm(FlaskForm):
+    submit = SubmitField("Send a test to me")
