@@ -85,7 +85,8 @@ HTML_FOOTER = (
     "You receive this e-mail because you are on our mailing list. "
     '<a href="{{ unsubscribe_url }}" style="color:#888;">Unsubscribe</a> to stop receiving these e-mails.</p>\n'
 )
-SAMPLE_VALUES = {"name": "Ada Lovelace", "email": "ada@example.com", "unsubscribe_url": "https://example.com/u/x"}
+SAMPLE_WITHOUT_NAME = {"email": "ada@example.com", "unsubscribe_url": "https://example.com/unsubscribe/x"}
+SAMPLE_VALUES = {"name": "Ada Lovelace", **SAMPLE_WITHOUT_NAME}
 
 
 def check_template(source: str) -> str | None:
@@ -105,10 +106,15 @@ def _template_problem(source: str) -> str | None:
         problem = _node_problem(node)
         if problem:
             return f"Template error on line {node.lineno}: {problem}"
+    # Anything the author typed must come back as a message, never as a 500.
     try:
         CHECK_ENV.from_string(tree).render(SAMPLE_VALUES)
-    except Exception as error:  # anything the author typed must come back as a message, never a 500
+    except Exception as error:
         return f"Template error: {error}"
+    try:
+        TEXT_ENV.from_string(source).render(SAMPLE_WITHOUT_NAME)
+    except Exception as error:
+        return f"Template error for a client without a name: {error}; test it first with {{% if name %}}."
     return None
 
 

@@ -26,6 +26,7 @@ def test_valid_templates_pass(source):
     ("Line\n\n{{ phone }}", "Template error on line 3: unknown placeholder {{ phone }}"),
     ("{{ name|center(100000000) }}", "the filter 'center' cannot be used"),
     ("{{ name is prime }}", "unknown test 'prime'"),
+    ("{% if name > 'm' %}Late{% endif %}", "Template error for a client without a name: 'name' is undefined"),
     ("{{ name|replace('a') }}", "Template error: do_replace() missing 1 required positional argument"),
     ("{{" + "(" * 5000 + "name" + ")" * 5000 + "}}", "Template error: the template is nested too deeply."),
     ("{% if name %}" * 3000 + "{% endif %}" * 3000, "Template error: the template is nested too deeply."),
