@@ -16,6 +16,7 @@ import flask_mail
 from flask import current_app
 from sqlalchemy import bindparam, insert, select, update
 
+from mailer.database import is_postgresql
 from mailer.extensions import db
 from mailer.models import (
     AttemptStatus,
@@ -146,11 +147,13 @@ class Claimed:
 def claim_chunk(run_id: int, now: datetime, size: int) -> list[Claimed]:
     """Mark up to `size` due pending deliveries of the run as `sending` and commit.
 
-    One UPDATE ... WHERE id IN (SELECT ... LIMIT n) ... RETURNING: on PostgreSQL the inner SELECT
-    skips rows another worker has locked (FOR UPDATE SKIP LOCKED), so workers share a run
-    without waiting for one another; on SQLite the statement runs under the database's single
-    write lock. In both, `status = 'pending'` is checked again by the UPDATE itself, so a
-    delivery is never claimed twice.
+    PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED picks rows no other worker holds, then they
+    are updated by id, so workers share a run without waiting for one another. (A single
+    UPDATE ... WHERE id IN (that SELECT) is not safe there: the planner may run the subquery
+    more than once and claim more than `size` rows.)
+    SQLite: one UPDATE ... WHERE id IN (SELECT ... LIMIT n) runs under the database's single
+    write lock. In both, the UPDATE checks `status = 'pending'` itself, so a delivery is never
+    claimed twice.
     """
     due = (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now)
     candidates = (
@@ -158,11 +161,18 @@ def claim_chunk(run_id: int, now: datetime, size: int) -> list[Claimed]:
         .where(Delivery.run_id == run_id, Delivery.status == DeliveryStatus.PENDING, due)
         .order_by(Delivery.id)
         .limit(size)
-        .with_for_update(skip_locked=True)
     )
+    if is_postgresql(db.session):
+        ids = list(db.session.scalars(candidates.with_for_update(skip_locked=True)))
+        if not ids:
+            db.session.rollback()
+            return []
+        chosen = Delivery.id.in_(ids)
+    else:
+        chosen = Delivery.id.in_(candidates.scalar_subquery())
     rows = db.session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(candidates), Delivery.status == DeliveryStatus.PENDING)
+        .where(chosen, Delivery.status == DeliveryStatus.PENDING)
         .values(status=DeliveryStatus.SENDING, claimed_at=now)
         .returning(Delivery.id, Delivery.client_id, Delivery.email, Delivery.attempts, Delivery.message_id_header)
         .execution_options(synchronize_session=False)
