@@ -88,6 +88,8 @@ class Config:
     CACHE_TYPE = "RedisCache"  # on the Redis of REDIS_URL
     CACHE_KEY_PREFIX = "mailer-cache:"
     CACHE_DEFAULT_TIMEOUT = env_int("CACHE_DEFAULT_TIMEOUT", 300)
+    # A Redis that does not answer costs at most a second; the figures are then computed.
+    CACHE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
 
     # Background work (RQ, rq-scheduler).
     RQ_QUEUE = os.environ.get("RQ_QUEUE", "mailer")
