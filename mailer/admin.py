@@ -6,7 +6,6 @@ app the factory creates.
 """
 from datetime import timezone
 
-import nh3
 from flask import Flask, abort, g
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
@@ -24,6 +23,10 @@ from wtforms.validators import ValidationError
 from mailer.extensions import db
 from mailer.models import Client, Delivery, Mailing, MailingAttempt, MailingRun, Message, Role, User
 from mailer.services import accounts
+from mailer.services import clients as client_service
+from mailer.services import messages as message_service
+from mailer.services.clients import ClientError
+from mailer.services.messages import MessageError
 from mailer.services.stats import clear_stats_cache
 
 
@@ -174,6 +177,17 @@ class ClientView(OwnedStatsView):
     form_columns = ("owner", "email", "full_name", "comment", "unsubscribed_at")
     form_ajax_refs = {"owner": USER_AJAX}
 
+    def on_model_change(self, form, model, is_created):
+        super().on_model_change(form, model, is_created)
+        if model.owner is None:
+            raise ValidationError("Choose the client's owner.")
+        model.owner_id = model.owner.id
+        # The same rules as the site's own form: a valid address, unique for its owner.
+        try:
+            client_service.update_client(model, model.email, model.full_name, model.comment)
+        except ClientError as error:
+            raise ValidationError(str(error)) from None
+
 
 class MessageView(SecureModelView):
     column_list = ("id", "owner", "subject", "created_at", "updated_at")
@@ -185,10 +199,11 @@ class MessageView(SecureModelView):
 
     def on_model_change(self, form, model, is_created):
         super().on_model_change(form, model, is_created)
-        if "\r" in model.subject or "\n" in model.subject:
-            raise ValidationError("The subject must fit on one line.")
-        # The same rule as everywhere else: no stored HTML is trusted unsanitised.
-        model.body_html = nh3.clean(model.body_html) if model.body_html else None
+        # The same rules as the site's own form: one-line subject, valid templates, sanitised HTML.
+        try:
+            message_service.update_message(model, model.subject, model.body_text, model.body_html)
+        except MessageError as error:
+            raise ValidationError(str(error)) from None
 
 
 class MailingView(OwnedStatsView):

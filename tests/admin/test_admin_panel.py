@@ -225,3 +225,19 @@ def figure(test_client, label: str) -> int:
     page = test_client.get("/").get_data(as_text=True)
     match = re.search(rf'data-figure="{label}">(\d+)<', page)
     return int(match.group(1))
+
+
+def test_admin_client_forms_follow_the_sites_rules(app, client, records):
+    admin = make_user("admin@example.com", role=Role.ADMIN)
+    login(client, admin.email)
+    owner_id = str(records["owner"].id)
+    bad = client.post("/admin/clients/new/", data={"owner": owner_id, "email": "not an address", "full_name": "X"})
+    assert bad.status_code == 200 and "must have an @-sign" in bad.get_data(as_text=True)
+    duplicate = client.post("/admin/clients/new/", data={"owner": owner_id, "email": "ALICE@example.com",
+                                                         "full_name": "Alice again"})
+    assert duplicate.status_code == 200 and "alert-danger" in duplicate.get_data(as_text=True)
+    assert db.session.query(Client).count() == 1
+    created = client.post("/admin/clients/new/", data={"owner": owner_id, "email": " Dave@Example.com ",
+                                                       "full_name": "Dave"})
+    assert created.status_code == 302
+    assert db.session.query(Client).filter_by(email="dave@example.com").one().owner_id == records["owner"].id
