@@ -215,7 +215,7 @@ class MailingMail(flask_mail.Message):
     def as_bytes(self) -> bytes:
         headers = [
             ("From", _sender_header(self.sender)),
-            ("To", ", ".join(_address(r if isinstance(r, tuple) else ("", r)) for r in self.recipients)),
+            ("To", ", ".join(_address(r if isinstance(r, tuple) else parseaddr(r)) for r in self.recipients)),
             ("Subject", _unstructured(self.subject)),
             ("Date", formatdate(self.date, localtime=True)),
             ("Message-ID", self.msgId),
