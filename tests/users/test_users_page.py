@@ -1,9 +1,12 @@
 import re
+from datetime import datetime, timedelta, timezone
 
 from flask import g
 
 from mailer.extensions import db
-from mailer.models import Role, User
+from mailer.models import Client, Mailing, Message, Role, User
+from mailer.services import accounts
+from mailer.services.dispatch import dispatch_due_mailings
 from tests.conftest import login, make_user
 
 ROW = re.compile(r'<tr id="user-(\d+)"')
@@ -29,7 +32,6 @@ def test_manager_sees_every_user_with_roles_and_state(app, client):
     manager = make_user("manager@example.com", role=Role.MANAGER, full_name="Mona Manager")
     make_user("admin@example.com", role=Role.ADMIN)
     blocked = make_user("blocked@example.com", full_name="Bea Blocked")
-    from mailer.services import accounts
     accounts.set_blocked(blocked, True)
     db.session.commit()
     login(client, manager.email)
@@ -164,3 +166,26 @@ def test_block_needs_a_csrf_token(app):
     assert client.post(f"/users/{target.id}/block", data={"csrf_token": token}).status_code == 302
     db.session.refresh(target)
     assert not target.is_active
+
+
+def test_a_blocked_users_mailing_is_not_sent_until_unblocked(app, client, work_queue, smtp_sink):
+    manager = make_user("manager@example.com", role=Role.MANAGER)
+    owner = make_user("owner@example.com")
+    now = datetime.now(timezone.utc)
+    recipient = Client(owner=owner, email="reader@example.com", full_name="Reader")
+    message = Message(owner=owner, subject="Weekly news", body_text="Hello")
+    db.session.add(Mailing(owner=owner, name="News", message=message, clients=[recipient],
+                           start_at=now - timedelta(minutes=5), end_at=now + timedelta(days=1),
+                           next_run_at=now - timedelta(minutes=1)))
+    db.session.commit()
+    login(client, manager.email)
+
+    client.post(f"/users/{owner.id}/block")
+    assert dispatch_due_mailings() == []
+    work_queue()
+    assert smtp_sink.to("reader@example.com") == []
+
+    client.post(f"/users/{owner.id}/unblock")
+    assert len(dispatch_due_mailings()) == 1
+    work_queue()
+    assert [mail.subject for mail in smtp_sink.wait_for(1)] == ["Weekly news"]
