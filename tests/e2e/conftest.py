@@ -164,3 +164,20 @@ def log_in(page, email: str, password: str) -> None:
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", password)
     page.click("input[type=submit], button[type=submit]")
+
+
+def link_from_outbox(admin, recipient: str, subject: str, path: str) -> str:
+    """Wait for the worker to send the message, open it in the Outbox and read its link."""
+    row = admin.locator("tr", has_text=recipient).filter(has_text=subject)
+    for _ in range(75):
+        admin.goto("/outbox")
+        if row.count():
+            break
+        admin.wait_for_timeout(200)
+    row.first.locator("a").click()
+    return admin.locator(f"pre a[href*='{path}']").first.get_attribute("href")
+
+
+def local_input_time(moment) -> str:
+    """The value of a datetime-local input (the journeys' users are on UTC)."""
+    return moment.strftime("%Y-%m-%dT%H:%M")

@@ -1,18 +1,6 @@
 import re
 
-from tests.e2e.conftest import ADMIN, log_in
-
-
-def link_from_outbox(admin, recipient: str, subject: str, path: str) -> str:
-    """Wait for the worker to send the message, open it in the Outbox and read its link."""
-    row = admin.locator("tr", has_text=recipient).filter(has_text=subject)
-    for _ in range(50):
-        admin.goto("/outbox")
-        if row.count():
-            break
-        admin.wait_for_timeout(200)
-    row.first.locator("a").click()
-    return admin.locator(f"pre a[href*='{path}']").first.get_attribute("href")
+from tests.e2e.conftest import ADMIN, link_from_outbox, log_in
 
 
 def test_register_confirm_through_the_outbox_log_in_and_reset_password(new_page):
