@@ -1,3 +1,5 @@
+from functools import cached_property
+
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, SelectChoice, SelectField, SelectMultipleField, StringField, SubmitField
@@ -52,8 +54,13 @@ class MailingForm(FlaskForm):
 
     def __init__(self, owner_id: int, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.owner_id = owner_id
         self.message.choices = [SelectChoice(id_, subject) for id_, subject in mailing_service.message_choices(owner_id)]
-        self.client_options = mailing_service.client_options(owner_id)
+
+    @cached_property
+    def client_options(self) -> list[mailing_service.ClientOption]:
+        # Loaded only when the form is shown: a valid submission never needs the whole list.
+        return mailing_service.client_options(self.owner_id)
 
     def to_data(self) -> mailing_service.MailingData:
         return mailing_service.MailingData(

@@ -114,6 +114,7 @@ def test_list_search_filter_sort_and_paginate(as_owner, owner, message, clients)
     assert "Weekly 24" in second
     latest_first = as_owner.get("/mailings/?sort=-start").get_data(as_text=True)
     assert latest_first.index("Weekly 24") < latest_first.index("Weekly 23")
+    assert "Go to the first page" in as_owner.get("/mailings/?page=40").get_data(as_text=True)
     # Nonsense parameters fall back to the defaults.
     assert as_owner.get("/mailings/?sort=password&status=nope&page=-3").status_code == 200
 
