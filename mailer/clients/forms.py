@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import EmailField, RadioField, StringField, SubmitField, TextAreaField
+from wtforms import EmailField, RadioField, SelectChoice, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from mailer.services import clients as client_service
@@ -37,5 +37,6 @@ class ImportForm(FlaskForm):
     file = FileField("CSV file", validators=[FileRequired("Choose a CSV file.")],
                      render_kw={"accept": ".csv,text/csv,text/plain"})
     on_existing = RadioField("When a client with the same e-mail already exists",
-                             choices=ON_EXISTING_CHOICES, default=ON_EXISTING_SKIP)
+                             choices=[SelectChoice(value, label) for value, label in ON_EXISTING_CHOICES],
+                             default=ON_EXISTING_SKIP)
     submit = SubmitField("Import")
