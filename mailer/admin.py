@@ -4,7 +4,8 @@ Everyone else gets 404 on every page of the panel, as for any page they may not 
 `Admin` object and its views belong to one app, so `register_admin` builds them anew for each
 app the factory creates.
 """
-from datetime import timezone
+from datetime import datetime, timezone
+from enum import Enum
 
 from flask import Flask, abort, g
 from flask_admin import Admin, AdminIndexView, expose
@@ -12,6 +13,7 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.form import AdminModelConverter
 from flask_admin.form import DateTimeField, SecureForm, Select2Field
 from flask_admin.menu import MenuLink
+from flask_admin.model import typefmt
 from flask_admin.model.form import converts
 from flask_admin.theme import Bootstrap4Theme
 from flask_login import current_user
@@ -89,9 +91,23 @@ class PanelIndexView(AdminOnly, AdminIndexView):
         return self.render("admin/index.html", counts=counts)
 
 
+def format_datetime(view, value: datetime, name: str) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_enum(view, value: Enum, name: str) -> str:
+    # The stored value ("running"), as everywhere else in Mailer, not the member's name.
+    return str(value.value)
+
+
+FORMATTERS = {datetime: format_datetime, Enum: format_enum}
+
+
 class SecureModelView(AdminOnly, ModelView):
     form_base_class = AdminForm
     model_form_converter = MailerModelConverter
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, **FORMATTERS}
+    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, **FORMATTERS}
     can_view_details = True
     can_export = False
     page_size = 50
