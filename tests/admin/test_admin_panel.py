@@ -241,3 +241,23 @@ def test_admin_client_forms_follow_the_sites_rules(app, client, records):
                                                        "full_name": "Dave"})
     assert created.status_code == 302
     assert db.session.query(Client).filter_by(email="dave@example.com").one().owner_id == records["owner"].id
+
+
+def test_admin_deletes_a_user_with_everything_they_own(app, client, records):
+    admin = make_user("admin@example.com", role=Role.ADMIN)
+    owner = records["owner"]
+    owner_client = app.test_client()
+    login(owner_client, owner.email)
+    manager = make_user("manager@example.com", role=Role.MANAGER)
+    manager_client = app.test_client()
+    login(manager_client, manager.email)
+    assert figure(manager_client, "Mailings") == 1
+    login(client, admin.email)
+    response = client.post("/admin/users/delete/", data={"id": str(owner.id)})
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(User, owner.id) is None
+    for model in (Client, Message, Mailing, MailingRun, Delivery, MailingAttempt):
+        assert db.session.query(model).count() == 0, model
+    assert figure(manager_client, "Mailings") == 0
+    assert owner_client.get("/auth/profile").status_code == 302
