@@ -1,5 +1,5 @@
 """Fixtures for the mailings pages: two owners with their own messages and clients."""
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -119,5 +119,3 @@ def as_admin(client, admin):
     login(client, admin.email)
     return client
 
-
-UTC = timezone.utc

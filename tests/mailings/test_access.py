@@ -5,7 +5,7 @@ from flask import url_for
 from mailer.extensions import db
 from mailer.models import Mailing
 from tests.conftest import login
-from tests.mailings.conftest import add_clients, add_message, client_ids, form_data
+from tests.mailings.conftest import add_clients, add_mailing, add_message, client_ids, form_data
 
 # Every route of the blueprint that acts on one mailing, from the app's URL map, so that a new
 # route cannot escape these checks.
@@ -58,8 +58,6 @@ def test_manager_may_view_and_disable_but_change_nothing(app, as_manager, mailin
 
 
 def test_manager_sees_every_mailing_with_owner_column_and_filter(as_manager, owner, other_owner, mailing):
-    from tests.mailings.conftest import add_mailing
-
     add_mailing(other_owner, add_message(other_owner), add_clients(other_owner, 1, "b"), name="Bob's news")
     page = as_manager.get("/mailings/").get_data(as_text=True)
     assert "Newsletter" in page and "Bob&#39;s news" in page

@@ -52,6 +52,7 @@ def test_new_form_without_messages_or_clients_says_what_to_create(as_owner, owne
     page = as_owner.get("/mailings/new").get_data(as_text=True)
     assert "You need a message and at least one client first" in page
     assert "No messages yet." in page and "No clients yet." in page
+    assert 'href="/messages/new"' in page and 'href="/clients/new"' in page
     assert 'name="clients"' not in page
     add_message(owner)
     page = as_owner.get("/mailings/new").get_data(as_text=True)
