@@ -7,7 +7,7 @@ app the factory creates.
 from datetime import datetime, timezone
 from enum import Enum
 
-from flask import Flask, abort, g
+from flask import Flask, abort, g, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.form import AdminModelConverter
@@ -293,4 +293,19 @@ def register_admin(app: Flask) -> Admin:
         admin.add_view(view_class(model, db, category=category, url=url, endpoint=admin_endpoint(url)))
     admin.add_link(MenuLink(name="Back to Mailer", endpoint="main.index"))
     admin.init_app(app)
+    # Without this rule, /admin would redirect everyone to /admin/ and so reveal the panel.
+    app.add_url_rule("/admin", endpoint="admin_entry", view_func=panel_entry)
+
+    @app.before_request
+    def hide_panel_files():
+        # The panel's own CSS and scripts too: to others, nothing under /admin exists.
+        if request.endpoint == "admin.static" and not AdminOnly().is_accessible():
+            abort(404)
+
     return admin
+
+
+def panel_entry():
+    if not AdminOnly().is_accessible():
+        abort(404)
+    return redirect(url_for("admin.index"))

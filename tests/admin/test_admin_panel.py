@@ -44,8 +44,11 @@ def records(app):
             "delivery": delivery}
 
 
+PANEL_FILE = "/admin/static/bootstrap/bootstrap4/css/bootstrap.min.css"
+
+
 def admin_paths(records) -> list[str]:
-    paths = ["/admin/"]
+    paths = ["/admin/", "/admin", PANEL_FILE]
     for name in MODEL_LISTS:
         paths += [f"/admin/{name}/", f"/admin/{name}/new/", f"/admin/{name}/details/?id=1",
                   f"/admin/{name}/edit/?id=1"]
@@ -78,6 +81,8 @@ def test_admin_opens_the_panel_and_every_model_list(app, client, records):
         response = client.get(f"/admin/{name}/")
         assert response.status_code == 200, name
         assert client.get(f"/admin/{name}/details/?id=1").status_code == 200, name
+    assert client.get(PANEL_FILE).status_code == 200
+    assert client.get("/admin").location == "/admin/"
     users = client.get("/admin/users/").get_data(as_text=True)
     assert "owner@example.com" in users and "scrypt" not in users
     assert "Accepted" in client.get("/admin/attempts/").get_data(as_text=True)
