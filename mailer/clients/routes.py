@@ -100,28 +100,32 @@ def delete(client_id: int):
 def import_csv():
     form = ImportForm()
     if form.validate_on_submit():
-        upload = form.file.data
         try:
-            source = client_import.CsvSource(client_import.decode(upload.read()))
-            rows = source.count_rows()
-            if not rows:
-                raise ImportFileError("The file has a header row but no clients under it.")
-            if rows <= client_import.SYNC_MAX_ROWS:
-                report = client_import.import_text(current_user.id, source, form.on_existing.data)
-            else:
-                import_id = client_import.start_background_import(
-                    current_user.id, upload.filename or "clients.csv", source, rows, form.on_existing.data)
+            return import_upload(form)
         except ImportFileError as error:
             form.file.errors.append(str(error))
-        else:
-            if rows > client_import.SYNC_MAX_ROWS:
-                flash(f"The file has {rows:,} rows: it is being imported in the background.", "info")
-                return redirect(url_for("clients.import_status", import_id=import_id))
-            db.session.commit()
-            flash(import_summary(report), "success" if not report.invalid else "warning")
-            return render_template("clients/import_result.html", report=report, filename=upload.filename)
     return (render_template("clients/import.html", form=form, sync_max_rows=client_import.SYNC_MAX_ROWS),
             400 if form.errors else 200)
+
+
+def import_upload(form: ImportForm):
+    """Import a small file now and show the result; hand a large one to the worker and show
+    its progress page."""
+    upload = form.file.data
+    filename = upload.filename or "clients.csv"
+    source = client_import.CsvSource(client_import.decode(upload.read()))
+    rows = source.count_rows()
+    if not rows:
+        raise ImportFileError("The file has a header row but no clients under it.")
+    if rows > client_import.SYNC_MAX_ROWS:
+        import_id = client_import.start_background_import(current_user.id, filename, source, rows,
+                                                          form.on_existing.data)
+        flash(f"The file has {rows:,} rows: it is being imported in the background.", "info")
+        return redirect(url_for("clients.import_status", import_id=import_id))
+    report = client_import.import_text(current_user.id, source, form.on_existing.data)
+    db.session.commit()
+    flash(import_summary(report), "warning" if report.invalid else "success")
+    return render_template("clients/import_result.html", report=report, filename=filename)
 
 
 def import_summary(report) -> str:

@@ -100,7 +100,10 @@ def all_owners() -> list[User]:
 
 
 def find_by_email(owner_id: int, email: str) -> Client | None:
-    return db.session.scalar(select(Client).where(Client.owner_id == owner_id, Client.email == email))
+    # No autoflush: a pending change to the client being saved is flushed by `_save`, where a
+    # duplicate becomes a field error.
+    with db.session.no_autoflush:
+        return db.session.scalar(select(Client).where(Client.owner_id == owner_id, Client.email == email))
 
 
 def first_client(owner_id: int) -> Client | None:
