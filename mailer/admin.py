@@ -10,6 +10,7 @@ from enum import Enum
 from flask import Flask, abort, g, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
+from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_admin.contrib.sqla.form import AdminModelConverter
 from flask_admin.form import DateTimeField, SecureForm, Select2Field
 from flask_admin.menu import MenuLink
@@ -23,7 +24,22 @@ from wtforms import validators
 from wtforms.validators import ValidationError
 
 from mailer.extensions import db
-from mailer.models import Client, Delivery, Mailing, MailingAttempt, MailingRun, Message, Role, User
+from mailer.models import (
+    AttemptStatus,
+    Client,
+    Delivery,
+    DeliveryStatus,
+    Mailing,
+    MailingAttempt,
+    MailingRun,
+    MailingStatus,
+    Message,
+    Repeat,
+    Role,
+    RunStatus,
+    RunTrigger,
+    User,
+)
 from mailer.services import accounts
 from mailer.services import clients as client_service
 from mailer.services import messages as message_service
@@ -71,6 +87,18 @@ class MailerModelConverter(AdminModelConverter):
         field_args["validators"].append(validators.AnyOf(accepted))
         field_args["coerce"] = lambda value: value.value if hasattr(value, "value") else str(value)
         return Select2Field(**field_args)
+
+
+class EnumEqual(FilterEqual):
+    """Equality on an enum column, by the stored value ("running") that the panel shows."""
+
+    def __init__(self, column, name: str, enum_class):
+        super().__init__(column, name, options=[(member.value, member.value) for member in enum_class])
+        self.enum_class = enum_class
+
+    def clean(self, value):
+        # An unknown value raises ValueError, and Flask-Admin then ignores the filter.
+        return self.enum_class(value)
 
 
 class AdminOnly:
@@ -226,7 +254,7 @@ class MailingView(OwnedStatsView):
     column_list = ("id", "owner", "name", "message", "status", "repeat", "start_at", "end_at", "next_run_at",
                    "disabled_at")
     column_searchable_list = ("name",)
-    column_filters = ("status", "repeat")
+    column_filters = (EnumEqual(Mailing.status, "Status", MailingStatus), EnumEqual(Mailing.repeat, "Repeat", Repeat))
     column_default_sort = ("id", True)
     # Disabling records who did it: that goes through the mailing's page.
     form_columns = ("owner", "name", "message", "clients", "start_at", "end_at", "repeat", "status", "next_run_at")
@@ -250,14 +278,15 @@ class MailingView(OwnedStatsView):
 class MailingRunView(ReadOnlyModelView):
     column_list = ("id", "mailing", "trigger", "status", "scheduled_for", "total_count", "sent_count",
                    "failed_count", "skipped_count", "started_at", "finished_at")
-    column_filters = ("status", "trigger")
+    column_filters = (EnumEqual(MailingRun.status, "Status", RunStatus),
+                      EnumEqual(MailingRun.trigger, "Trigger", RunTrigger))
     column_default_sort = ("id", True)
 
 
 class DeliveryView(ReadOnlyModelView):
     column_list = ("id", "run_id", "email", "status", "attempts", "sent_at", "last_code", "last_response")
     column_searchable_list = ("email",)
-    column_filters = ("status",)
+    column_filters = (EnumEqual(Delivery.status, "Status", DeliveryStatus),)
     column_default_sort = ("id", True)
 
 
@@ -265,7 +294,7 @@ class MailingAttemptView(ReadOnlyModelView):
     column_list = ("id", "attempted_at", "mailing", "run_id", "email", "status", "smtp_code", "smtp_response",
                    "error")
     column_searchable_list = ("email",)
-    column_filters = ("status",)
+    column_filters = (EnumEqual(MailingAttempt.status, "Status", AttemptStatus),)
     column_default_sort = ("attempted_at", True)
 
 

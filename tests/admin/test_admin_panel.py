@@ -266,3 +266,16 @@ def test_admin_deletes_a_user_with_everything_they_own(app, client, records):
         assert db.session.query(model).count() == 0, model
     assert figure(manager_client, "Mailings") == 0
     assert owner_client.get("/auth/profile").status_code == 302
+
+
+def test_admin_filters_by_status_value(app, client, records):
+    admin = make_user("admin@example.com", role=Role.ADMIN)
+    login(client, admin.email)
+    # The first filter of the mailings list is the status.
+    assert "Spring news" in client.get("/admin/mailings/?flt0_0=created").get_data(as_text=True)
+    assert "Spring news" not in client.get("/admin/mailings/?flt0_0=running").get_data(as_text=True)
+    for value in ["RUNNING", "nope", ""]:
+        assert client.get(f"/admin/mailings/?flt0_0={value}").status_code == 200
+    assert "alice@example.com" in client.get("/admin/deliveries/?flt0_0=sent").get_data(as_text=True)
+    assert "alice@example.com" in client.get("/admin/attempts/?flt0_0=success").get_data(as_text=True)
+    assert "alice@example.com" not in client.get("/admin/attempts/?flt0_0=failure").get_data(as_text=True)
