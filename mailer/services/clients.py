@@ -90,8 +90,10 @@ def list_query(viewer: User, *, search: str = "", sort: str = DEFAULT_SORT, owne
         query = query.where(Client.email.icontains(search, autoescape=True)
                             | Client.full_name.icontains(search, autoescape=True))
     column = SORT_COLUMNS.get(sort.lstrip("-"), SORT_COLUMNS[DEFAULT_SORT])
-    order = column.desc() if sort.startswith("-") else column.asc()
-    return query.order_by(order, Client.id)
+    # The id breaks ties in the same direction, so equal values keep a stable order across pages.
+    if sort.startswith("-"):
+        return query.order_by(column.desc(), Client.id.desc())
+    return query.order_by(column.asc(), Client.id.asc())
 
 
 def all_owners() -> list[User]:

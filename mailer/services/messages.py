@@ -112,8 +112,10 @@ def list_query(viewer: User, *, search: str = "", sort: str = DEFAULT_SORT, owne
     if search:
         query = query.where(Message.subject.icontains(search, autoescape=True))
     column = SORT_COLUMNS.get(sort.lstrip("-"), SORT_COLUMNS[DEFAULT_SORT.lstrip("-")])
-    order = column.desc() if sort.startswith("-") else column.asc()
-    return query.order_by(order, Message.id.desc())
+    # The id breaks ties in the same direction, so equal values keep a stable order across pages.
+    if sort.startswith("-"):
+        return query.order_by(column.desc(), Message.id.desc())
+    return query.order_by(column.asc(), Message.id.asc())
 
 
 def mailings_using(message: Message) -> list[Mailing]:
