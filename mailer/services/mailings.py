@@ -199,6 +199,18 @@ def run_count(mailing: Mailing) -> int:
 
 # Changes ----------------------------------------------------------------------------------------
 
+def lock(mailing: Mailing) -> None:
+    """Lock the mailing's row (PostgreSQL) and reload it before changing its schedule.
+
+    The dispatcher takes the same lock while it creates a run and moves the next run on; an
+    edit computed from an older copy could otherwise put back an occurrence already sent.
+    """
+    db.session.execute(
+        select(Mailing).where(Mailing.id == mailing.id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
 def create_mailing(owner: User, data: MailingData, now: datetime) -> Mailing:
     check_times(data.start_at, data.end_at, now)
     check_owned(owner.id, data)
@@ -219,6 +231,7 @@ def update_mailing(mailing: Mailing, data: MailingData, now: datetime) -> None:
     A mailing whose end has passed can still be renamed or pointed at other clients; only a
     change of its schedule needs an end in the future.
     """
+    lock(mailing)
     keep_schedule = schedule_unchanged(mailing, data)
     if not keep_schedule:
         check_times(data.start_at, data.end_at, now)
@@ -277,8 +290,7 @@ def delete_mailing(mailing: Mailing) -> None:
 
     A run that is queued or sending must be cancelled first: workers are working on it.
     """
-    # Locks the mailing's row on PostgreSQL, so the dispatcher cannot add a run meanwhile.
-    db.session.execute(select(Mailing.id).where(Mailing.id == mailing.id).with_for_update())
+    lock(mailing)
     if schedule.has_active_run(mailing):
         raise MailingError("This mailing is being sent. Cancel its active run first, then delete it.")
     owner_id = mailing.owner_id
@@ -304,6 +316,7 @@ def disable_mailing(mailing: Mailing, manager: User, now: datetime) -> bool:
 def enable_mailing(mailing: Mailing, now: datetime) -> bool:
     """Lift the disabled mark. Occurrences missed meanwhile are not replayed: the schedule
     moves on to its next run, as after any change of schedule."""
+    lock(mailing)
     if mailing.disabled_at is None:
         return False
     mailing.disabled_at = None
