@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import flask_mail
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, case, cast, column, func, insert, select, update, values
 
 from mailer.database import is_postgresql
 from mailer.extensions import db
@@ -75,14 +75,13 @@ class MailConnection(flask_mail.Connection):
             host.login(settings.username, settings.password)
         return host
 
-    def deliver(self, message: flask_mail.Message) -> Reply:
-        """One SMTP transaction for one recipient, step by step, so that each step's reply is
-        known: a refused sender or recipient, or the final answer to DATA."""
+    def deliver(self, message: flask_mail.Message, sender: str, recipient: str) -> Reply:
+        """One SMTP transaction for one recipient (envelope addresses as `envelope_address`
+        gives them), step by step, so that each step's reply is known: a refused sender or
+        recipient, or the final answer to DATA."""
         if self.host is None:  # MAIL_SUPPRESS_SEND
             return Reply(250, "Not sent: MAIL_SUPPRESS_SEND is on")
         host = self.host
-        sender = flask_mail.sanitize_address(message.sender)
-        recipient = next(iter(flask_mail.sanitize_addresses(message.send_to)))
         try:
             data = message.as_bytes()
             host.ehlo_or_helo_if_needed()
@@ -111,6 +110,12 @@ class MailConnection(flask_mail.Connection):
         except (OSError, smtplib.SMTPException):
             self.host.close()
         self.host = None
+
+
+def envelope_address(address: str) -> str:
+    """An address for MAIL FROM / RCPT TO; Flask-Mail's sanitising (IDNA domains, encoded
+    names) only where it is needed, since it costs more than the rest of a send."""
+    return address if address.isascii() else flask_mail.sanitize_address(address)
 
 
 def _text(value) -> str:
@@ -145,15 +150,14 @@ class Claimed:
 
 
 def claim_chunk(run_id: int, now: datetime, size: int) -> list[Claimed]:
-    """Mark up to `size` due pending deliveries of the run as `sending` and commit.
+    """Mark up to `size` due pending deliveries of the run as `sending`, with their Message-ID,
+    and commit.
 
-    PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED picks rows no other worker holds, then they
-    are updated by id, so workers share a run without waiting for one another. (A single
-    UPDATE ... WHERE id IN (that SELECT) is not safe there: the planner may run the subquery
-    more than once and claim more than `size` rows.)
-    SQLite: one UPDATE ... WHERE id IN (SELECT ... LIMIT n) runs under the database's single
-    write lock. In both, the UPDATE checks `status = 'pending'` itself, so a delivery is never
-    claimed twice.
+    The candidates are chosen first (on PostgreSQL with FOR UPDATE SKIP LOCKED, so workers
+    share a run without waiting for one another), then claimed by one UPDATE that checks
+    `status = 'pending'` again: a delivery is never claimed twice, even on SQLite where the
+    choice is not locked (there the UPDATE runs under the database's single write lock and
+    claims only what nobody claimed meanwhile).
     """
     due = (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now)
     candidates = (
@@ -163,44 +167,38 @@ def claim_chunk(run_id: int, now: datetime, size: int) -> list[Claimed]:
         .limit(size)
     )
     if is_postgresql(db.session):
-        ids = list(db.session.scalars(candidates.with_for_update(skip_locked=True)))
+        candidates = candidates.with_for_update(skip_locked=True)
+    for _ in range(3):  # another worker may take the candidates first; then choose again
+        ids = list(db.session.scalars(candidates))
         if not ids:
-            db.session.rollback()
-            return []
-        chosen = Delivery.id.in_(ids)
-    else:
-        chosen = Delivery.id.in_(candidates.scalar_subquery())
-    rows = db.session.execute(
-        update(Delivery)
-        .where(chosen, Delivery.status == DeliveryStatus.PENDING)
-        .values(status=DeliveryStatus.SENDING, claimed_at=now)
-        .returning(Delivery.id, Delivery.client_id, Delivery.email, Delivery.attempts, Delivery.message_id_header)
-        .execution_options(synchronize_session=False)
-    ).all()
-    if not rows:
+            break
+        # The Message-ID is stored before the message leaves, and kept across retries, so a
+        # message sent twice after a crash carries the same Message-ID both times.
+        new_headers = case({delivery_id: make_message_id(delivery_id) for delivery_id in ids}, value=Delivery.id)
+        rows = db.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING)
+            .values(status=DeliveryStatus.SENDING, claimed_at=now,
+                    message_id_header=func.coalesce(Delivery.message_id_header, new_headers))
+            .returning(Delivery.id, Delivery.client_id, Delivery.email, Delivery.attempts,
+                       Delivery.message_id_header)
+            .execution_options(synchronize_session=False)
+        ).all()
+        if rows:
+            db.session.execute(
+                update(MailingRun)
+                .where(MailingRun.id == run_id, MailingRun.status == RunStatus.QUEUED)
+                .values(status=RunStatus.SENDING, started_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            db.session.commit()
+            return sorted(
+                (Claimed(row.id, row.client_id, row.email, row.attempts, row.message_id_header, now) for row in rows),
+                key=lambda claimed: claimed.id,
+            )
         db.session.rollback()
-        return []
-    # The Message-ID is stored before the message leaves, and kept across retries, so a
-    # message sent twice after a crash carries the same Message-ID both times.
-    new_ids = {row.id: make_message_id(row.id) for row in rows if not row.message_id_header}
-    if new_ids:
-        table = Delivery.__table__
-        db.session.execute(
-            update(table).where(table.c.id == bindparam("b_id")).values(message_id_header=bindparam("b_message_id")),
-            [{"b_id": delivery_id, "b_message_id": header} for delivery_id, header in new_ids.items()],
-        )
-    db.session.execute(
-        update(MailingRun)
-        .where(MailingRun.id == run_id, MailingRun.status == RunStatus.QUEUED)
-        .values(status=RunStatus.SENDING, started_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-    return sorted(
-        (Claimed(row.id, row.client_id, row.email, row.attempts, row.message_id_header or new_ids[row.id], now)
-         for row in rows),
-        key=lambda claimed: claimed.id,
-    )
+    db.session.rollback()
+    return []
 
 
 # Sending a chunk --------------------------------------------------------------------------------
@@ -237,6 +235,7 @@ def send_chunk(mailing: Mailing, chunk: list[Claimed]) -> list[Outcome]:
     client_ids = [delivery.client_id for delivery in chunk if delivery.client_id is not None]
     clients = {client.id: client for client in db.session.scalars(select(Client).where(Client.id.in_(client_ids)))}
     sender = current_app.config["MAIL_DEFAULT_SENDER"]
+    envelope_sender = envelope_address(flask_mail.parseaddr(sender)[1] or sender)
     renderer, template_problem = None, None
     try:
         renderer = MailRenderer.for_message(mailing.message)
@@ -280,7 +279,7 @@ def send_chunk(mailing: Mailing, chunk: list[Claimed]) -> list[Outcome]:
             if unreachable is not None:
                 outcomes.append(judge(delivery, Reply(None, error=unreachable, broken=True), now))
                 continue
-            reply = connection.deliver(message)
+            reply = connection.deliver(message, envelope_sender, envelope_address(delivery.email))
             outcomes.append(judge(delivery, reply, utcnow()))
             if reply.broken:
                 connection.close()
@@ -302,7 +301,6 @@ def record_outcomes(run_id: int, mailing_id: int, outcomes: list[Outcome]) -> No
     A result is written only if the delivery is still held by this claim: if the lease expired
     and the reconciler gave the delivery to another worker meanwhile, that worker's result wins.
     """
-    table = Delivery.__table__
     results, attempts = [], []
     for outcome in outcomes:
         delivery, reply = outcome.delivery, outcome.reply
@@ -332,28 +330,51 @@ def record_outcomes(run_id: int, mailing_id: int, outcomes: list[Outcome]) -> No
                 "error": reply.error,
             })
     if results:
-        db.session.execute(
-            update(table)
-            .where(
-                table.c.id == bindparam("b_id"),
-                table.c.status == DeliveryStatus.SENDING.value,
-                table.c.claimed_at == bindparam("b_claimed_at"),
-            )
-            .values(
-                status=bindparam("b_status"),
-                attempts=bindparam("b_attempts"),
-                retry_at=bindparam("b_retry_at"),
-                sent_at=bindparam("b_sent_at"),
-                last_code=bindparam("b_code"),
-                last_response=bindparam("b_response"),
-                claimed_at=None,
-            ),
-            results,
-        )
+        write_results(results)
     if attempts:
-        db.session.execute(insert(MailingAttempt), attempts)
+        db.session.execute(insert(MailingAttempt.__table__), attempts)
     update_counters(run_id)
     db.session.commit()
+
+
+RESULT_COLUMNS = ("b_id", "b_claimed_at", "b_status", "b_attempts", "b_retry_at", "b_sent_at", "b_code", "b_response")
+
+
+def write_results(results: list[dict]) -> None:
+    """Update each delivery still held by its claim. On PostgreSQL one UPDATE ... FROM (VALUES
+    ...) for the whole chunk, since psycopg2 runs an executemany as one round trip per row;
+    SQLite runs the executemany in-process."""
+    table = Delivery.__table__
+    if not is_postgresql(db.session):
+        db.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.status == DeliveryStatus.SENDING.value,
+                   table.c.claimed_at == bindparam("b_claimed_at"))
+            .values(status=bindparam("b_status"), attempts=bindparam("b_attempts"), retry_at=bindparam("b_retry_at"),
+                    sent_at=bindparam("b_sent_at"), last_code=bindparam("b_code"),
+                    last_response=bindparam("b_response"), claimed_at=None),
+            results,
+        )
+        return
+    types = {
+        "b_id": table.c.id.type, "b_claimed_at": table.c.claimed_at.type, "b_status": table.c.status.type,
+        "b_attempts": table.c.attempts.type, "b_retry_at": table.c.retry_at.type, "b_sent_at": table.c.sent_at.type,
+        "b_code": table.c.last_code.type, "b_response": table.c.last_response.type,
+    }
+    rows = values(*(column(name, types[name]) for name in RESULT_COLUMNS), name="results").data(
+        [tuple(result[name] for name in RESULT_COLUMNS) for result in results]
+    )
+    # Each value is cast to its column's type: a column of NULLs in VALUES would be text.
+    typed = {name: cast(rows.c[name], types[name]) for name in RESULT_COLUMNS}
+    db.session.execute(
+        update(table)
+        .where(table.c.id == typed["b_id"], table.c.status == DeliveryStatus.SENDING.value,
+               table.c.claimed_at == typed["b_claimed_at"])
+        .values(status=typed["b_status"], attempts=typed["b_attempts"], retry_at=typed["b_retry_at"],
+                sent_at=typed["b_sent_at"], last_code=typed["b_code"], last_response=typed["b_response"],
+                claimed_at=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def update_counters(run_id: int) -> None:

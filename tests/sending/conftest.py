@@ -1,5 +1,12 @@
-"""Fixtures for the sending tests: an owner with clients, a message and mailings."""
+"""Fixtures for the sending tests: an owner with clients, a message and mailings, in-process
+and real worker processes."""
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
@@ -8,6 +15,8 @@ from mailer.extensions import db
 from mailer.models import Client, Delivery, Mailing, MailingAttempt, MailingRun, Message, Repeat, mailing_clients, utcnow
 from mailer.services import schedule
 from tests.conftest import make_user
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -85,3 +94,76 @@ def logged_in_owner(client, owner):
 
     login(client, owner.email)
     return client
+
+
+class Processes:
+    """Real `python worker.py` and `flask scheduler run` processes on the test's database, Redis
+    and SMTP sink, each in its own process group so that a test can kill one outright."""
+
+    def __init__(self, app, database_uri: str, redis_url: str, smtp_port: int):
+        self.env = {
+            **os.environ,
+            "MAILER_CONFIG": "testing",
+            "DATABASE_URL": database_uri,
+            "REDIS_URL": redis_url,
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": str(smtp_port),
+            "EXTERNAL_URL": app.config["EXTERNAL_URL"],
+            "PYTHONUNBUFFERED": "1",
+        }
+        for name in ("SEND_CHUNK_SIZE", "SEND_RETRY_BASE_DELAY", "SEND_MAX_ATTEMPTS", "SEND_LEASE_SECONDS",
+                     "SEND_JOBS_PER_RUN", "DISPATCH_INTERVAL", "RECONCILE_INTERVAL", "MAIL_TIMEOUT"):
+            self.env[name] = str(app.config[name])
+        self.started: list[subprocess.Popen] = []
+
+    def start(self, *command: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, *command], cwd=ROOT, env=self.env, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.started.append(process)
+        return process
+
+    def worker(self) -> subprocess.Popen:
+        return self.start("worker.py")
+
+    def scheduler(self) -> subprocess.Popen:
+        return self.start("-m", "flask", "--app", "wsgi.py", "scheduler", "run", "--interval", "0.2")
+
+    @staticmethod
+    def kill(process: subprocess.Popen, sig=signal.SIGKILL) -> None:
+        """Signal the whole group: the worker and the work horse it forked for the job."""
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                pass
+        process.wait(timeout=15)
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.started:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill(process)
+
+
+@pytest.fixture
+def processes(app, database_uri, redis_url, smtp_sink):
+    started = Processes(app, database_uri, redis_url, smtp_sink.port)
+    yield started
+    started.stop_all()
+
+
+def wait_until(condition, timeout: float = 30.0, interval: float = 0.05):
+    """Poll `condition` until it returns something true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"gave up waiting after {timeout} s")
