@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select, event, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from mailer.extensions import db
 from mailer.models import Client, Mailing, User, mailing_clients
@@ -81,6 +82,8 @@ def list_query(viewer: User, *, search: str = "", sort: str = DEFAULT_SORT, owne
     `view_all` (managers and admins)."""
     query = select(Client)
     if view_all:
+        # The list shows each row's owner.
+        query = query.options(selectinload(Client.owner))
         if owner_id:
             query = query.where(Client.owner_id == owner_id)
     else:

@@ -7,6 +7,7 @@ from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from mailer.extensions import db, rq
 from mailer.models import Mailing, Message, User
@@ -104,6 +105,8 @@ def list_query(viewer: User, *, search: str = "", sort: str = DEFAULT_SORT, owne
     `view_all` (managers and admins)."""
     query = select(Message)
     if view_all:
+        # The list shows each row's owner.
+        query = query.options(selectinload(Message.owner))
         if owner_id:
             query = query.where(Message.owner_id == owner_id)
     else:
