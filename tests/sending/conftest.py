@@ -31,13 +31,16 @@ def owner(app):
 
 
 def add_clients(owner, count: int, prefix: str = "client") -> list[int]:
+    if count == 0:
+        return []
     db.session.execute(insert(Client), [
         {"owner_id": owner.id, "email": f"{prefix}{number}@example.com", "full_name": f"Client {number}",
          "comment": ""}
         for number in range(count)
     ])
     db.session.commit()
-    return list(db.session.scalars(select(Client.id).where(Client.owner_id == owner.id).order_by(Client.id)))
+    return list(db.session.scalars(
+        select(Client.id).where(Client.owner_id == owner.id, Client.email.like(f"{prefix}%")).order_by(Client.id)))
 
 
 def make_mailing(owner, clients: int = 3, *, start_at=None, end_at=None, repeat=Repeat.NONE,
@@ -51,7 +54,8 @@ def make_mailing(owner, clients: int = 3, *, start_at=None, end_at=None, repeat=
     db.session.add(mailing)
     db.session.flush()
     client_ids = add_clients(owner, clients, prefix=f"m{mailing.id}-")
-    db.session.execute(insert(mailing_clients), [{"mailing_id": mailing.id, "client_id": cid} for cid in client_ids])
+    if client_ids:
+        db.session.execute(insert(mailing_clients), [{"mailing_id": mailing.id, "client_id": cid} for cid in client_ids])
     schedule.reset_schedule(mailing, now)
     db.session.commit()
     return mailing
