@@ -370,7 +370,8 @@ def _save_progress(import_id: str, report: ImportReport, new_problems: list[RowP
 
 def run_background_import(import_id: str) -> ImportReport | None:
     """The worker's part: import the saved file batch by batch, committing and reporting
-    progress after each batch. Returns None when the import is unknown (expired)."""
+    progress after each batch. Returns None when the import is unknown (expired), already
+    finished, or cannot be read."""
     status = read_status(import_id)
     path = upload_path(import_id)
     if status is None or status.finished:
@@ -383,13 +384,21 @@ def run_background_import(import_id: str) -> ImportReport | None:
         _save_progress(import_id, report, new_problems, RUNNING)
 
     try:
-        source = CsvSource(path.read_text(encoding="utf-8"))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ImportFileError("The uploaded file is no longer on the server; upload it again.") from None
+        source = CsvSource(text)
         report = import_rows(status.owner_id, source.rows(), status.on_existing, after_batch=after_batch)
-    except Exception as error:
+    except ImportFileError as error:
         db.session.rollback()
-        message = str(error) if isinstance(error, ImportFileError) else "The import stopped on an unexpected error."
-        rq.connection.hset(_key(import_id), mapping={"state": FAILED, "error": message})
-        raise
+        rq.connection.hset(_key(import_id), mapping={"state": FAILED, "error": str(error)})
+        return None
+    except Exception:
+        db.session.rollback()
+        rq.connection.hset(_key(import_id), mapping={"state": FAILED,
+                                                     "error": "The import stopped on an unexpected error."})
+        raise  # recorded with its traceback among the failed jobs
     finally:
         path.unlink(missing_ok=True)
     _save_progress(import_id, report, [], DONE)

@@ -191,3 +191,14 @@ def test_an_export_can_be_imported_again(logged_in, user, other_user, as_user):
     response = upload(as_user(other_user), exported)
     assert "3 added" in response.get_data(as_text=True)
     assert clients_of(other_user) == clients_of(user)
+
+
+def test_a_background_import_that_cannot_run_says_so(app, logged_in, user, work_queue):
+    response = upload(logged_in, large_file(client_import.SYNC_MAX_ROWS + 1, bad_every=10**9))
+    import_id = response.location.rsplit("/", 1)[1]
+    (Path(app.instance_path) / "imports" / f"{import_id}.csv").unlink()
+    work_queue()
+    page = logged_in.get(response.location)
+    assert "Refresh" not in page.headers
+    assert "The import stopped: The uploaded file is no longer on the server; upload it again." in page.get_data(as_text=True)
+    assert clients_of(user) == {}
