@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import flask_mail
 from flask import current_app
-from sqlalchemy import bindparam, case, cast, column, func, insert, select, update, values
+from sqlalchemy import bindparam, insert, select, text, update
 
 from mailer.database import is_postgresql
 from mailer.extensions import db
@@ -27,6 +27,7 @@ from mailer.models import (
     MailingAttempt,
     MailingRun,
     RunStatus,
+    UTCDateTime,
     utcnow,
 )
 from mailer.services import dispatch, schedule
@@ -172,18 +173,7 @@ def claim_chunk(run_id: int, now: datetime, size: int) -> list[Claimed]:
         ids = list(db.session.scalars(candidates))
         if not ids:
             break
-        # The Message-ID is stored before the message leaves, and kept across retries, so a
-        # message sent twice after a crash carries the same Message-ID both times.
-        new_headers = case({delivery_id: make_message_id(delivery_id) for delivery_id in ids}, value=Delivery.id)
-        rows = db.session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING)
-            .values(status=DeliveryStatus.SENDING, claimed_at=now,
-                    message_id_header=func.coalesce(Delivery.message_id_header, new_headers))
-            .returning(Delivery.id, Delivery.client_id, Delivery.email, Delivery.attempts,
-                       Delivery.message_id_header)
-            .execution_options(synchronize_session=False)
-        ).all()
+        rows = _mark_sending(ids, now)
         if rows:
             db.session.execute(
                 update(MailingRun)
@@ -192,13 +182,58 @@ def claim_chunk(run_id: int, now: datetime, size: int) -> list[Claimed]:
                 .execution_options(synchronize_session=False)
             )
             db.session.commit()
-            return sorted(
-                (Claimed(row.id, row.client_id, row.email, row.attempts, row.message_id_header, now) for row in rows),
-                key=lambda claimed: claimed.id,
-            )
+            return sorted(rows, key=lambda claimed: claimed.id)
         db.session.rollback()
     db.session.rollback()
     return []
+
+
+# One statement for the whole chunk on PostgreSQL: psycopg2 runs an executemany as one round
+# trip per row, and SQLAlchemy compiles a long CASE or VALUES list anew for every chunk.
+CLAIM_ON_POSTGRESQL = text("""
+    UPDATE deliveries AS d
+    SET status = 'sending', claimed_at = :now, message_id_header = COALESCE(d.message_id_header, r.header)
+    FROM unnest(CAST(:ids AS integer[]), CAST(:headers AS varchar[])) AS r(id, header)
+    WHERE d.id = r.id AND d.status = 'pending'
+    RETURNING d.id, d.client_id, d.email, d.attempts, d.message_id_header
+""").bindparams(bindparam("now", type_=UTCDateTime()))
+
+RESULTS_ON_POSTGRESQL = text("""
+    UPDATE deliveries AS d
+    SET status = r.status, attempts = r.attempts, retry_at = r.retry_at, sent_at = r.sent_at,
+        last_code = r.code, last_response = r.response, claimed_at = NULL
+    FROM unnest(CAST(:ids AS integer[]), CAST(:claimed AS timestamptz[]), CAST(:statuses AS varchar[]),
+                CAST(:attempts AS integer[]), CAST(:retry AS timestamptz[]), CAST(:sent AS timestamptz[]),
+                CAST(:codes AS integer[]), CAST(:responses AS text[]))
+         AS r(id, claimed_at, status, attempts, retry_at, sent_at, code, response)
+    WHERE d.id = r.id AND d.status = 'sending' AND d.claimed_at = r.claimed_at
+""")
+
+
+def _mark_sending(ids: list[int], now: datetime) -> list[Claimed]:
+    """Claim those of `ids` that are still pending. The Message-ID is stored before the message
+    leaves, and kept across retries, so a message sent twice after a crash carries the same
+    Message-ID both times."""
+    if is_postgresql(db.session):
+        headers = [make_message_id(delivery_id) for delivery_id in ids]
+        rows = db.session.execute(CLAIM_ON_POSTGRESQL, {"now": now, "ids": ids, "headers": headers}).all()
+        return [Claimed(row.id, row.client_id, row.email, row.attempts, row.message_id_header, now) for row in rows]
+    rows = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SENDING, claimed_at=now)
+        .returning(Delivery.id, Delivery.client_id, Delivery.email, Delivery.attempts, Delivery.message_id_header)
+        .execution_options(synchronize_session=False)
+    ).all()
+    new_headers = {row.id: make_message_id(row.id) for row in rows if not row.message_id_header}
+    if new_headers:
+        table = Delivery.__table__
+        db.session.execute(
+            update(table).where(table.c.id == bindparam("b_id")).values(message_id_header=bindparam("b_header")),
+            [{"b_id": delivery_id, "b_header": header} for delivery_id, header in new_headers.items()],
+        )
+    return [Claimed(row.id, row.client_id, row.email, row.attempts, row.message_id_header or new_headers[row.id], now)
+            for row in rows]
 
 
 # Sending a chunk --------------------------------------------------------------------------------
@@ -333,46 +368,51 @@ def record_outcomes(run_id: int, mailing_id: int, outcomes: list[Outcome]) -> No
         write_results(results)
     if attempts:
         db.session.execute(insert(MailingAttempt.__table__), attempts)
-    update_counters(run_id)
+    add_to_counters(run_id, outcomes)
     db.session.commit()
 
 
-RESULT_COLUMNS = ("b_id", "b_claimed_at", "b_status", "b_attempts", "b_retry_at", "b_sent_at", "b_code", "b_response")
-
-
 def write_results(results: list[dict]) -> None:
-    """Update each delivery still held by its claim. On PostgreSQL one UPDATE ... FROM (VALUES
-    ...) for the whole chunk, since psycopg2 runs an executemany as one round trip per row;
-    SQLite runs the executemany in-process."""
-    table = Delivery.__table__
-    if not is_postgresql(db.session):
-        db.session.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"), table.c.status == DeliveryStatus.SENDING.value,
-                   table.c.claimed_at == bindparam("b_claimed_at"))
-            .values(status=bindparam("b_status"), attempts=bindparam("b_attempts"), retry_at=bindparam("b_retry_at"),
-                    sent_at=bindparam("b_sent_at"), last_code=bindparam("b_code"),
-                    last_response=bindparam("b_response"), claimed_at=None),
-            results,
-        )
+    """Update each delivery still held by its claim (see RESULTS_ON_POSTGRESQL)."""
+    if is_postgresql(db.session):
+        db.session.execute(RESULTS_ON_POSTGRESQL, {
+            "ids": [result["b_id"] for result in results],
+            "claimed": [result["b_claimed_at"] for result in results],
+            "statuses": [result["b_status"] for result in results],
+            "attempts": [result["b_attempts"] for result in results],
+            "retry": [result["b_retry_at"] for result in results],
+            "sent": [result["b_sent_at"] for result in results],
+            "codes": [result["b_code"] for result in results],
+            "responses": [result["b_response"] for result in results],
+        })
         return
-    types = {
-        "b_id": table.c.id.type, "b_claimed_at": table.c.claimed_at.type, "b_status": table.c.status.type,
-        "b_attempts": table.c.attempts.type, "b_retry_at": table.c.retry_at.type, "b_sent_at": table.c.sent_at.type,
-        "b_code": table.c.last_code.type, "b_response": table.c.last_response.type,
-    }
-    rows = values(*(column(name, types[name]) for name in RESULT_COLUMNS), name="results").data(
-        [tuple(result[name] for name in RESULT_COLUMNS) for result in results]
-    )
-    # Each value is cast to its column's type: a column of NULLs in VALUES would be text.
-    typed = {name: cast(rows.c[name], types[name]) for name in RESULT_COLUMNS}
+    table = Delivery.__table__
     db.session.execute(
         update(table)
-        .where(table.c.id == typed["b_id"], table.c.status == DeliveryStatus.SENDING.value,
-               table.c.claimed_at == typed["b_claimed_at"])
-        .values(status=typed["b_status"], attempts=typed["b_attempts"], retry_at=typed["b_retry_at"],
-                sent_at=typed["b_sent_at"], last_code=typed["b_code"], last_response=typed["b_response"],
-                claimed_at=None)
+        .where(table.c.id == bindparam("b_id"), table.c.status == DeliveryStatus.SENDING.value,
+               table.c.claimed_at == bindparam("b_claimed_at"))
+        .values(status=bindparam("b_status"), attempts=bindparam("b_attempts"), retry_at=bindparam("b_retry_at"),
+                sent_at=bindparam("b_sent_at"), last_code=bindparam("b_code"),
+                last_response=bindparam("b_response"), claimed_at=None),
+        results,
+    )
+
+
+def add_to_counters(run_id: int, outcomes: list[Outcome]) -> None:
+    """Add a chunk's results to the run's counters, in the database (several workers may add at
+    once). `finish_run` counts them again from the deliveries, exactly."""
+    totals = {status: sum(1 for outcome in outcomes if outcome.status == status)
+              for status in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)}
+    if not any(totals.values()):
+        return
+    db.session.execute(
+        update(MailingRun)
+        .where(MailingRun.id == run_id)
+        .values(
+            sent_count=MailingRun.sent_count + totals[DeliveryStatus.SENT],
+            failed_count=MailingRun.failed_count + totals[DeliveryStatus.FAILED],
+            skipped_count=MailingRun.skipped_count + totals[DeliveryStatus.SKIPPED],
+        )
         .execution_options(synchronize_session=False)
     )
 
