@@ -1,5 +1,7 @@
 """Filter forms of the reports. They are GET forms: they change nothing, so they carry no CSRF
 token, and their values stay in the address to be bookmarked, paginated and exported."""
+from datetime import date, timedelta
+
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectChoice, SelectField
 from wtforms.validators import Optional, ValidationError
@@ -28,6 +30,15 @@ class OwnerFilterForm(FilterForm):
         return int(self.owner.data) if self.owner.data and not self.owner.errors else None
 
 
+EARLIEST, LATEST = date(1970, 1, 1), date(2999, 12, 31)
+
+
+def within_calendar(form, field):
+    """Dates far outside any mailing's life would overflow the time-zone arithmetic."""
+    if field.data and not EARLIEST <= field.data <= LATEST:
+        raise ValidationError(f"Choose a date between {EARLIEST:%Y} and {LATEST:%Y}.")
+
+
 class DateRangeMixin:
     def validate_date_to(self, field):
         if field.data and self.date_from.data and field.data < self.date_from.data:
@@ -41,8 +52,8 @@ class AttemptFilterForm(DateRangeMixin, FilterForm):
         + [SelectChoice(status.value, status.value.capitalize()) for status in AttemptStatus],
         validators=[Optional()],
     )
-    date_from = DateField("From", validators=[Optional()])
-    date_to = DateField("To", validators=[Optional()])
+    date_from = DateField("From", validators=[Optional(), within_calendar])
+    date_to = DateField("To", validators=[Optional(), within_calendar])
 
 
 class DeliveryFilterForm(FilterForm):
@@ -55,8 +66,21 @@ class DeliveryFilterForm(FilterForm):
 
 
 class StatisticsForm(DateRangeMixin, OwnerFilterForm):
-    date_from = DateField("From", validators=[Optional()])
-    date_to = DateField("To", validators=[Optional()])
+    date_from = DateField("From", validators=[Optional(), within_calendar])
+    date_to = DateField("To", validators=[Optional(), within_calendar])
+
+    def fill_empty_dates(self, today: date, days: int) -> None:
+        """Empty dates mean the `days` days up to today (or up to the chosen end), and the form
+        shows them so."""
+        if not self._entered(self.date_to):
+            self.date_to.data = max(today, self.date_from.data or today)
+        if not self._entered(self.date_from):
+            end = self.date_to.data or today
+            self.date_from.data = end - timedelta(days=days - 1) if end >= EARLIEST else end
+
+    @staticmethod
+    def _entered(field) -> bool:
+        return bool(field.raw_data and field.raw_data[0].strip())
 
     def validate_date_from(self, field):
         if field.data and self.date_to.data and (self.date_to.data - field.data).days >= MAX_PERIOD_DAYS:

@@ -46,21 +46,26 @@ def paginate(query, per_page: int):
     return db.paginate(query, per_page=per_page, error_out=False)
 
 
-def owner_filter(form_class):
-    """The owner filter of a manager's page; an owner always sees only their own data."""
-    form = form_class(request.args)
+def apply_owner_filter(form) -> tuple[bool, int | None]:
+    """Validate a filter form with an owner field: (valid, whose data to show).
+
+    Managers and admins choose an owner or everyone (None); an owner has no such field and
+    always sees only their own data.
+    """
     if can_view_all():
         form.owner.choices = owner_choices(reports.owners_with_mailings())
     else:
         del form.owner
     valid = form.validate()
-    owner_id = (form.owner_id if valid else None) if can_view_all() else current_user.id
-    return form, valid, owner_id
+    if not can_view_all():
+        return valid, current_user.id
+    return valid, form.owner_id if valid else None
 
 
 @bp.route("/")
 def index():
-    form, valid, owner_id = owner_filter(OwnerFilterForm)
+    form = OwnerFilterForm(request.args)
+    valid, owner_id = apply_owner_filter(form)
     pagination = paginate(reports.mailings_query(owner_id), MAILINGS_PER_PAGE)
     rows = reports.mailing_rows(list(pagination.items))
     return render_template(
@@ -156,20 +161,8 @@ def statistics():
     zone = user_zone(current_user)
     default = reports.Period.last_days(zone)
     form = StatisticsForm(request.args)
-    # Empty dates mean the last 30 days, shown in the form as such.
-    if not form.date_to.raw_data or not form.date_to.raw_data[0]:
-        form.date_to.data = max(default.last, form.date_from.data or default.last)
-    if not form.date_from.raw_data or not form.date_from.raw_data[0]:
-        form.date_from.data = (form.date_to.data or default.last) - timedelta(days=reports.DEFAULT_PERIOD_DAYS - 1)
-    if can_view_all():
-        form.owner.choices = owner_choices(reports.owners_with_mailings())
-    else:
-        del form.owner
-    valid = form.validate()
-    if can_view_all():
-        owner_id = form.owner_id if valid else None
-    else:
-        owner_id = current_user.id
+    form.fill_empty_dates(default.last, reports.DEFAULT_PERIOD_DAYS)
+    valid, owner_id = apply_owner_filter(form)
     period = reports.Period(form.date_from.data, form.date_to.data, zone) if valid else default
     stats = reports.statistics(period, owner_id)
     if not can_view_all():

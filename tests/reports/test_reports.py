@@ -135,6 +135,8 @@ def test_bad_filters_are_explained_on_the_form(make, client, user):
     # The log is still shown, unfiltered.
     assert len(table_rows(unknown_status)) == 1
     assert client.get(f"{url}/attempts.csv?date_from=nope").status_code == 400
+    assert client.get(f"{url}?date_from=0001-01-01").status_code == 400
+    assert client.get(f"{url}/attempts.csv?date_to=9999-12-31").status_code == 400
 
 
 def test_attempts_are_paginated_and_pages_keep_the_filter(make, client, user):

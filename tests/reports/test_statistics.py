@@ -125,6 +125,10 @@ def test_bad_periods_are_explained(client, user):
     assert backwards.status_code == 400
     assert "The end date is before the start date." in backwards.get_data(as_text=True)
     assert client.get("/reports/statistics?date_from=soon").status_code == 400
+    for query in ("date_from=0001-01-01", "date_to=0001-01-05", "date_from=9999-12-01&date_to=9999-12-31"):
+        response = client.get(f"/reports/statistics?{query}")
+        assert response.status_code == 400, query
+        assert "Choose a date between 1970 and 2999." in response.get_data(as_text=True)
 
 
 def test_owners_see_their_own_and_managers_everyones_with_a_filter(make, app, user):
