@@ -104,25 +104,31 @@ class Processes:
     """Real `python worker.py` and `flask scheduler run` processes on the test's database, Redis
     and SMTP sink, each in its own process group so that a test can kill one outright."""
 
+    SETTINGS = ("SEND_CHUNK_SIZE", "SEND_RETRY_BASE_DELAY", "SEND_MAX_ATTEMPTS", "SEND_LEASE_SECONDS",
+                "SEND_JOBS_PER_RUN", "DISPATCH_INTERVAL", "RECONCILE_INTERVAL", "MAIL_TIMEOUT")
+
     def __init__(self, app, database_uri: str, redis_url: str, smtp_port: int):
-        self.env = {
+        self.app = app
+        self.database_uri, self.redis_url, self.smtp_port = database_uri, redis_url, smtp_port
+        self.started: list[subprocess.Popen] = []
+
+    def environment(self) -> dict[str, str]:
+        """The test app's settings as they are when the process starts."""
+        return {
             **os.environ,
             "MAILER_CONFIG": "testing",
-            "DATABASE_URL": database_uri,
-            "REDIS_URL": redis_url,
+            "DATABASE_URL": self.database_uri,
+            "REDIS_URL": self.redis_url,
             "MAIL_SERVER": "127.0.0.1",
-            "MAIL_PORT": str(smtp_port),
-            "EXTERNAL_URL": app.config["EXTERNAL_URL"],
+            "MAIL_PORT": str(self.smtp_port),
+            "EXTERNAL_URL": self.app.config["EXTERNAL_URL"],
             "PYTHONUNBUFFERED": "1",
+            **{name: str(self.app.config[name]) for name in self.SETTINGS},
         }
-        for name in ("SEND_CHUNK_SIZE", "SEND_RETRY_BASE_DELAY", "SEND_MAX_ATTEMPTS", "SEND_LEASE_SECONDS",
-                     "SEND_JOBS_PER_RUN", "DISPATCH_INTERVAL", "RECONCILE_INTERVAL", "MAIL_TIMEOUT"):
-            self.env[name] = str(app.config[name])
-        self.started: list[subprocess.Popen] = []
 
     def start(self, *command: str) -> subprocess.Popen:
         process = subprocess.Popen(
-            [sys.executable, *command], cwd=ROOT, env=self.env, start_new_session=True,
+            [sys.executable, *command], cwd=ROOT, env=self.environment(), start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.started.append(process)
