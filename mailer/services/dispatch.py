@@ -8,6 +8,7 @@ found again by the reconciler, which looks at the deliveries, never at the queue
 import logging
 import math
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -306,10 +307,10 @@ def _job_options(run_id: int) -> dict:
     }
 
 
-def waiting_run_ids() -> set[int]:
-    """Runs that have a send job waiting in the queue or scheduled for later."""
+def waiting_run_ids(scheduled: bool = True) -> set[int]:
+    """Runs that have a send job waiting in the queue (or, with `scheduled`, for a later time)."""
     queue = rq.queue
-    job_ids = queue.get_job_ids() + queue.scheduled_job_registry.get_job_ids()
+    job_ids = queue.get_job_ids() + (queue.scheduled_job_registry.get_job_ids() if scheduled else [])
     return {run_id for run_id in map(run_id_of_job, job_ids) if run_id is not None}
 
 
@@ -381,7 +382,7 @@ def reconcile(now: datetime | None = None) -> dict:
     if not active_runs:
         return {"released": released, "enqueued": [], "finished": []}
     try:
-        waiting = waiting_run_ids()
+        queued, waiting = waiting_run_ids(scheduled=False), waiting_run_ids()
     except RedisError as error:
         log.warning("reconciler: Redis unreachable (%s)", error)
         return {"released": released, "enqueued": [], "finished": []}
@@ -391,25 +392,26 @@ def reconcile(now: datetime | None = None) -> dict:
         if state.pending == 0 and state.sending == 0:
             if finish_run(run_id, now):
                 finished.append(run_id)
-        elif state.sending == 0 and run_id not in waiting:
+        elif state.sending == 0:
             # Pending work, nobody holding any of it and no job in the queue: Redis lost the
-            # job, or it could not be queued when the run was created.
-            if state.next_retry_at is None or state.next_retry_at <= now:
-                if enqueue_run(run_id):
+            # job, or it could not be queued when the run was created. (A job scheduled for a
+            # later retry does not serve deliveries that are due now.)
+            if state.next_retry_at is None:
+                if run_id not in queued and enqueue_run(run_id):
                     enqueued.append(run_id)
-            elif enqueue_run_later(run_id, state.next_retry_at):
+            elif run_id not in waiting and enqueue_run_later(run_id, state.next_retry_at):
                 enqueued.append(run_id)
     if enqueued:
         log.info("reconciler: queued runs %s", enqueued)
     return {"released": released, "enqueued": enqueued, "finished": finished}
 
 
+@dataclass(frozen=True)
 class WorkState:
-    def __init__(self, pending: int, sending: int, next_retry_at: datetime | None):
-        self.pending = pending
-        self.sending = sending
-        # When the earliest pending delivery may be tried; None when one may be tried now.
-        self.next_retry_at = next_retry_at
+    pending: int
+    sending: int
+    # When the earliest pending delivery may be tried; None when one may be tried now.
+    next_retry_at: datetime | None
 
 
 def run_work_state(run_id: int, now: datetime) -> WorkState:
