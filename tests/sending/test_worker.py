@@ -11,6 +11,7 @@ from mailer.extensions import db
 from mailer.models import (
     AttemptStatus,
     Client,
+    Delivery,
     DeliveryStatus,
     Mailing,
     MailingRun,
@@ -250,3 +251,26 @@ def test_retry_failed_sends_only_the_failed_deliveries_again(app, owner, smtp_si
     assert sorted(address for mail in smtp_sink.received for address in mail.recipients) == failed
     assert reload_run(retry_id).sent_count == 2
     assert db.session.get(Mailing, mailing_id).status == MailingStatus.FINISHED
+
+
+def test_the_reconciler_queues_released_deliveries_even_when_a_later_retry_is_scheduled(app, owner, smtp_sink, work):
+    app.config["SEND_RETRY_BASE_DELAY"] = 600
+    make_mailing(owner, clients=3)
+    smtp_sink.handler.replies.append("451 4.7.1 Greylisted")
+    [run_id] = dispatch.dispatch_due_mailings()
+    work()
+    waiting, _sent, stuck = deliveries(run_id)
+    assert waiting.status == DeliveryStatus.PENDING and waiting.retry_at > utcnow() + timedelta(minutes=9)
+    assert dispatch.waiting_run_ids() == {run_id}  # the job scheduled for the retry
+    # A worker that claimed `stuck` again died (simulated): its lease has run out.
+    stuck_id = stuck.id
+    stuck.status, stuck.claimed_at = DeliveryStatus.SENDING, utcnow() - timedelta(hours=1)
+    db.session.commit()
+
+    assert dispatch.reconcile() == {"released": 1, "enqueued": [run_id], "finished": []}
+    work()
+
+    db.session.expire_all()
+    assert db.session.get(Delivery, stuck_id).status == DeliveryStatus.SENT
+    assert reload_run(run_id).status == RunStatus.SENDING  # the greylisted one still waits for its retry
+    assert dispatch.reconcile()["enqueued"] == []
