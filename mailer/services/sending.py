@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # The longest wait between two tries of one delivery, whatever the back-off says.
 MAX_RETRY_DELAY = 3600
+# "Service not available, closing transmission channel": the connection is over.
+CLOSING = 421
 
 
 # SMTP -------------------------------------------------------------------------------------------
@@ -76,7 +78,7 @@ class MailConnection(flask_mail.Connection):
             host.login(settings.username, settings.password)
         return host
 
-    def deliver(self, message: flask_mail.Message, sender: str, recipient: str) -> Reply:
+    def deliver(self, data: bytes, sender: str, recipient: str) -> Reply:
         """One SMTP transaction for one recipient (envelope addresses as `envelope_address`
         gives them), step by step, so that each step's reply is known: a refused sender or
         recipient, or the final answer to DATA."""
@@ -84,24 +86,28 @@ class MailConnection(flask_mail.Connection):
             return Reply(250, "Not sent: MAIL_SUPPRESS_SEND is on")
         host = self.host
         try:
-            data = message.as_bytes()
             host.ehlo_or_helo_if_needed()
             code, text = host.mail(sender)
             if code != 250:
-                host.rset()
-                return Reply(code, f"Sender refused: {_text(text)}")
+                return self._refused(code, f"Sender refused: {_text(text)}")
             code, text = host.rcpt(recipient)
             if code not in (250, 251):
-                host.rset()
-                return Reply(code, f"Recipient refused: {_text(text)}")
+                return self._refused(code, f"Recipient refused: {_text(text)}")
             code, text = host.data(data)
-            return Reply(code, _text(text))
+            return Reply(code, _text(text), broken=code == CLOSING)
         except smtplib.SMTPServerDisconnected as error:
             return Reply(None, error=f"Connection lost: {error or 'the server closed it'}", broken=True)
         except smtplib.SMTPResponseException as error:  # e.g. DATA itself refused
-            return Reply(error.smtp_code, _text(error.smtp_error))
+            return Reply(error.smtp_code, _text(error.smtp_error), broken=error.smtp_code == CLOSING)
         except (OSError, smtplib.SMTPException) as error:  # timeouts, resets
             return Reply(None, error=f"{type(error).__name__}: {error}", broken=True)
+
+    def _refused(self, code: int, text: str) -> Reply:
+        """End the refused transaction so that the connection serves the next message."""
+        if code == CLOSING:
+            return Reply(code, text, broken=True)
+        self.host.rset()
+        return Reply(code, text)
 
     def close(self) -> None:
         if self.host is None:
@@ -266,7 +272,7 @@ def judge(delivery: Claimed, reply: Reply, at: datetime) -> Outcome:
 
 
 def send_chunk(mailing: Mailing, chunk: list[Claimed]) -> list[Outcome]:
-    """Send the chunk over one SMTP connection (a second one if the first breaks)."""
+    """Send the chunk over one SMTP connection, opening a new one if it breaks."""
     client_ids = [delivery.client_id for delivery in chunk if delivery.client_id is not None]
     clients = {client.id: client for client in db.session.scalars(select(Client).where(Client.id.in_(client_ids)))}
     sender = current_app.config["MAIL_DEFAULT_SENDER"]
@@ -285,7 +291,7 @@ def send_chunk(mailing: Mailing, chunk: list[Claimed]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     connection: MailConnection | None = None
     unreachable: str | None = None
-    reconnects = 0
+    broken_in_a_row = 0
     try:
         for delivery in chunk:
             now = utcnow()
@@ -300,8 +306,8 @@ def send_chunk(mailing: Mailing, chunk: list[Claimed]) -> list[Outcome]:
                 outcomes.append(Outcome(delivery, DeliveryStatus.FAILED, Reply(None, error=template_problem), now))
                 continue
             try:
-                message = renderer.build(client, delivery.message_id, sender)
-            except TemplateProblem as problem:
+                data = renderer.build(client, delivery.message_id, sender).as_bytes()
+            except (TemplateProblem, ValueError) as problem:  # a failed delivery, not a failed chunk
                 outcomes.append(Outcome(delivery, DeliveryStatus.FAILED, Reply(None, error=str(problem)), now))
                 continue
             if connection is None and unreachable is None:
@@ -314,14 +320,18 @@ def send_chunk(mailing: Mailing, chunk: list[Claimed]) -> list[Outcome]:
             if unreachable is not None:
                 outcomes.append(judge(delivery, Reply(None, error=unreachable, broken=True), now))
                 continue
-            reply = connection.deliver(message, envelope_sender, envelope_address(delivery.email))
+            reply = connection.deliver(data, envelope_sender, envelope_address(delivery.email))
             outcomes.append(judge(delivery, reply, utcnow()))
             if reply.broken:
                 connection.close()
                 connection = None
-                reconnects += 1
-                if reconnects > 1:
-                    unreachable = reply.error
+                broken_in_a_row += 1
+                if broken_in_a_row > 1:
+                    # Twice in a row: the server is in trouble; the rest of the chunk waits for
+                    # its retry instead of a timeout each.
+                    unreachable = reply.error or f"{reply.code} {reply.text}"
+            else:
+                broken_in_a_row = 0
     finally:
         if connection is not None:
             connection.close()

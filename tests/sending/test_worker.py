@@ -274,3 +274,20 @@ def test_the_reconciler_queues_released_deliveries_even_when_a_later_retry_is_sc
     assert db.session.get(Delivery, stuck_id).status == DeliveryStatus.SENT
     assert reload_run(run_id).status == RunStatus.SENDING  # the greylisted one still waits for its retry
     assert dispatch.reconcile()["enqueued"] == []
+
+
+def test_a_server_closing_the_channel_is_a_transient_failure_and_the_next_message_reconnects(
+        app, owner, smtp_sink, work):
+    app.config["SEND_RETRY_BASE_DELAY"] = 0
+    make_mailing(owner, clients=2)
+    smtp_sink.handler.replies.append("421 4.3.2 Service shutting down")
+    [run_id] = dispatch.dispatch_due_mailings()
+    work()
+
+    first, second = deliveries(run_id)
+    assert (first.status, first.attempts, second.status, second.attempts) == (
+        DeliveryStatus.SENT, 2, DeliveryStatus.SENT, 1)
+    assert [(a.smtp_code, a.smtp_response) for a in attempts(run_id) if a.status == AttemptStatus.FAILURE] == [
+        (421, "4.3.2 Service shutting down")]
+    assert sorted(address for mail in smtp_sink.received for address in mail.recipients) == sorted(
+        [first.email, second.email])
