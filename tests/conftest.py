@@ -21,6 +21,7 @@ from mailer.services import accounts
 from tests.support import RedisServer, SmtpSink
 
 PASSWORD = "correct horse battery"
+CHROMIUM_CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
 
 
 @pytest.fixture(scope="session")
@@ -143,3 +144,38 @@ def links_in(mail) -> list[str]:
 def local_path(url: str) -> str:
     parts = urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def chromium_path() -> str | None:
+    configured = os.environ.get("CHROMIUM_PATH")
+    candidates = [configured] if configured else CHROMIUM_CANDIDATES
+    return next((path for path in candidates if path and os.access(path, os.X_OK)), None)
+
+
+@pytest.fixture(scope="session")
+def browser_executable():
+    """Debian's chromium. Browser tests are skipped without it, unless MAILER_E2E_REQUIRED=1
+    (set by CI), which turns a missing browser into a failure."""
+    path = chromium_path()
+    if path is None:
+        if os.environ.get("MAILER_E2E_REQUIRED") == "1":
+            pytest.fail("MAILER_E2E_REQUIRED=1 but no chromium was found (apt-get install chromium).")
+        pytest.skip("no chromium found: install Debian's chromium package to run the browser tests")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(browser_executable):
+    """One Playwright and one headless chromium for the whole session (Playwright's sync API
+    cannot be started twice in one process)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=browser_executable,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield browser
+        browser.close()

@@ -1,9 +1,5 @@
 """Browser journeys: the whole system (web, worker, scheduler, SMTP sink) as `make dev` runs it,
-driven by Playwright in Debian's chromium.
-
-Without a chromium the journeys are skipped, unless MAILER_E2E_REQUIRED=1 (set by CI), which
-turns a missing browser into a failure.
-"""
+driven by Playwright in Debian's chromium (the `browser` fixture of tests/conftest.py)."""
 import os
 import secrets
 import shutil
@@ -19,27 +15,10 @@ import pytest
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
 ADMIN = ("admin@example.com", "admin password 1")
 MANAGER = ("manager@example.com", "manager password 1")
 
 pytestmark = pytest.mark.e2e
-
-
-def chromium_path() -> str | None:
-    configured = os.environ.get("CHROMIUM_PATH")
-    candidates = [configured] if configured else CHROMIUM_CANDIDATES
-    return next((path for path in candidates if path and os.access(path, os.X_OK)), None)
-
-
-@pytest.fixture(scope="session")
-def browser_executable():
-    path = chromium_path()
-    if path is None:
-        if os.environ.get("MAILER_E2E_REQUIRED") == "1":
-            pytest.fail("MAILER_E2E_REQUIRED=1 but no chromium was found (apt-get install chromium).")
-        pytest.skip("no chromium found: install Debian's chromium package to run the browser journeys")
-    return path
 
 
 class LiveSystem:
@@ -115,21 +94,6 @@ def live_system(tmp_path_factory, redis_url, browser_executable):
     system.start()
     yield system
     system.stop()
-
-
-@pytest.fixture(scope="session")
-def browser(browser_executable):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=browser_executable,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

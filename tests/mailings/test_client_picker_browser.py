@@ -1,5 +1,4 @@
 """The client picker in a real browser: filter, "select all shown", "select none", saved choice."""
-import os
 import threading
 
 import pytest
@@ -9,34 +8,23 @@ from werkzeug.serving import make_server
 from mailer.extensions import db
 from mailer.models import Mailing
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import chromium_path
 from tests.mailings.conftest import add_clients, add_message, client_ids
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def browser_page(app):
-    path = chromium_path()
-    if path is None:
-        if os.environ.get("MAILER_E2E_REQUIRED") == "1":
-            pytest.fail("MAILER_E2E_REQUIRED=1 but no chromium was found.")
-        pytest.skip("no chromium found")
-    from playwright.sync_api import sync_playwright
-
+def browser_page(app, browser):
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    context = browser.new_context(base_url=f"http://127.0.0.1:{server.server_port}",
+                                  viewport={"width": 390, "height": 844})
+    context.set_default_timeout(15_000)
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=path, headless=True,
-                                                 args=["--no-sandbox", "--disable-gpu"])
-            context = browser.new_context(base_url=f"http://127.0.0.1:{server.server_port}",
-                                          viewport={"width": 390, "height": 844})
-            context.set_default_timeout(15_000)
-            yield context.new_page()
-            browser.close()
+        yield context.new_page()
     finally:
+        context.close()
         server.shutdown()
         thread.join(timeout=10)
 
