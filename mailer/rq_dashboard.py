@@ -1,9 +1,8 @@
 """The RQ dashboard (rq-dashboard) at /rq, for admins only, on the app's own Redis."""
-from flask import Flask, abort, redirect, request, url_for
+from flask import Flask, abort, current_app, redirect, request, url_for
+from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from rq_dashboard.web import blueprint, setup_rq_connection
-
-from mailer.permissions import admin_permission
 
 URL_PREFIX = "/rq"
 # The dashboard's own script sends this cookie back as the X-CSRFToken header of its POSTs
@@ -20,18 +19,10 @@ def init_rq_dashboard(app: Flask) -> None:
     # Without this rule, /rq would redirect everyone to /rq/ and so reveal the dashboard.
     app.add_url_rule(URL_PREFIX, endpoint="rq_dashboard_entry", view_func=dashboard_entry)
 
-    # App-level hooks run before the blueprint's own (which picks the Redis instance from
-    # the URL), so nobody but an admin reaches any of its code, static files included.
-    @app.before_request
-    def only_admins_see_the_dashboard():
-        if request.blueprint != blueprint.name:
-            return None
-        if not admin_permission.can():
-            abort(404)
-        instance = (request.view_args or {}).get("instance_number")
-        if instance is not None and instance >= len(app.config["RQ_DASHBOARD_REDIS_URL"]):
-            abort(404)
-        return None
+    # First of the app's hooks, so a non-admin learns nothing, not even from a CSRF error on
+    # one of its POST addresses; app hooks also run before the blueprint's own (which picks
+    # the Redis instance from the URL), so nobody but an admin reaches any of its code.
+    app.before_request_funcs.setdefault(None, []).insert(0, only_admins_see_the_dashboard)
 
     @app.after_request
     def give_the_dashboard_its_csrf_token(response):
@@ -47,7 +38,23 @@ def init_rq_dashboard(app: Flask) -> None:
         return response
 
 
+def is_admin() -> bool:
+    # Flask-Login loads the user on demand, so this works before Flask-Principal's hook ran.
+    return current_user.is_authenticated and current_user.is_admin
+
+
+def only_admins_see_the_dashboard():
+    if request.blueprint != blueprint.name:
+        return None
+    if not is_admin():
+        abort(404)
+    instance = (request.view_args or {}).get("instance_number")
+    if instance is not None and instance >= len(current_app.config["RQ_DASHBOARD_REDIS_URL"]):
+        abort(404)
+    return None
+
+
 def dashboard_entry():
-    if not admin_permission.can():
+    if not is_admin():
         abort(404)
     return redirect(url_for("rq_dashboard.queues_overview"))

@@ -11,12 +11,14 @@ def demo_job() -> None:
 
 
 @pytest.mark.parametrize("role", [None, "owner", "manager"])
-def test_everyone_but_an_admin_gets_404(client, role):
+def test_everyone_but_an_admin_gets_404(app, client, role):
     if role:
         make_user(f"{role}@example.com", role=None if role == "owner" else role)
         login(client, f"{role}@example.com")
     for path in ["/rq", "/rq/", "/rq/0/view/workers", "/rq/0/data/queues.json", "/rq/static/css/main.css"]:
         assert client.get(path, follow_redirects=False).status_code == 404, path
+    # Not even a CSRF error on its actions gives the dashboard away.
+    app.config["WTF_CSRF_ENABLED"] = True
     assert client.post("/rq/queue/mailer/queued/empty").status_code == 404
 
 
