@@ -102,7 +102,7 @@ def logged_in_owner(client, owner):
 
 class Processes:
     """Real `python worker.py` and `flask scheduler run` processes on the test's database, Redis
-    and SMTP sink, each in its own process group so that a test can kill one outright."""
+    and SMTP sink, stopped at the end of the test."""
 
     SETTINGS = ("SEND_CHUNK_SIZE", "SEND_RETRY_BASE_DELAY", "SEND_MAX_ATTEMPTS", "SEND_LEASE_SECONDS",
                 "SEND_JOBS_PER_RUN", "DISPATCH_INTERVAL", "RECONCILE_INTERVAL", "MAIL_TIMEOUT")
@@ -128,7 +128,7 @@ class Processes:
 
     def start(self, *command: str) -> subprocess.Popen:
         process = subprocess.Popen(
-            [sys.executable, *command], cwd=ROOT, env=self.environment(), start_new_session=True,
+            [sys.executable, *command], cwd=ROOT, env=self.environment(),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.started.append(process)
@@ -141,11 +141,12 @@ class Processes:
         return self.start("-m", "flask", "--app", "wsgi.py", "scheduler", "run", "--interval", "0.2")
 
     @staticmethod
-    def kill(process: subprocess.Popen, sig=signal.SIGKILL) -> None:
-        """Signal the whole group: the worker and the work horse it forked for the job."""
-        if process.poll() is None:
+    def kill(process: subprocess.Popen) -> None:
+        """SIGKILL the worker and the work horse it forked for the job (RQ puts the horse in a
+        session of its own, so killing the worker's group would leave it running)."""
+        for pid in [*descendants(process.pid), process.pid]:
             try:
-                os.killpg(process.pid, sig)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         process.wait(timeout=15)
@@ -153,12 +154,30 @@ class Processes:
     def stop_all(self) -> None:
         for process in self.started:
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                process.terminate()  # a warm shutdown: the worker lets its horse finish
         for process in self.started:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill(process)
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes started by `pid`, their children and so on (Linux /proc)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # The parent pid is the 2nd field after the parenthesised command name.
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found.extend(children)
+        frontier = children
+    return found
 
 
 @pytest.fixture
