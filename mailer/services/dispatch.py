@@ -375,9 +375,9 @@ def reconcile(now: datetime | None = None) -> dict:
 
     now = now or utcnow()
     released = release_expired_leases(now)
-    active_runs = db.session.execute(
-        select(MailingRun.id, MailingRun.status).where(MailingRun.status.in_(ACTIVE)).order_by(MailingRun.id)
-    ).all()
+    active_runs = list(db.session.scalars(
+        select(MailingRun.id).where(MailingRun.status.in_(ACTIVE)).order_by(MailingRun.id)
+    ))
     db.session.rollback()
     if not active_runs:
         return {"released": released, "enqueued": [], "finished": []}
@@ -387,7 +387,7 @@ def reconcile(now: datetime | None = None) -> dict:
         log.warning("reconciler: Redis unreachable (%s)", error)
         return {"released": released, "enqueued": [], "finished": []}
     enqueued, finished = [], []
-    for run_id, _status in active_runs:
+    for run_id in active_runs:
         state = run_work_state(run_id, now)
         if state.pending == 0 and state.sending == 0:
             if finish_run(run_id, now):
