@@ -28,6 +28,8 @@ def register_periodic_jobs(scheduler: Scheduler) -> list[str]:
             repeat=None,  # for ever
             id=job_id,
             queue_name=current_app.config["RQ_QUEUE"],
+            # Ahead of the send jobs, so that a busy worker still dispatches on time.
+            at_front=True,
             description=f"{function.rsplit('.', 1)[1]} every {current_app.config[setting]} s",
         )
         registered.append(job_id)

@@ -41,9 +41,10 @@ SEND_JOB = "mailer.jobs.sending.send_run"
 # Every send job's id starts with this and the run's id, so the queue tells which runs have
 # work waiting (see `waiting_run_ids`).
 JOB_ID_PREFIX = "send-run-"
-# A send job stops after this many seconds and queues its continuation, so one long run does
-# not hold a worker for hours and RQ's job timeout stays meaningful.
-JOB_TIME_BUDGET = 300
+# A send job stops after this many seconds and queues its continuation at the back of the
+# queue, so one long run does not hold a worker for hours, other runs get their turn, and RQ's
+# job timeout stays meaningful.
+JOB_TIME_BUDGET = 60
 JOB_TIMEOUT = 3600
 UNSUBSCRIBED = "Unsubscribed"
 ACTIVE = (RunStatus.QUEUED, RunStatus.SENDING)

@@ -137,3 +137,14 @@ def test_the_periodic_jobs_are_registered_once_with_stable_ids(app):
     assert jobs["mailer-dispatch-due-mailings"].func_name == "mailer.jobs.sending.dispatch_due_mailings"
     assert jobs["mailer-dispatch-due-mailings"].meta["interval"] == 7
     assert jobs["mailer-reconcile-sending"].meta["interval"] == app.config["RECONCILE_INTERVAL"]
+
+
+def test_a_periodic_job_goes_ahead_of_waiting_send_jobs(app):
+    rq.queue.enqueue("mailer.jobs.sending.send_run", 1, job_id="send-run-1-waiting")
+    scheduler = Scheduler(queue_name=app.config["RQ_QUEUE"], connection=rq.connection)
+    register_periodic_jobs(scheduler)
+    scheduler.enqueue_jobs()  # what `flask scheduler run` does when they are due
+
+    job_ids = rq.queue.get_job_ids()
+    assert set(job_ids[:2]) == {job_id for job_id, _, _ in PERIODIC_JOBS}
+    assert job_ids[2:] == ["send-run-1-waiting"]
