@@ -47,6 +47,11 @@ def can_view_all() -> bool:
     return manager_permission.can()
 
 
+def can_edit(obj) -> bool:
+    """Owners change their own objects and admins anyone's; managers only look."""
+    return obj.owner_id == current_user.id or admin_permission.can()
+
+
 def get_owned_or_404(model, object_id, action: str = VIEW):
     """Return the object if the current user may act on it.
 

@@ -7,7 +7,7 @@ from mailer.clients.forms import ClientForm, DeleteForm, ImportForm
 from mailer.errors import render_error
 from mailer.extensions import db
 from mailer.models import Client
-from mailer.permissions import EDIT, VIEW, can_view_all, get_owned_or_404
+from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404
 from mailer.services import client_import
 from mailer.services import clients as client_service
 from mailer.services.client_import import ImportFileError
@@ -34,11 +34,6 @@ def index():
     page = db.paginate(query, per_page=PER_PAGE, error_out=False)
     return render_template("clients/index.html", page=page, arguments=arguments, view_all=view_all,
                            owners=client_service.all_owners() if view_all else [], can_edit=can_edit)
-
-
-def can_edit(client: Client) -> bool:
-    """Owners change their own clients, admins anyone's; managers only look."""
-    return client.owner_id == current_user.id or current_user.is_admin
 
 
 @bp.route("/new", methods=["GET", "POST"])

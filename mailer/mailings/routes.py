@@ -5,17 +5,12 @@ from mailer.extensions import db
 from mailer.mailings import bp
 from mailer.mailings.forms import ConfirmForm, MailingForm
 from mailer.models import Mailing, utcnow
-from mailer.permissions import EDIT, VIEW, can_view_all, get_owned_or_404, manager_required
+from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404, manager_required
 from mailer.services import mailings as mailing_service
 from mailer.services.mailings import MailingError
 
 PER_PAGE = 20
 CLIENTS_PER_PAGE = 50
-
-
-def can_change(mailing: Mailing) -> bool:
-    """The owner and admins change a mailing; managers only look at it (and disable it)."""
-    return mailing.owner_id == current_user.id or current_user.is_admin
 
 
 @bp.route("/")
@@ -77,7 +72,7 @@ def detail(mailing_id: int):
         clients=clients,
         runs=mailing_service.recent_runs(mailing),
         run_count=mailing_service.run_count(mailing),
-        can_change=can_change(mailing),
+        can_change=can_edit(mailing),
         can_disable=can_view_all(),
         has_send_now="runs.send_now" in views,
         has_run_pages="runs.detail" in views,

@@ -5,7 +5,7 @@ from mailer.extensions import db
 from mailer.messages import bp
 from mailer.messages.forms import DeleteForm, MessageForm, TestSendForm
 from mailer.models import Message
-from mailer.permissions import EDIT, VIEW, can_view_all, get_owned_or_404
+from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404
 from mailer.services import messages as message_service
 from mailer.services.clients import all_owners
 from mailer.services.messages import MessageError, MessageInUse
@@ -20,11 +20,6 @@ def list_arguments() -> dict:
         sort = message_service.DEFAULT_SORT
     owner_id = request.args.get("owner", type=int) if can_view_all() else None
     return {"q": request.args.get("q", "").strip()[:200], "sort": sort, "owner": owner_id}
-
-
-def can_edit(message: Message) -> bool:
-    """Owners change their own messages, admins anyone's; managers only look."""
-    return message.owner_id == current_user.id or current_user.is_admin
 
 
 @bp.route("/")

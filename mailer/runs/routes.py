@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from mailer.extensions import db
 from mailer.models import Delivery, DeliveryStatus, Mailing, MailingRun
-from mailer.permissions import EDIT, VIEW, get_owned_or_404
+from mailer.permissions import EDIT, VIEW, can_edit, get_owned_or_404
 from mailer.runs import bp
 from mailer.runs.forms import RunActionForm
 from mailer.services import dispatch
@@ -76,10 +76,9 @@ def detail(run_id: int):
     else:
         status = ""
     deliveries = db.paginate(query, per_page=DELIVERIES_PER_PAGE, error_out=False)
-    can_change = mailing.owner_id == current_user.id or current_user.is_admin
     return render_template(
         "runs/detail.html", run=run, mailing=mailing, progress=progress_of(run), deliveries=deliveries,
-        status=status, statuses=[choice.value for choice in DeliveryStatus], can_change=can_change,
+        status=status, statuses=[choice.value for choice in DeliveryStatus], can_change=can_edit(mailing),
         form=RunActionForm(),
     )
 

@@ -1,7 +1,6 @@
 """Accounts: registration, confirmation, passwords, profile, roles. No request objects here."""
 import io
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app, url_for
