@@ -2,7 +2,13 @@
 from flask import current_app
 from flask_mail import Message as MailMessage
 
-from mailer.extensions import mail
+from mailer.services.sending import MailConnection
+
+
+def send_with_timeout(message: MailMessage) -> None:
+    """Send through a connection with MAIL_TIMEOUT, so a silent server cannot hang the worker."""
+    with MailConnection(current_app.extensions["mail"]) as connection:
+        message.send(connection)
 
 
 def send_email(to: str, subject: str, text: str, html: str | None = None) -> None:
@@ -14,4 +20,4 @@ def send_email(to: str, subject: str, text: str, html: str | None = None) -> Non
         html=html,
         sender=current_app.config["MAIL_DEFAULT_SENDER"],
     )
-    mail.send(message)
+    send_with_timeout(message)

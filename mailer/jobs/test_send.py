@@ -3,7 +3,8 @@ import secrets
 
 from flask import current_app
 
-from mailer.extensions import db, mail
+from mailer.extensions import db
+from mailer.jobs.email import send_with_timeout
 from mailer.models import Client, Message
 from mailer.services import rendering
 
@@ -22,5 +23,5 @@ def send_test_message(message_id: int, to: str, sample_name: str, sample_email: 
     email = rendering.build_mail(message, sample, message_id=f"<test.{message.id}.{secrets.token_hex(8)}@{domain}>")
     email.recipients = [to]
     email.subject = f"[Test] {email.subject}"
-    mail.send(email)
+    send_with_timeout(email)
     return True
