@@ -24,8 +24,8 @@ from mailer.services.clients import (
     FULL_NAME_MAX_LENGTH,
     ClientError,
     normalize_email,
-    stats_changed,
 )
+from mailer.services.stats import clear_stats_cache_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ def _write_batch(owner_id: int, batch: list[tuple[str, str, str | None]], on_exi
     report.updated += updated
     report.skipped += skipped
     if created or updated:
-        stats_changed(owner_id)
+        clear_stats_cache_after_commit(owner_id)
 
 
 def import_text(owner_id: int, source: CsvSource, on_existing: str) -> ImportReport:

@@ -4,13 +4,13 @@ import io
 from collections.abc import Iterator
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Select, event, select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from mailer.extensions import db
 from mailer.models import Client, Mailing, User, mailing_clients
-from mailer.services.stats import clear_stats_cache
+from mailer.services.stats import clear_stats_cache_after_commit
 
 EMAIL_MAX_LENGTH = 254
 FULL_NAME_MAX_LENGTH = 120
@@ -47,31 +47,6 @@ def normalize_email(value: str) -> str:
     if len(normalized) > EMAIL_MAX_LENGTH:
         raise ClientError(f"An e-mail address has at most {EMAIL_MAX_LENGTH} characters.", "email")
     return normalized
-
-
-STATS_OWNERS = "stats_owners_changed"
-
-
-# Statistics cache -----------------------------------------------------------------------------
-
-def stats_changed(owner_id: int) -> None:
-    """Clear the owner's cached home figures once the current transaction commits.
-
-    Clearing after the commit (not before) keeps a concurrent request from caching the old
-    figures again between the clear and the commit.
-    """
-    session = db.session()
-    if STATS_OWNERS not in session.info:
-        session.info[STATS_OWNERS] = set()
-        event.listen(session, "after_commit", _clear_changed_stats)
-    session.info[STATS_OWNERS].add(owner_id)
-
-
-def _clear_changed_stats(session) -> None:
-    owners = session.info[STATS_OWNERS]
-    for owner_id in owners:
-        clear_stats_cache(owner_id)
-    owners.clear()
 
 
 # Queries --------------------------------------------------------------------------------------
@@ -159,7 +134,7 @@ def create_client(owner: User, email: str, full_name: str, comment: str | None =
         raise ClientError(DUPLICATE_EMAIL, "email")
     client = Client(owner_id=owner.id)
     _save(client, email=email, full_name=full_name, comment=comment)
-    stats_changed(owner.id)
+    clear_stats_cache_after_commit(owner.id)
     return client
 
 
@@ -170,7 +145,7 @@ def update_client(client: Client, email: str, full_name: str, comment: str | Non
         if other is not None and other.id != client.id:
             raise ClientError(DUPLICATE_EMAIL, "email")
     _save(client, email=email, full_name=full_name, comment=comment)
-    stats_changed(client.owner_id)
+    clear_stats_cache_after_commit(client.owner_id)
     return client
 
 
@@ -180,7 +155,7 @@ def delete_client(client: Client) -> None:
     owner_id = client.owner_id
     db.session.delete(client)
     db.session.flush()
-    stats_changed(owner_id)
+    clear_stats_cache_after_commit(owner_id)
 
 
 # Export ---------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from mailer.models import (
     utcnow,
 )
 from mailer.services import schedule
-from mailer.services.mailings import stats_changed
+from mailer.services.stats import clear_stats_cache_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def start_manual_run(mailing: Mailing, user: User | None, now: datetime | None =
     check_sendable(mailing)
     run = create_run(mailing, RunTrigger.MANUAL, now, now, created_by=user)
     if schedule.refresh_status(mailing, now):
-        stats_changed(mailing.owner_id)
+        clear_stats_cache_after_commit(mailing.owner_id)
     db.session.commit()
     return run
 
@@ -156,7 +156,7 @@ def start_retry_run(run: MailingRun, user: User | None, now: datetime | None = N
     _insert_deliveries(retry, failed)
     _count_new_run(retry, now)
     if schedule.refresh_status(mailing, now):
-        stats_changed(mailing.owner_id)
+        clear_stats_cache_after_commit(mailing.owner_id)
     db.session.commit()
     return retry
 
@@ -176,7 +176,7 @@ def cancel_run(run: MailingRun, now: datetime | None = None) -> bool:
         return False
     db.session.refresh(run)
     if schedule.refresh_status(run.mailing, now):
-        stats_changed(run.mailing.owner_id)
+        clear_stats_cache_after_commit(run.mailing.owner_id)
     db.session.commit()
     return True
 
@@ -230,7 +230,7 @@ def dispatch_mailing(mailing_id: int, now: datetime) -> MailingRun | None:
         # Missed occurrences are not replayed: this run catches up, the next one is in the future.
         mailing.next_run_at = schedule.next_run_time(mailing, max(scheduled_for, now))
         if schedule.refresh_status(mailing, now):
-            stats_changed(mailing.owner_id)
+            clear_stats_cache_after_commit(mailing.owner_id)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()

@@ -1,10 +1,8 @@
 """Mailings: choices, validation, listing, changes, disabling. No request objects here."""
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from redis.exceptions import RedisError
-from sqlalchemy import Select, delete, event, func, insert, select
+from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.orm import selectinload
 
 from mailer.extensions import db
@@ -22,8 +20,7 @@ from mailer.models import (
     mailing_clients,
 )
 from mailer.services import schedule
-
-log = logging.getLogger(__name__)
+from mailer.services.stats import clear_stats_cache_after_commit
 
 NAME_MAX_LENGTH = 200
 
@@ -221,7 +218,7 @@ def create_mailing(owner: User, data: MailingData, now: datetime) -> Mailing:
     db.session.flush()
     set_clients(mailing, data.client_ids)
     schedule.reset_schedule(mailing, now)
-    stats_changed(owner.id)
+    clear_stats_cache_after_commit(owner.id)
     return mailing
 
 
@@ -242,7 +239,7 @@ def update_mailing(mailing: Mailing, data: MailingData, now: datetime) -> None:
     if not keep_schedule:
         mailing.start_at, mailing.end_at, mailing.repeat = data.start_at, data.end_at, data.repeat
         schedule.reset_schedule(mailing, now)
-    stats_changed(mailing.owner_id)
+    clear_stats_cache_after_commit(mailing.owner_id)
 
 
 def set_clients(mailing: Mailing, client_ids: list[int]) -> None:
@@ -297,7 +294,7 @@ def delete_mailing(mailing: Mailing) -> None:
     # The link rows go in one statement rather than through the loaded client list.
     set_clients(mailing, [])
     db.session.delete(mailing)
-    stats_changed(owner_id)
+    clear_stats_cache_after_commit(owner_id)
 
 
 def disable_mailing(mailing: Mailing, manager: User, now: datetime) -> bool:
@@ -309,7 +306,7 @@ def disable_mailing(mailing: Mailing, manager: User, now: datetime) -> bool:
         return False
     mailing.disabled_at = now
     mailing.disabled_by_id = manager.id
-    stats_changed(mailing.owner_id)
+    clear_stats_cache_after_commit(mailing.owner_id)
     return True
 
 
@@ -322,7 +319,7 @@ def enable_mailing(mailing: Mailing, now: datetime) -> bool:
     mailing.disabled_at = None
     mailing.disabled_by_id = None
     schedule.reset_schedule(mailing, now)
-    stats_changed(mailing.owner_id)
+    clear_stats_cache_after_commit(mailing.owner_id)
     return True
 
 
@@ -330,29 +327,3 @@ def default_times(now: datetime) -> tuple[datetime, datetime]:
     """Suggested start and end for a new mailing: the next full hour, for one week."""
     start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     return start, start + timedelta(days=7)
-
-
-# Statistics cache -------------------------------------------------------------------------------
-
-def stats_changed(owner_id: int) -> None:
-    """Clear the owner's cached home figures once the current transaction commits.
-
-    Clearing after the commit (not before) keeps a concurrent request from caching the old
-    figures again between the clear and the commit.
-    """
-    session = db.session()
-    session.info.setdefault("mailing_stats_owners", set()).add(owner_id)
-    # One lasting listener per session (a `once` listener cannot be registered again after it
-    # fired); it does nothing on commits that changed no mailing.
-    if not event.contains(session, "after_commit", _clear_changed_stats):
-        event.listen(session, "after_commit", _clear_changed_stats)
-
-
-def _clear_changed_stats(session) -> None:
-    from mailer.services.stats import clear_stats_cache
-
-    for owner_id in session.info.pop("mailing_stats_owners", set()):
-        try:
-            clear_stats_cache(owner_id)
-        except RedisError:
-            log.exception("could not clear the statistics cache of owner %s", owner_id)

@@ -31,8 +31,8 @@ from mailer.models import (
     utcnow,
 )
 from mailer.services import dispatch, schedule
-from mailer.services.mailings import stats_changed
 from mailer.services.rendering import MailRenderer, TemplateProblem, make_message_id
+from mailer.services.stats import clear_stats_cache_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -456,7 +456,7 @@ def finish_run(run_id: int, now: datetime | None = None) -> bool:
     run = db.session.get(MailingRun, run_id, populate_existing=True)
     if run is not None:
         schedule.refresh_status(run.mailing, now)
-        stats_changed(run.mailing.owner_id)
+        clear_stats_cache_after_commit(run.mailing.owner_id)
     db.session.commit()
     return result.rowcount > 0
 

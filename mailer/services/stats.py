@@ -7,7 +7,7 @@ shows on the next request instead of after the cache expires.
 import logging
 
 from redis.exceptions import RedisError
-from sqlalchemy import distinct, func, select
+from sqlalchemy import distinct, event, func, select
 
 from mailer.extensions import cache, db
 from mailer.models import Client, Mailing, MailingStatus, User
@@ -61,6 +61,28 @@ def clear_stats_cache(owner_id: int) -> None:
         cache.delete_many(owner_key(owner_id), EVERYONE_KEY)
     except RedisError as error:
         log.warning("Could not clear the statistics cache: %s", error)
+
+
+PENDING_OWNERS = "stats_owners_changed"
+
+
+def clear_stats_cache_after_commit(owner_id: int) -> None:
+    """Clear the owner's cached figures once the current transaction commits.
+
+    Clearing after the commit (not before) keeps a concurrent request from caching the old
+    figures again between the clear and the commit.
+    """
+    session = db.session()
+    session.info.setdefault(PENDING_OWNERS, set()).add(owner_id)
+    # One lasting listener per session (a `once` listener cannot be registered again after it
+    # fired); it does nothing on commits that changed nothing counted here.
+    if not event.contains(session, "after_commit", _clear_pending_owners):
+        event.listen(session, "after_commit", _clear_pending_owners)
+
+
+def _clear_pending_owners(session) -> None:
+    for owner_id in session.info.pop(PENDING_OWNERS, set()):
+        clear_stats_cache(owner_id)
 
 
 def _cache_get(key: str) -> dict | None:
