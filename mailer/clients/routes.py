@@ -1,4 +1,4 @@
-from flask import Response, abort, flash, make_response, redirect, render_template, request, stream_with_context, url_for
+from flask import Response, abort, flash, make_response, redirect, render_template, stream_with_context, url_for
 from flask_login import current_user
 from redis.exceptions import RedisError
 
@@ -7,6 +7,7 @@ from mailer.clients.forms import ClientForm, DeleteForm, ImportForm
 from mailer.errors import render_error
 from mailer.extensions import db
 from mailer.models import Client
+from mailer.listing import list_arguments
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404
 from mailer.services import client_import
 from mailer.services import clients as client_service
@@ -16,18 +17,9 @@ from mailer.services.clients import ClientError
 PER_PAGE = 25
 
 
-def list_arguments() -> dict:
-    """The list page's search, sort and owner filter, as they appear in the query string."""
-    sort = request.args.get("sort", client_service.DEFAULT_SORT)
-    if sort.lstrip("-") not in client_service.SORT_COLUMNS:
-        sort = client_service.DEFAULT_SORT
-    owner_id = request.args.get("owner", type=int) if can_view_all() else None
-    return {"q": request.args.get("q", "").strip()[:200], "sort": sort, "owner": owner_id}
-
-
 @bp.route("/")
 def index():
-    arguments = list_arguments()
+    arguments = list_arguments(client_service.SORT_COLUMNS, client_service.DEFAULT_SORT)
     view_all = can_view_all()
     query = client_service.list_query(current_user, search=arguments["q"], sort=arguments["sort"],
                                       owner_id=arguments["owner"], view_all=view_all)

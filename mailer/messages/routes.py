@@ -5,6 +5,7 @@ from mailer.extensions import db
 from mailer.messages import bp
 from mailer.messages.forms import DeleteForm, MessageForm, TestSendForm
 from mailer.models import Message
+from mailer.listing import list_arguments
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404
 from mailer.services import messages as message_service
 from mailer.services.clients import all_owners
@@ -13,18 +14,9 @@ from mailer.services.messages import MessageError, MessageInUse
 PER_PAGE = 25
 
 
-def list_arguments() -> dict:
-    """The list page's search, sort and owner filter, as they appear in the query string."""
-    sort = request.args.get("sort", message_service.DEFAULT_SORT)
-    if sort.lstrip("-") not in message_service.SORT_COLUMNS:
-        sort = message_service.DEFAULT_SORT
-    owner_id = request.args.get("owner", type=int) if can_view_all() else None
-    return {"q": request.args.get("q", "").strip()[:200], "sort": sort, "owner": owner_id}
-
-
 @bp.route("/")
 def index():
-    arguments = list_arguments()
+    arguments = list_arguments(message_service.SORT_COLUMNS, message_service.DEFAULT_SORT)
     view_all = can_view_all()
     query = message_service.list_query(current_user, search=arguments["q"], sort=arguments["sort"],
                                        owner_id=arguments["owner"], view_all=view_all)
