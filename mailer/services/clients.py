@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 
 from mailer.extensions import db
+from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Client, Mailing, User, mailing_clients
 from mailer.services.stats import clear_stats_cache_after_commit
 
@@ -55,23 +55,12 @@ def list_query(viewer: User, *, search: str = "", sort: str = DEFAULT_SORT, owne
                view_all: bool = False) -> Select:
     """The clients `viewer` sees: their own, or everyone's (optionally one owner's) when
     `view_all` (managers and admins)."""
-    query = select(Client)
-    if view_all:
-        # The list shows each row's owner.
-        query = query.options(selectinload(Client.owner))
-        if owner_id:
-            query = query.where(Client.owner_id == owner_id)
-    else:
-        query = query.where(Client.owner_id == viewer.id)
+    query = visible_rows(Client, viewer, owner_id=owner_id, view_all=view_all)
     search = (search or "").strip()
     if search:
         query = query.where(Client.email.icontains(search, autoescape=True)
                             | Client.full_name.icontains(search, autoescape=True))
-    column = SORT_COLUMNS.get(sort.lstrip("-"), SORT_COLUMNS[DEFAULT_SORT])
-    # The id breaks ties in the same direction, so equal values keep a stable order across pages.
-    if sort.startswith("-"):
-        return query.order_by(column.desc(), Client.id.desc())
-    return query.order_by(column.asc(), Client.id.asc())
+    return sorted_rows(query, Client, SORT_COLUMNS, sort, DEFAULT_SORT)
 
 
 def all_owners() -> list[User]:

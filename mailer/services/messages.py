@@ -7,9 +7,9 @@ from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 
 from mailer.extensions import db, rq
+from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Mailing, Message, User
 from mailer.services.clients import first_client
 from mailer.services.rendering import check_template
@@ -103,22 +103,11 @@ def list_query(viewer: User, *, search: str = "", sort: str = DEFAULT_SORT, owne
                view_all: bool = False) -> Select:
     """The messages `viewer` sees: their own, or everyone's (optionally one owner's) when
     `view_all` (managers and admins)."""
-    query = select(Message)
-    if view_all:
-        # The list shows each row's owner.
-        query = query.options(selectinload(Message.owner))
-        if owner_id:
-            query = query.where(Message.owner_id == owner_id)
-    else:
-        query = query.where(Message.owner_id == viewer.id)
+    query = visible_rows(Message, viewer, owner_id=owner_id, view_all=view_all)
     search = (search or "").strip()
     if search:
         query = query.where(Message.subject.icontains(search, autoescape=True))
-    column = SORT_COLUMNS.get(sort.lstrip("-"), SORT_COLUMNS[DEFAULT_SORT.lstrip("-")])
-    # The id breaks ties in the same direction, so equal values keep a stable order across pages.
-    if sort.startswith("-"):
-        return query.order_by(column.desc(), Message.id.desc())
-    return query.order_by(column.asc(), Message.id.asc())
+    return sorted_rows(query, Message, SORT_COLUMNS, sort, DEFAULT_SORT)
 
 
 def mailings_using(message: Message) -> list[Mailing]:
