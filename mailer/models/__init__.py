@@ -12,6 +12,7 @@ from mailer.models.mailing import (
     Repeat,
     RunStatus,
     RunTrigger,
+    UNFINISHED_RUN_STATUSES,
     mailing_clients,
 )
 from mailer.models.message import Message
@@ -31,6 +32,7 @@ __all__ = [
     "Role",
     "RunStatus",
     "RunTrigger",
+    "UNFINISHED_RUN_STATUSES",
     "UTCDateTime",
     "User",
     "mailing_clients",

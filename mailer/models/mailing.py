@@ -28,13 +28,22 @@ class RunTrigger(StrEnum):
     SCHEDULE = "schedule"
     MANUAL = "manual"
     RETRY = "retry"
+    # The clients a cancelled or paused-then-cancelled run never reached.
+    REST = "rest"
 
 
 class RunStatus(StrEnum):
     QUEUED = "queued"
     SENDING = "sending"
+    # Stopped by its owner, an admin or a manager's Disable; workers leave it alone until resumed.
+    PAUSED = "paused"
     DONE = "done"
     CANCELLED = "cancelled"
+
+
+# A run that is not over: being sent, or paused and waiting to be resumed or cancelled. A mailing
+# has at most one such run, so that nobody is sent the same mailing twice at once.
+UNFINISHED_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.SENDING, RunStatus.PAUSED)
 
 
 class DeliveryStatus(StrEnum):
@@ -77,6 +86,8 @@ class Mailing(db.Model):
     # Set by a manager: a disabled mailing is never sent, and its owner cannot re-enable it.
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disabled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Why the manager disabled it, shown to the owner; empty when no reason was given.
+    disabled_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()
@@ -137,6 +148,10 @@ class MailingRun(db.Model):
     @property
     def is_active(self) -> bool:
         return self.status in (RunStatus.QUEUED, RunStatus.SENDING)
+
+    @property
+    def is_paused(self) -> bool:
+        return self.status == RunStatus.PAUSED
 
 
 class Delivery(db.Model):

@@ -1,7 +1,7 @@
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Column, ForeignKey, String, Table, func, true
+from sqlalchemy import Column, ForeignKey, String, Table, Text, func, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -50,6 +50,8 @@ class User(UserMixin, db.Model):
     # False means blocked: cannot log in, open sessions end, mailings are not sent.
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
     blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why a manager blocked the account, shown to its owner; empty when no reason was given.
+    blocked_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Bumped when the password changes or the user is blocked: ends every other session.
     auth_version: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())

@@ -15,7 +15,7 @@ from mailer.models import (
     MailingStatus,
     Message,
     Repeat,
-    RunStatus,
+    UNFINISHED_RUN_STATUSES,
     User,
     mailing_clients,
 )
@@ -276,7 +276,7 @@ def deletion_impact(mailing: Mailing) -> DeletionImpact:
             select(func.count(MailingAttempt.id)).where(MailingAttempt.mailing_id == mailing.id)),
         active_runs=list(db.session.scalars(
             select(MailingRun).where(MailingRun.mailing_id == mailing.id,
-                                     MailingRun.status.in_([RunStatus.QUEUED, RunStatus.SENDING]))
+                                     MailingRun.status.in_(UNFINISHED_RUN_STATUSES))
             .order_by(MailingRun.id)
         )),
     )
@@ -285,11 +285,11 @@ def deletion_impact(mailing: Mailing) -> DeletionImpact:
 def delete_mailing(mailing: Mailing) -> None:
     """Delete a mailing with its runs, deliveries and attempts (the database cascades them).
 
-    A run that is queued or sending must be cancelled first: workers are working on it.
+    A run that is queued, sending or paused must be cancelled first: workers may be working on it.
     """
     lock(mailing)
-    if schedule.has_active_run(mailing):
-        raise MailingError("This mailing is being sent. Cancel its active run first, then delete it.")
+    if schedule.has_unfinished_run(mailing):
+        raise MailingError("This mailing is being sent or paused. Cancel its unfinished run first, then delete it.")
     owner_id = mailing.owner_id
     # The link rows go in one statement rather than through the loaded client list.
     set_clients(mailing, [])

@@ -14,7 +14,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 
 from mailer.extensions import db
-from mailer.models import Mailing, MailingRun, MailingStatus, Repeat, RunStatus, RunTrigger
+from mailer.models import UNFINISHED_RUN_STATUSES, Mailing, MailingRun, MailingStatus, Repeat, RunTrigger
 from mailer.timezones import zone
 
 STEPS = {
@@ -115,12 +115,13 @@ def reset_schedule(mailing: Mailing, now: datetime) -> None:
     refresh_status(mailing, now)
 
 
-def has_active_run(mailing: Mailing) -> bool:
+def has_unfinished_run(mailing: Mailing) -> bool:
+    """A run of the mailing is queued, sending or paused."""
     if mailing.id is None:
         return False
     return db.session.scalar(
         select(func.count(MailingRun.id)).where(
-            MailingRun.mailing_id == mailing.id, MailingRun.status.in_([RunStatus.QUEUED, RunStatus.SENDING])
+            MailingRun.mailing_id == mailing.id, MailingRun.status.in_(UNFINISHED_RUN_STATUSES)
         )
     ) > 0
 
@@ -133,11 +134,11 @@ def has_runs(mailing: Mailing) -> bool:
 
 def refresh_status(mailing: Mailing, now: datetime | None = None) -> bool:
     """created → running (a first run was dispatched) → finished (nothing left to send: no next
-    run before the end and no run in progress).
+    run before the end and no run in progress or paused).
 
     Returns True when the status changed; the caller clears the statistics cache then.
     """
-    active = has_active_run(mailing)
+    active = has_unfinished_run(mailing)
     # next_run_at never lies past the end (next_run_time stops there), so "past the end"
     # shows as no next run.
     nothing_left = mailing.next_run_at is None or mailing.next_run_at > mailing.end_at

@@ -222,7 +222,7 @@ def test_a_mailing_being_sent_cannot_be_deleted(as_owner, mailing):
     assert "cannot be deleted" in page and f"run {run.id}" in page
     assert "Delete the mailing" not in page
     response = as_owner.post(f"/mailings/{mailing.id}/delete", follow_redirects=True)
-    assert "Cancel its active run first" in response.get_data(as_text=True)
+    assert "Cancel its unfinished run first" in response.get_data(as_text=True)
     assert db.session.get(Mailing, mailing.id) is not None
 
 
