@@ -1,4 +1,5 @@
-"""Runs: "Send now", the live run page, cancelling and retrying failures."""
+"""Runs: "Send now", the live run page, pausing, resuming, cancelling, retrying failures and
+sending to the clients a cancelled run did not reach."""
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -7,8 +8,8 @@ from mailer.extensions import db
 from mailer.models import Delivery, DeliveryStatus, Mailing, MailingRun
 from mailer.permissions import EDIT, VIEW, can_edit, get_owned_or_404
 from mailer.runs import bp
-from mailer.runs.forms import RunActionForm
-from mailer.services import dispatch
+from mailer.runs.forms import RunActionForm, SendNowForm
+from mailer.services import dispatch, run_control
 
 DELIVERIES_PER_PAGE = 50
 QUEUE_DOWN = ("The run is saved, but the sending queue (Redis) cannot be reached right now. "
@@ -24,14 +25,21 @@ def get_run_or_404(run_id: int, action: str = VIEW) -> MailingRun:
     return run
 
 
-@bp.route("/mailing/<int:mailing_id>/send", methods=["POST"])
+@bp.route("/mailing/<int:mailing_id>/send", methods=["GET", "POST"])
 def send_now(mailing_id: int):
+    """Send now: a confirmation page saying whom it reaches, then a manual run."""
     mailing = get_owned_or_404(Mailing, mailing_id, EDIT)
-    if not RunActionForm().validate_on_submit():
+    form = SendNowForm()
+    if request.method == "GET":
+        summary = run_control.send_now_summary(mailing)
+        form.last_run.data = summary.last_run_id
+        return render_template("runs/send_now.html", mailing=mailing, summary=summary, form=form)
+    if not form.validate_on_submit():
         abort(400)
     try:
-        run = dispatch.start_manual_run(mailing, current_user)
+        run = dispatch.start_manual_run(mailing, current_user, last_run_seen=form.last_run.data)
     except dispatch.SendingRefused as refused:
+        db.session.rollback()
         flash(str(refused), "danger")
         return redirect(url_for("mailings.detail", mailing_id=mailing_id))
     if not run.is_active:
@@ -52,6 +60,9 @@ def progress_of(run: MailingRun) -> dict:
         "id": run.id,
         "status": run.status.value,
         "active": run.is_active,
+        # The page keeps polling while a worker still holds messages of the run, even once it
+        # was paused or cancelled: their results are still to come.
+        "live": run.is_active or counts.get(DeliveryStatus.SENDING, 0) > 0,
         "total": run.total_count,
         "sent": run.sent_count,
         "failed": run.failed_count,
@@ -79,7 +90,7 @@ def detail(run_id: int):
     return render_template(
         "runs/detail.html", run=run, mailing=mailing, progress=progress_of(run), deliveries=deliveries,
         status=status, statuses=[choice.value for choice in DeliveryStatus], can_change=can_edit(mailing),
-        form=RunActionForm(),
+        form=RunActionForm(), unreached=run_control.unreached_count(run), rest_run=run_control.rest_run_of(run),
     )
 
 
@@ -88,23 +99,72 @@ def progress(run_id: int):
     return jsonify(progress_of(get_run_or_404(run_id)))
 
 
-@bp.route("/<int:run_id>/cancel", methods=["POST"])
-def cancel(run_id: int):
+def checked_run(run_id: int) -> MailingRun:
+    """The run behind a button of the run page: the current user may change it, CSRF checked."""
     run = get_run_or_404(run_id, EDIT)
     if not RunActionForm().validate_on_submit():
         abort(400)
+    return run
+
+
+@bp.route("/<int:run_id>/cancel", methods=["POST"])
+def cancel(run_id: int):
+    run = checked_run(run_id)
     if dispatch.cancel_run(run):
-        flash(f"Run {run.id} cancelled. Messages already handed to the SMTP server are not recalled.", "warning")
+        flash(f"Run {run.id} cancelled. Messages already handed to the SMTP server are not recalled; "
+              "“Send to the rest” reaches the clients it did not.", "warning")
     else:
         flash(f"Run {run.id} was already over.", "info")
     return redirect(url_for("runs.detail", run_id=run.id))
 
 
+@bp.route("/<int:run_id>/pause", methods=["POST"])
+def pause(run_id: int):
+    run = checked_run(run_id)
+    if run_control.pause_run(run):
+        flash(f"Run {run.id} paused. Messages already handed to the SMTP server finish; the rest waits "
+              "until you resume it.", "warning")
+    else:
+        flash(f"Run {run.id} is not being sent, so it cannot be paused.", "info")
+    return redirect(url_for("runs.detail", run_id=run.id))
+
+
+@bp.route("/<int:run_id>/resume", methods=["POST"])
+def resume(run_id: int):
+    run = checked_run(run_id)
+    try:
+        run_control.resume_run(run)
+    except dispatch.SendingRefused as refused:
+        flash(str(refused), "danger")
+        return redirect(url_for("runs.detail", run_id=run.id))
+    if dispatch.enqueue_run(run.id):
+        flash(f"Run {run.id} resumed.", "success")
+    else:
+        flash(QUEUE_DOWN, "warning")
+    return redirect(url_for("runs.detail", run_id=run.id))
+
+
+@bp.route("/<int:run_id>/rest", methods=["POST"])
+def send_rest(run_id: int):
+    run = checked_run(run_id)
+    try:
+        rest = run_control.start_rest_run(run, current_user)
+    except dispatch.SendingRefused as refused:
+        db.session.rollback()
+        flash(str(refused), "danger")
+        return redirect(url_for("runs.detail", run_id=run.id))
+    if not rest.is_active:
+        flash(f"Run {rest.id} had nobody to send to: the clients not reached have unsubscribed.", "info")
+    elif dispatch.enqueue_run(rest.id):
+        flash(f"Sending to the {rest.total_count - rest.skipped_count} clients run {run.id} did not reach.", "success")
+    else:
+        flash(QUEUE_DOWN, "warning")
+    return redirect(url_for("runs.detail", run_id=rest.id))
+
+
 @bp.route("/<int:run_id>/retry", methods=["POST"])
 def retry(run_id: int):
-    run = get_run_or_404(run_id, EDIT)
-    if not RunActionForm().validate_on_submit():
-        abort(400)
+    run = checked_run(run_id)
     try:
         new_run = dispatch.start_retry_run(run, current_user)
     except dispatch.SendingRefused as refused:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, case, func, insert, literal, select, update
+from sqlalchemy import bindparam, case, func, insert, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from mailer.database import is_postgresql
@@ -26,8 +26,10 @@ from mailer.models import (
     Mailing,
     MailingAttempt,
     MailingRun,
+    Repeat,
     RunStatus,
     RunTrigger,
+    UNFINISHED_RUN_STATUSES,
     User,
     mailing_clients,
     utcnow,
@@ -115,19 +117,34 @@ def check_sendable(mailing: Mailing) -> None:
         raise SendingRefused("This mailing was disabled by a manager; it cannot be sent.")
     if not mailing.owner.is_active:
         raise SendingRefused("The owner of this mailing is blocked; it cannot be sent.")
-    active = db.session.scalar(
-        select(MailingRun.id).where(MailingRun.mailing_id == mailing.id, MailingRun.status.in_(ACTIVE)).limit(1)
-    )
-    if active is not None:
-        raise SendingRefused(f"This mailing is being sent already (run {active}); wait for it or cancel it.")
+    unfinished = db.session.execute(
+        select(MailingRun.id, MailingRun.status)
+        .where(MailingRun.mailing_id == mailing.id, MailingRun.status.in_(UNFINISHED_RUN_STATUSES)).limit(1)
+    ).first()
+    if unfinished is not None and unfinished.status == RunStatus.PAUSED:
+        raise SendingRefused(f"Run {unfinished.id} of this mailing is paused; resume it or cancel it first.")
+    if unfinished is not None:
+        raise SendingRefused(f"This mailing is being sent already (run {unfinished.id}); wait for it or cancel it.")
 
 
-def start_manual_run(mailing: Mailing, user: User | None, now: datetime | None = None) -> MailingRun:
-    """"Send now": a manual run to every client of the mailing, committed (not yet enqueued)."""
+def start_manual_run(mailing: Mailing, user: User | None, now: datetime | None = None,
+                     last_run_seen: int | None = None) -> MailingRun:
+    """"Send now": a manual run to every client of the mailing, committed (not yet enqueued).
+
+    For a "Once" mailing this is its one run: the scheduled one is taken off in the same
+    transaction. `last_run_seen` is the id of the latest run (0 for none) shown to the person who
+    confirmed; if another run started since, nothing is sent.
+    """
     now = now or utcnow()
     _lock(mailing)
     check_sendable(mailing)
+    if last_run_seen is not None:
+        latest = db.session.scalar(select(func.max(MailingRun.id)).where(MailingRun.mailing_id == mailing.id))
+        if (latest or 0) != last_run_seen:
+            raise SendingRefused(f"This mailing was sent meanwhile (run {latest}); check it before sending it again.")
     run = create_run(mailing, RunTrigger.MANUAL, now, now, created_by=user)
+    if mailing.repeat == Repeat.NONE:
+        mailing.next_run_at = None
     if schedule.refresh_status(mailing, now):
         clear_stats_cache_after_commit(mailing.owner_id)
     db.session.commit()
@@ -162,12 +179,12 @@ def start_retry_run(run: MailingRun, user: User | None, now: datetime | None = N
 
 
 def cancel_run(run: MailingRun, now: datetime | None = None) -> bool:
-    """Stop a queued or sending run. Workers finish the chunk they hold and stop; deliveries not
-    sent yet stay pending. False when the run was over already."""
+    """Stop a queued, sending or paused run. Workers finish the chunk they hold and stop;
+    deliveries not sent yet stay pending. False when the run was over already."""
     now = now or utcnow()
     result = db.session.execute(
         update(MailingRun)
-        .where(MailingRun.id == run.id, MailingRun.status.in_(ACTIVE))
+        .where(MailingRun.id == run.id, MailingRun.status.in_(UNFINISHED_RUN_STATUSES))
         .values(status=RunStatus.CANCELLED, finished_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -182,9 +199,16 @@ def cancel_run(run: MailingRun, now: datetime | None = None) -> bool:
 
 
 def _lock(mailing: Mailing) -> None:
-    """On PostgreSQL, serialise the creation of runs of one mailing (dispatcher, Send now)."""
+    """Serialise the creation of runs of one mailing (Send now, Retry failed), then reload it.
+
+    PostgreSQL locks the row. SQLite has one writer: a write that changes nothing takes its
+    lock and starts the transaction, so the checks that follow read the latest commit.
+    """
     if is_postgresql(db.session):
         db.session.execute(select(Mailing.id).where(Mailing.id == mailing.id).with_for_update())
+    else:
+        db.session.execute(text("UPDATE mailings SET id = id WHERE id = :id"), {"id": mailing.id})
+    db.session.refresh(mailing)
 
 
 # The scheduled dispatch -------------------------------------------------------------------------
@@ -225,10 +249,20 @@ def dispatch_mailing(mailing_id: int, now: datetime) -> MailingRun | None:
         db.session.rollback()
         return None
     scheduled_for = mailing.next_run_at
+    # Missed occurrences are not replayed: this run catches up, the next one is in the future.
+    next_run_at = schedule.next_run_time(mailing, max(scheduled_for, now))
+    # Take the occurrence only if it is still the next run: Send now on a "Once" mailing takes it
+    # too, and on SQLite the row above was read without a lock.
+    taken = db.session.execute(
+        update(Mailing).where(Mailing.id == mailing.id, Mailing.next_run_at == scheduled_for)
+        .values(next_run_at=next_run_at).execution_options(synchronize_session=False)
+    )
+    if taken.rowcount == 0:
+        db.session.rollback()
+        return None
+    mailing.next_run_at = next_run_at
     try:
         run = create_run(mailing, RunTrigger.SCHEDULE, scheduled_for, now)
-        # Missed occurrences are not replayed: this run catches up, the next one is in the future.
-        mailing.next_run_at = schedule.next_run_time(mailing, max(scheduled_for, now))
         if schedule.refresh_status(mailing, now):
             clear_stats_cache_after_commit(mailing.owner_id)
         db.session.commit()

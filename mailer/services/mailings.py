@@ -19,10 +19,12 @@ from mailer.models import (
     User,
     mailing_clients,
 )
-from mailer.services import schedule
+from mailer.services import run_control, schedule
 from mailer.services.stats import clear_stats_cache_after_commit
 
 NAME_MAX_LENGTH = 200
+# The reason a manager gives for disabling a mailing.
+REASON_MAX_LENGTH = 500
 
 REPEAT_CHOICES = [
     (Repeat.NONE.value, "Once (no repeat)"),
@@ -297,8 +299,10 @@ def delete_mailing(mailing: Mailing) -> None:
     clear_stats_cache_after_commit(owner_id)
 
 
-def disable_mailing(mailing: Mailing, manager: User, now: datetime) -> bool:
-    """Mark the mailing disabled: the dispatcher skips it and workers stop at their next chunk.
+def disable_mailing(mailing: Mailing, manager: User, now: datetime, reason: str = "") -> bool:
+    """Mark the mailing disabled: the dispatcher skips it, and a run in progress is paused
+    (workers stop at their next chunk; the owner may resume it once a manager enables the
+    mailing). `reason` is shown to the owner.
 
     Returns False when it was already disabled (the first manager's mark is kept).
     """
@@ -306,6 +310,8 @@ def disable_mailing(mailing: Mailing, manager: User, now: datetime) -> bool:
         return False
     mailing.disabled_at = now
     mailing.disabled_by_id = manager.id
+    mailing.disabled_reason = (reason or "").strip()[:REASON_MAX_LENGTH]
+    run_control.pause_runs_of_mailings([mailing.id])
     clear_stats_cache_after_commit(mailing.owner_id)
     return True
 
@@ -318,6 +324,7 @@ def enable_mailing(mailing: Mailing, now: datetime) -> bool:
         return False
     mailing.disabled_at = None
     mailing.disabled_by_id = None
+    mailing.disabled_reason = ""
     schedule.reset_schedule(mailing, now)
     clear_stats_cache_after_commit(mailing.owner_id)
     return True

@@ -87,11 +87,14 @@ def next_run_time(mailing: Mailing, after: datetime | None) -> datetime | None:
 
 
 def last_scheduled_run_time(mailing: Mailing) -> datetime | None:
+    """When the schedule last produced a run. For a "Once" mailing, Send now is its one run, so a
+    manual run counts as well: an edit that keeps the start cannot send it a second time."""
     if mailing.id is None:
         return None
+    triggers = [RunTrigger.SCHEDULE] + ([RunTrigger.MANUAL] if mailing.repeat == Repeat.NONE else [])
     latest = db.session.scalar(
         select(func.max(MailingRun.scheduled_for)).where(
-            MailingRun.mailing_id == mailing.id, MailingRun.trigger == RunTrigger.SCHEDULE
+            MailingRun.mailing_id == mailing.id, MailingRun.trigger.in_(triggers)
         )
     )
     # SQLite hands back a naive value from an aggregate; it is stored in UTC.

@@ -1,8 +1,11 @@
 """The managers' users page: listing accounts, blocking and unblocking them. No request objects here."""
 from sqlalchemy import Select, or_, select
 
-from mailer.models import User
-from mailer.services import accounts
+from mailer.models import Mailing, User
+from mailer.services import accounts, run_control
+
+# The reason a manager gives for blocking an account.
+REASON_MAX_LENGTH = 500
 
 
 class UserActionError(ValueError):
@@ -31,13 +34,16 @@ def check_can_block(actor: User, user: User) -> None:
         raise UserActionError("Admins cannot be blocked or unblocked here.")
 
 
-def block(actor: User, user: User) -> bool:
-    """Block the user: they cannot log in, their sessions end at their next request, and the
-    sending engine skips their mailings. Returns False when the user was already blocked."""
+def block(actor: User, user: User, reason: str = "") -> bool:
+    """Block the user: they cannot log in, their sessions end at their next request (where they
+    are told why), the sending engine skips their mailings and their runs in progress are paused.
+    Returns False when the user was already blocked."""
     check_can_block(actor, user)
     if not user.is_active:
         return False
     accounts.set_blocked(user, True)
+    user.blocked_reason = (reason or "").strip()[:REASON_MAX_LENGTH]
+    run_control.pause_runs_of_mailings(select(Mailing.id).where(Mailing.owner_id == user.id).scalar_subquery())
     return True
 
 
@@ -47,4 +53,5 @@ def unblock(actor: User, user: User) -> bool:
     if user.is_active:
         return False
     accounts.set_blocked(user, False)
+    user.blocked_reason = ""
     return True

@@ -39,8 +39,10 @@ def test_send_now_from_the_mailing_page_sends_to_every_client(as_owner, mailing,
     mailing_id, addresses = mailing.id, sorted(client.email for client in clients)
     page = as_owner.get(f"/mailings/{mailing.id}").get_data(as_text=True)
     send_url = f"/runs/mailing/{mailing.id}/send"
-    assert f'action="{send_url}"' in page
-    response = as_owner.post(send_url)
+    assert f'href="{send_url}"' in page
+    confirmation = as_owner.get(send_url).get_data(as_text=True)
+    assert f"Send to {len(addresses)} clients now" in confirmation and "has not been sent yet" in confirmation
+    response = as_owner.post(send_url, data={"last_run": "0"})
     assert response.status_code == 302
     work_queue()
     assert sorted(address for mail in smtp_sink.received for address in mail.recipients) == addresses

@@ -1,5 +1,6 @@
-// Keeps the run page's counters and progress bar up to date while the run is active, by
-// polling the run's progress JSON; reloads the page once the run is over (for its buttons).
+// Keeps the run page's counters and progress bar up to date while the run is live (queued or
+// sending, or paused / cancelled while a worker still holds some of its messages), by polling
+// the run's progress JSON; reloads the page once it is not (for its buttons).
 (function () {
   "use strict";
   var panel = document.getElementById("run-progress");
@@ -35,7 +36,7 @@
       })
       .then(function (data) {
         show(data);
-        if (data.active) {
+        if (data.live) {
           window.setTimeout(poll, 1500);
         } else {
           window.location.reload();
