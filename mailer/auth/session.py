@@ -1,5 +1,6 @@
 """Flask-Login set-up: how a session finds its user, and when it ends."""
-from flask import Flask
+from flask import Flask, flash, g, redirect, request, session
+from flask_login import login_url
 
 from mailer.extensions import db, login_manager
 from mailer.models import User
@@ -16,9 +17,31 @@ def load_user(session_id: str) -> User | None:
     if not user_id.isdigit() or not version.isdigit():
         return None
     user = db.session.get(User, int(user_id))
-    if user is None or not user.is_active or user.auth_version != int(version):
+    if user is not None and not user.is_active:
+        tell_blocked(user)
+        return None
+    if user is None or user.auth_version != int(version):
         return None
     return user
+
+
+def tell_blocked(user: User) -> None:
+    """A blocked user's session ends at their next request, and they are told why, rather than
+    only asked to log in."""
+    session.pop("_user_id", None)
+    reason = f" The reason given: “{user.blocked_reason}”." if user.blocked_reason else ""
+    flash(f"Your account has been blocked by a manager, so you have been logged out.{reason} "
+          "Contact the site's managers if you think this is a mistake.", "danger")
+    g.account_blocked = True
+
+
+@login_manager.unauthorized_handler
+def ask_to_log_in():
+    """Flask-Login's own answer (the login form, coming back here after), without "please log
+    in" for a blocked user, who was just told why they are out."""
+    if not g.pop("account_blocked", False):
+        flash(login_manager.login_message, login_manager.login_message_category)
+    return redirect(login_url(login_manager.login_view, request.url))
 
 
 def init_login(app: Flask) -> None:

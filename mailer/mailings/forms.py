@@ -2,7 +2,15 @@ from functools import cached_property
 
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import DateTimeLocalField, SelectChoice, SelectField, SelectMultipleField, StringField, SubmitField
+from wtforms import (
+    DateTimeLocalField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
 
 from mailer.models import Repeat
@@ -79,6 +87,14 @@ class MailingForm(FlaskForm):
     @property
     def has_choices(self) -> bool:
         return bool(self.message.choices) and bool(self.client_options)
+
+
+class DisableForm(FlaskForm):
+    """A manager disabling a mailing; the reason is shown to its owner."""
+
+    reason = TextAreaField("Reason (optional, shown to the owner)",
+                           validators=[Length(max=mailing_service.REASON_MAX_LENGTH)],
+                           render_kw={"rows": 3, "maxlength": mailing_service.REASON_MAX_LENGTH})
 
 
 class ConfirmForm(FlaskForm):

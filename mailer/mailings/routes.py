@@ -3,7 +3,7 @@ from flask_login import current_user
 
 from mailer.extensions import db
 from mailer.mailings import bp
-from mailer.mailings.forms import ConfirmForm, MailingForm
+from mailer.mailings.forms import ConfirmForm, DisableForm, MailingForm
 from mailer.models import Mailing, utcnow
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404, manager_required
 from mailer.services import mailings as mailing_service
@@ -127,17 +127,22 @@ def delete(mailing_id: int):
                            has_run_pages="runs.detail" in current_app.view_functions)
 
 
-@bp.route("/<int:mailing_id>/disable", methods=["POST"])
+@bp.route("/<int:mailing_id>/disable", methods=["GET", "POST"])
 @manager_required
 def disable(mailing_id: int):
+    """GET asks for confirmation and an optional reason; POST disables and pauses its run."""
     mailing = get_owned_or_404(Mailing, mailing_id, VIEW)
-    if ConfirmForm().validate_on_submit():
-        if mailing_service.disable_mailing(mailing, current_user, utcnow()):
+    form = DisableForm()
+    if form.validate_on_submit():
+        if mailing_service.disable_mailing(mailing, current_user, utcnow(), form.reason.data or ""):
             db.session.commit()
-            flash(f"Mailing “{mailing.name}” disabled: it will not be sent until a manager enables it.", "warning")
+            flash(f"Mailing “{mailing.name}” disabled: it will not be sent until a manager enables it, and a run "
+                  "in progress is paused.", "warning")
         else:
             flash("This mailing was already disabled.", "info")
-    return redirect(url_for("mailings.detail", mailing_id=mailing.id))
+        return redirect(url_for("mailings.detail", mailing_id=mailing.id))
+    return render_template("mailings/disable.html", mailing=mailing, form=form,
+                           active_run=mailing_service.unfinished_run(mailing)), 400 if form.errors else 200
 
 
 @bp.route("/<int:mailing_id>/enable", methods=["POST"])

@@ -192,6 +192,13 @@ def recent_runs(mailing: Mailing, limit: int = 20) -> list[MailingRun]:
     ))
 
 
+def unfinished_run(mailing: Mailing) -> MailingRun | None:
+    """The mailing's run that is queued, sending or paused, if any."""
+    return db.session.scalar(
+        select(MailingRun).where(MailingRun.mailing_id == mailing.id, MailingRun.status.in_(UNFINISHED_RUN_STATUSES))
+        .order_by(MailingRun.id.desc()).limit(1))
+
+
 def run_count(mailing: Mailing) -> int:
     return db.session.scalar(select(func.count(MailingRun.id)).where(MailingRun.mailing_id == mailing.id))
 

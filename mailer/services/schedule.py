@@ -87,14 +87,11 @@ def next_run_time(mailing: Mailing, after: datetime | None) -> datetime | None:
 
 
 def last_scheduled_run_time(mailing: Mailing) -> datetime | None:
-    """When the schedule last produced a run. For a "Once" mailing, Send now is its one run, so a
-    manual run counts as well: an edit that keeps the start cannot send it a second time."""
     if mailing.id is None:
         return None
-    triggers = [RunTrigger.SCHEDULE] + ([RunTrigger.MANUAL] if mailing.repeat == Repeat.NONE else [])
     latest = db.session.scalar(
         select(func.max(MailingRun.scheduled_for)).where(
-            MailingRun.mailing_id == mailing.id, MailingRun.trigger.in_(triggers)
+            MailingRun.mailing_id == mailing.id, MailingRun.trigger == RunTrigger.SCHEDULE
         )
     )
     # SQLite hands back a naive value from an aggregate; it is stored in UTC.
@@ -111,7 +108,11 @@ def reset_schedule(mailing: Mailing, now: datetime) -> None:
     after now, so an edit never replays past occurrences.
     """
     last = last_scheduled_run_time(mailing)
-    if last is None:
+    if mailing.repeat == Repeat.NONE and was_sent(mailing):
+        # A "Once" mailing is sent once, by its schedule or by Send now; an edit never sends it
+        # again (Send now does, after saying that it was sent before).
+        mailing.next_run_at = None
+    elif last is None:
         mailing.next_run_at = next_run_time(mailing, None)
     else:
         mailing.next_run_at = next_run_time(mailing, max(last, now))
@@ -125,6 +126,17 @@ def has_unfinished_run(mailing: Mailing) -> bool:
     return db.session.scalar(
         select(func.count(MailingRun.id)).where(
             MailingRun.mailing_id == mailing.id, MailingRun.status.in_(UNFINISHED_RUN_STATUSES)
+        )
+    ) > 0
+
+
+def was_sent(mailing: Mailing) -> bool:
+    """The mailing had a scheduled or a manual run (retries and rests only follow those)."""
+    if mailing.id is None:
+        return False
+    return db.session.scalar(
+        select(func.count(MailingRun.id)).where(
+            MailingRun.mailing_id == mailing.id, MailingRun.trigger.in_([RunTrigger.SCHEDULE, RunTrigger.MANUAL])
         )
     ) > 0
 

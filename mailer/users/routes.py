@@ -8,6 +8,7 @@ from mailer.services import users as user_service
 from mailer.services.users import UserActionError
 from mailer.urls import redirect_next
 from mailer.users import bp
+from mailer.users.forms import BlockForm
 
 PER_PAGE = 25
 
@@ -26,9 +27,14 @@ def can_block(user: User) -> bool:
 
 def change_block(user_id: int, blocked: bool):
     user = db.get_or_404(User, user_id)
-    action = user_service.block if blocked else user_service.unblock
+    form = BlockForm()
+    if not form.validate_on_submit():
+        return render_template("users/block.html", user=user, form=form), 400
     try:
-        changed = action(current_user, user)
+        if blocked:
+            changed = user_service.block(current_user, user, form.reason.data or "")
+        else:
+            changed = user_service.unblock(current_user, user)
     except UserActionError as error:
         db.session.rollback()
         flash(str(error), "danger")
@@ -37,17 +43,22 @@ def change_block(user_id: int, blocked: bool):
         if not changed:
             flash(f"{user.email} was already {'blocked' if blocked else 'active'}.", "info")
         elif blocked:
-            flash(f"{user.email} is blocked: logged out at their next request, and their mailings are not sent.",
-                  "success")
+            flash(f"{user.email} is blocked: logged out at their next request (where they are told), their "
+                  "mailings are not sent and their runs in progress are paused.", "success")
         else:
             flash(f"{user.email} is unblocked and can log in again.", "success")
     # Back to the same page of the list, with the same search.
-    return redirect_next(request.form.get("next"), "users.index")
+    return redirect_next(form.next.data, "users.index")
 
 
-@bp.route("/<int:user_id>/block", methods=["POST"])
+@bp.route("/<int:user_id>/block", methods=["GET", "POST"])
 @manager_required
 def block(user_id: int):
+    """GET asks for confirmation and an optional reason; POST blocks."""
+    if request.method == "GET":
+        user = db.get_or_404(User, user_id)
+        form = BlockForm(next=request.args.get("next", ""))
+        return render_template("users/block.html", user=user, form=form, can_block=can_block(user))
     return change_block(user_id, blocked=True)
 
 

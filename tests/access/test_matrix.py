@@ -250,7 +250,8 @@ def test_the_owner_reaches_their_own_objects(app, client, world):
     login(client, world.owner.email)
     failures = []
     for route in id_routes():
-        if route.blueprint == "users" or "GET" not in route.methods:
+        # Users pages and the confirmations of the managers' actions are for managers only.
+        if route.blueprint == "users" or "GET" not in route.methods or route.endpoint in MANAGER_ACTIONS:
             continue
         path = route.path(world.values(route))
         response = client.get(path)
@@ -314,7 +315,7 @@ def test_a_manager_views_disables_and_blocks_but_changes_nothing_else(app, clien
                 continue
             before = world.snapshot()
             response = request(client, method, path)
-            if is_view and method == "GET":
+            if (is_view or route.endpoint in MANAGER_ACTIONS) and method == "GET":
                 if response.status_code != 200:
                     failures.append(f"GET {path} ({route.endpoint}): expected 200 (view), got {response.status_code}")
             elif response.status_code not in (403, 404):

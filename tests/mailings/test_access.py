@@ -48,7 +48,8 @@ def test_manager_may_view_and_disable_but_change_nothing(app, as_manager, mailin
     for endpoint, method, url in requests_for(app, mailing.id):
         response = as_manager.open(url, method=method, data=form_data(mailing.message, mailing.clients, name="Hacked"))
         if endpoint in MANAGER_ACTIONS:
-            assert response.status_code == 302, (endpoint, method)
+            # GET of an action is its confirmation page; the POST does it.
+            assert response.status_code == (200 if method == "GET" else 302), (endpoint, method)
         elif endpoint in MANAGER_VIEWS:
             assert response.status_code == 200, (endpoint, method)
         else:
@@ -94,9 +95,22 @@ def test_manager_disables_then_enables_recording_who_and_when(app, as_manager, m
     assert mailing.next_run_at == mailing.start_at
 
 
-def test_disable_and_enable_need_post(as_manager, mailing):
-    assert as_manager.get(f"/mailings/{mailing.id}/disable").status_code == 405
+def test_disable_asks_first_and_enable_needs_post(as_manager, mailing):
+    confirmation = as_manager.get(f"/mailings/{mailing.id}/disable")
+    assert confirmation.status_code == 200 and 'name="reason"' in confirmation.text
+    db.session.refresh(mailing)
+    assert mailing.disabled_at is None
     assert as_manager.get(f"/mailings/{mailing.id}/enable").status_code == 405
+
+
+def test_the_reason_of_a_disable_is_shown_to_the_owner_and_too_long_a_reason_changes_nothing(
+        as_manager, as_owner, mailing):
+    too_long = as_manager.post(f"/mailings/{mailing.id}/disable", data={"reason": "x" * 501})
+    assert too_long.status_code == 400 and "Field cannot be longer than 500 characters." in too_long.text
+    db.session.refresh(mailing)
+    assert mailing.disabled_at is None
+    as_manager.post(f"/mailings/{mailing.id}/disable", data={"reason": "The list was bought"})
+    assert "Reason: “The list was bought”" in as_owner.get(f"/mailings/{mailing.id}").text
 
 
 def test_disable_needs_the_csrf_token(app, manager, mailing):

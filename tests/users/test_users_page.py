@@ -93,14 +93,26 @@ def test_block_ends_the_session_at_the_next_request_and_unblock_allows_login(app
     login(target_client, target.email)
     assert target_client.get("/auth/profile").status_code == 200
 
-    response = manager_client.post(f"/users/{target.id}/block", data={"next": "/users/?q=target"})
+    confirmation = manager_client.get(f"/users/{target.id}/block?next=/users/%3Fq%3Dtarget").text
+    assert "Block target@example.com?" in confirmation and 'name="reason"' in confirmation
+    db.session.refresh(target)
+    assert target.is_active  # asking is not blocking
+
+    response = manager_client.post(f"/users/{target.id}/block",
+                                   data={"next": "/users/?q=target", "reason": "Sent spam to bought lists"})
     assert response.status_code == 302 and response.location == "/users/?q=target"
     db.session.refresh(target)
     assert not target.is_active and target.blocked_at is not None
-    assert "is blocked" in manager_client.get("/users/").get_data(as_text=True)
+    assert target.blocked_reason == "Sent spam to bought lists"
+    users_page = manager_client.get("/users/").get_data(as_text=True)
+    assert "is blocked" in users_page and "“Sent spam to bought lists”" in users_page
 
+    # The blocked user's next click tells them, with the reason, before any password is typed.
     response = target_client.get("/auth/profile")
     assert response.status_code == 302 and "/auth/login" in response.location
+    told = target_client.get(response.location).get_data(as_text=True)
+    assert "Your account has been blocked by a manager" in told and "Sent spam to bought lists" in told
+    assert "Please log in to see this page" not in told
     assert "blocked" in login(target_client, target.email).get_data(as_text=True)
 
     manager_client.post(f"/users/{target.id}/unblock")
@@ -139,7 +151,7 @@ def test_unknown_user_and_wrong_method(app, client):
     manager = make_user("manager@example.com", role=Role.MANAGER)
     login(client, manager.email)
     assert client.post("/users/9999/block").status_code == 404
-    assert client.get(f"/users/{manager.id}/block").status_code == 405
+    assert client.get(f"/users/{manager.id}/unblock").status_code == 405
 
 
 TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
