@@ -1,4 +1,4 @@
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from mailer.extensions import db
@@ -6,7 +6,7 @@ from mailer.messages import bp
 from mailer.messages.forms import DeleteForm, MessageForm, TestSendForm
 from mailer.models import Message
 from mailer.listing import list_arguments
-from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404
+from mailer.permissions import EDIT, VIEW, admin_permission, can_edit, can_view_all, get_owned_or_404
 from mailer.services import messages as message_service
 from mailer.services.clients import all_owners
 from mailer.services.messages import MessageError, MessageInUse
@@ -42,14 +42,42 @@ def create():
             db.session.commit()
             flash("Message saved.", "success")
             return redirect(url_for("messages.detail", message_id=message.id))
-    return render_template("messages/form.html", form=form, message=None), 400 if form.errors else 200
+    return render_form(form, message=None)
+
+
+def render_form(form: MessageForm, message: Message | None):
+    """The message form, with its live preview for the clients of the message's owner."""
+    owner_id = message.owner_id if message else current_user.id
+    return render_template("messages/form.html", form=form, message=message,
+                           preview_clients=message_service.preview_client_choices(owner_id),
+                           preview_url=url_for("messages.preview", owner=owner_id if message else None)), \
+        400 if form.errors else 200
+
+
+@bp.route("/preview", methods=["POST"])
+def preview():
+    """The preview of the content being edited (the form's fields), as an HTML fragment.
+
+    The clients are those of the current user, or, for an admin editing someone's message,
+    of that message's owner (`owner`).
+    """
+    owner_id = request.args.get("owner", type=int) or current_user.id
+    if owner_id != current_user.id and not admin_permission.can():
+        abort(404)
+    result = message_service.preview(owner_id, request.form.get("subject", ""), request.form.get("body_text", ""),
+                                     request.form.get("body_html") or None,
+                                     request.form.get("preview_client", type=int))
+    return render_template("messages/_preview.html", preview=result)
 
 
 @bp.route("/<int:message_id>")
 def detail(message_id: int):
     message = get_owned_or_404(Message, message_id, VIEW)
+    preview = message_service.preview(message.owner_id, message.subject, message.body_text, message.body_html,
+                                      request.args.get("client", type=int))
     return render_template("messages/detail.html", message=message, can_edit=can_edit(message),
-                           mailings=message_service.mailings_using(message), test_form=TestSendForm())
+                           mailings=message_service.mailings_using(message), test_form=TestSendForm(),
+                           preview=preview, preview_clients=message_service.preview_client_choices(message.owner_id))
 
 
 @bp.route("/<int:message_id>/edit", methods=["GET", "POST"])
@@ -65,7 +93,7 @@ def edit(message_id: int):
             db.session.commit()
             flash("Message saved.", "success")
             return redirect(url_for("messages.detail", message_id=message.id))
-    return render_template("messages/form.html", form=form, message=message), 400 if form.errors else 200
+    return render_form(form, message=message)
 
 
 @bp.route("/<int:message_id>/delete", methods=["GET", "POST"])

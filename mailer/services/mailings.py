@@ -20,6 +20,7 @@ from mailer.models import (
     mailing_clients,
 )
 from mailer.services import run_control, schedule
+from mailer.services.rendering import readable_subject
 from mailer.services.stats import clear_stats_cache_after_commit
 
 NAME_MAX_LENGTH = 200
@@ -79,7 +80,7 @@ def message_choices(owner_id: int) -> list[tuple[int, str]]:
     rows = db.session.execute(
         select(Message.id, Message.subject).where(Message.owner_id == owner_id).order_by(Message.subject, Message.id)
     )
-    return [(row.id, row.subject) for row in rows]
+    return [(row.id, readable_subject(row.subject)) for row in rows]
 
 
 def client_options(owner_id: int) -> list[ClientOption]:

@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from mailer.extensions import db, rq
 from mailer.listing import sorted_rows, visible_rows
-from mailer.models import Mailing, Message, User
+from mailer.models import Client, Mailing, Message, User
+from mailer.services import rendering
 from mailer.services.clients import first_client
 from mailer.services.rendering import check_template
 
@@ -197,3 +198,60 @@ def queue_test_send(message: Message, recipient: User) -> QueuedTestSend:
         log.exception("could not enqueue the test send of message %s", message.id)
         raise MessageError("The test could not be sent right now. Please try again in a few minutes.") from None
     return test
+
+
+# Preview --------------------------------------------------------------------------------------
+
+# The recipient of a preview when the owner has no client yet.
+SAMPLE_NAME, SAMPLE_EMAIL = rendering.SAMPLE_VALUES["name"], rendering.SAMPLE_VALUES["email"]
+# The clients offered in the preview's "for" list; any other can still be chosen by id.
+PREVIEW_CLIENT_CHOICES = 200
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A message as one client receives it: the headers, the text and the HTML, footers included."""
+
+    client_id: int | None  # None: a sample recipient, not one of the owner's clients
+    headers: list[tuple[str, str]]
+    text: str
+    html: str | None
+    problem: str | None = None  # set instead of the rest when the content cannot be rendered
+
+
+def preview_client_choices(owner_id: int) -> list[tuple[int, str]]:
+    rows = db.session.execute(
+        select(Client.id, Client.full_name, Client.email)
+        .where(Client.owner_id == owner_id, Client.unsubscribed_at.is_(None))
+        .order_by(Client.full_name, Client.email).limit(PREVIEW_CLIENT_CHOICES)
+    )
+    return [(row.id, f"{row.full_name} <{row.email}>" if row.full_name else row.email) for row in rows]
+
+
+def preview(owner_id: int, subject: str, body_text: str, body_html: str | None,
+            client_id: int | None = None) -> Preview:
+    """Render unsaved (or saved) content exactly as the sending engine will, for one of the
+    owner's clients, or their first subscribed client, or a sample person.
+
+    The recipient is a copy that is never saved: its unsubscribe link has the real form but
+    names no client, so following it from the preview unsubscribes nobody.
+    """
+    chosen = None
+    if client_id:
+        chosen = db.session.scalar(select(Client).where(Client.id == client_id, Client.owner_id == owner_id))
+    chosen = chosen or first_client(owner_id)
+    if chosen is not None:
+        recipient = Client(owner_id=owner_id, email=chosen.email, full_name=chosen.full_name)
+    else:
+        recipient = Client(owner_id=owner_id, email=SAMPLE_EMAIL, full_name=SAMPLE_NAME)
+    chosen_id = chosen.id if chosen is not None else None
+    try:
+        subject, body_text, body_html = _clean_fields(subject, body_text, body_html)
+        renderer = rendering.MailRenderer(subject, body_text, body_html)
+        mail = renderer.build(recipient, message_id="<preview@localhost>")
+    except (MessageError, rendering.TemplateProblem) as error:
+        return Preview(chosen_id, [], "", None, problem=str(error))
+    name, address = mail.recipients[0]
+    headers = [("From", mail.sender), ("To", f"{name} <{address}>" if name else address),
+               ("Subject", mail.subject), *mail.extra_headers.items()]
+    return Preview(chosen_id, headers, mail.body, mail.html)

@@ -89,6 +89,19 @@ SAMPLE_WITHOUT_NAME = {"email": "ada@example.com", "unsubscribe_url": "https://e
 SAMPLE_VALUES = {"name": "Ada Lovelace", **SAMPLE_WITHOUT_NAME}
 
 
+# How a subject reads in lists and pickers: the placeholders named, not in template syntax.
+READABLE_VALUES = {"name": "[name]", "email": "[email]", "unsubscribe_url": "[unsubscribe link]"}
+
+
+@lru_cache(maxsize=1024)
+def readable_subject(subject: str) -> str:
+    """"Hello {{ name }}" reads "Hello [name]": a message's name wherever messages are listed."""
+    try:
+        return " ".join(TEXT_ENV.from_string(subject).render(READABLE_VALUES).split()) or subject
+    except Exception:  # content that reached the database unchecked: show it as written
+        return subject
+
+
 def check_template(source: str) -> str | None:
     """None if `source` is a template Mailer can render, else a short message for the form field."""
     try:
