@@ -4,6 +4,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import (
     DateTimeLocalField,
+    RadioField,
     SelectChoice,
     SelectField,
     SelectMultipleField,
@@ -11,9 +12,9 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation, ValidationError
 
-from mailer.models import Repeat
+from mailer.models import Repeat, utcnow
 from mailer.services import mailings as mailing_service
 from mailer.timezones import user_zone
 
@@ -22,6 +23,7 @@ DATETIME_LOCAL_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M
 # Far enough for any campaign, and far from the limits of Python's dates, which time-zone
 # conversions and repeat steps would otherwise overflow.
 FIRST_YEAR, LAST_YEAR = 1970, 2999
+SEND_NOW, SCHEDULE = "now", "schedule"
 
 
 def strip(value):
@@ -38,6 +40,12 @@ def check_year(form, field) -> None:
         raise ValidationError(f"Enter a date between {FIRST_YEAR} and {LAST_YEAR}.")
 
 
+def start_needed(form, field) -> None:
+    """The start may be left empty only when the mailing is sent as it is saved."""
+    if not form.sends_now and not (field.raw_data and field.raw_data[0].strip()):
+        raise StopValidation("Enter when the mailing starts.")
+
+
 class MailingForm(FlaskForm):
     """A mailing of one owner: the message and clients offered are that owner's.
 
@@ -50,19 +58,25 @@ class MailingForm(FlaskForm):
     message = SelectField("Message", coerce=int, validate_choice=False,
                           validators=[InputRequired("Choose a message.")])
     clients = SelectMultipleField("Clients", coerce=int, validate_choice=False)
+    # Only on a new mailing: "now" starts it as it is saved, and the page then follows its run.
+    when = RadioField("When", choices=[SelectChoice(SEND_NOW, "Send as soon as it is saved"),
+                                       SelectChoice(SCHEDULE, "Start at a date and time")], default=SCHEDULE)
     start_at = DateTimeLocalField("Start", format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
                                   invalid_value_message="Enter a date and time.",
-                                  validators=[InputRequired("Enter when the mailing starts."), check_year])
+                                  validators=[start_needed, Optional(), check_year])
     end_at = DateTimeLocalField("End", format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
                                 invalid_value_message="Enter a date and time.",
-                                validators=[InputRequired("Enter when the mailing ends."), check_year])
+                                description="Optional for a mailing sent once; a repeating one stops here.",
+                                validators=[Optional(), check_year])
     repeat = SelectField("Repeat", choices=[SelectChoice(value, label) for value, label in mailing_service.REPEAT_CHOICES],
                          default=Repeat.NONE.value)
     submit = SubmitField("Save mailing")
 
-    def __init__(self, owner_id: int, *args, **kwargs):
+    def __init__(self, owner_id: int, *args, new: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.owner_id = owner_id
+        if not new:  # an existing mailing keeps its start; Send now is on its page
+            del self.when
         self.message.choices = [SelectChoice(id_, subject) for id_, subject in mailing_service.message_choices(owner_id)]
 
     @cached_property
@@ -70,12 +84,16 @@ class MailingForm(FlaskForm):
         # Loaded only when the form is shown: a valid submission never needs the whole list.
         return mailing_service.client_options(self.owner_id)
 
+    @property
+    def sends_now(self) -> bool:
+        return "when" in self._fields and self.when.data == SEND_NOW
+
     def to_data(self) -> mailing_service.MailingData:
         return mailing_service.MailingData(
             name=self.name.data,
             message_id=self.message.data,
             client_ids=list(self.clients.data or []),
-            start_at=self.start_at.data,
+            start_at=utcnow() if self.sends_now else self.start_at.data,
             end_at=self.end_at.data,
             repeat=Repeat(self.repeat.data),
         )

@@ -6,6 +6,7 @@ from mailer.mailings import bp
 from mailer.mailings.forms import ConfirmForm, DisableForm, MailingForm
 from mailer.models import Mailing, utcnow
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404, manager_required
+from mailer.services import dispatch, run_control
 from mailer.services import mailings as mailing_service
 from mailer.services.mailings import MailingError
 
@@ -45,7 +46,7 @@ def index():
 def create():
     form = MailingForm(current_user.id)
     if request.method == "GET":
-        form.start_at.data, form.end_at.data = mailing_service.default_times(utcnow())
+        form.start_at.data = mailing_service.default_start(utcnow())
     if form.validate_on_submit():
         try:
             mailing = mailing_service.create_mailing(current_user, form.to_data(), utcnow())
@@ -55,8 +56,23 @@ def create():
         else:
             db.session.commit()
             flash(f"Mailing “{mailing.name}” created.", "success")
-            return redirect(url_for("mailings.detail", mailing_id=mailing.id))
+            return start_if_due(mailing)
     return render_form(form, mailing=None)
+
+
+def start_if_due(mailing: Mailing):
+    """A mailing saved to start now (or in the past) gets its run at once, and the person is
+    taken to the run page, which follows it live; otherwise to the mailing's page."""
+    now = utcnow()
+    if mailing_service.is_due(mailing, now):
+        run = dispatch.dispatch_mailing(mailing.id, now)
+        if run is not None and run.is_active and not dispatch.enqueue_run(run.id):
+            flash(run_control.QUEUE_DOWN, "warning")
+    # The scheduler may have created the run first; either way the page to watch is the run's.
+    run = mailing_service.unfinished_run(mailing)
+    if run is not None:
+        return redirect(url_for("runs.detail", run_id=run.id))
+    return redirect(url_for("mailings.detail", mailing_id=mailing.id))
 
 
 @bp.route("/<int:mailing_id>")
@@ -85,12 +101,14 @@ def detail(mailing_id: int):
 @bp.route("/<int:mailing_id>/edit", methods=["GET", "POST"])
 def edit(mailing_id: int):
     mailing = get_owned_or_404(Mailing, mailing_id, EDIT)
-    form = MailingForm(mailing.owner_id)
+    form = MailingForm(mailing.owner_id, new=False)
     if request.method == "GET":
         form.name.data = mailing.name
         form.message.data = mailing.message_id
         form.clients.data = mailing_service.selected_client_ids(mailing)
-        form.start_at.data, form.end_at.data = mailing.start_at, mailing.end_at
+        form.start_at.data = mailing.start_at
+        # A "Once" mailing that ends at its start was saved without an end.
+        form.end_at.data = None if mailing.end_at == mailing.start_at else mailing.end_at
         form.repeat.data = mailing.repeat.value
     if form.validate_on_submit():
         try:
@@ -101,7 +119,7 @@ def edit(mailing_id: int):
         else:
             db.session.commit()
             flash(f"Mailing “{mailing.name}” saved.", "success")
-            return redirect(url_for("mailings.detail", mailing_id=mailing.id))
+            return start_if_due(mailing)
     return render_form(form, mailing=mailing)
 
 

@@ -12,8 +12,6 @@ from mailer.runs.forms import RunActionForm, SendNowForm
 from mailer.services import dispatch, run_control
 
 DELIVERIES_PER_PAGE = 50
-QUEUE_DOWN = ("The run is saved, but the sending queue (Redis) cannot be reached right now. "
-              "It will be sent automatically as soon as the queue is back.")
 
 
 def get_run_or_404(run_id: int, action: str = VIEW) -> MailingRun:
@@ -47,7 +45,7 @@ def send_now(mailing_id: int):
     elif dispatch.enqueue_run(run.id):
         flash(f"Sending “{mailing.name}” to {run.total_count - run.skipped_count} clients.", "success")
     else:
-        flash(QUEUE_DOWN, "warning")
+        flash(run_control.QUEUE_DOWN, "warning")
     return redirect(url_for("runs.detail", run_id=run.id))
 
 
@@ -140,7 +138,7 @@ def resume(run_id: int):
     if dispatch.enqueue_run(run.id):
         flash(f"Run {run.id} resumed.", "success")
     else:
-        flash(QUEUE_DOWN, "warning")
+        flash(run_control.QUEUE_DOWN, "warning")
     return redirect(url_for("runs.detail", run_id=run.id))
 
 
@@ -158,7 +156,7 @@ def send_rest(run_id: int):
     elif dispatch.enqueue_run(rest.id):
         flash(f"Sending to the {rest.total_count - rest.skipped_count} clients run {run.id} did not reach.", "success")
     else:
-        flash(QUEUE_DOWN, "warning")
+        flash(run_control.QUEUE_DOWN, "warning")
     return redirect(url_for("runs.detail", run_id=rest.id))
 
 
@@ -175,5 +173,5 @@ def retry(run_id: int):
     elif dispatch.enqueue_run(new_run.id):
         flash(f"Retrying {new_run.total_count - new_run.skipped_count} failed deliveries.", "success")
     else:
-        flash(QUEUE_DOWN, "warning")
+        flash(run_control.QUEUE_DOWN, "warning")
     return redirect(url_for("runs.detail", run_id=new_run.id))

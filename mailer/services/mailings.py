@@ -62,7 +62,8 @@ class MailingData:
     message_id: int
     client_ids: list[int]
     start_at: datetime
-    end_at: datetime
+    # Optional for a "Once" mailing (it then ends at its start); a repeating one needs it.
+    end_at: datetime | None
     repeat: Repeat
 
 
@@ -101,11 +102,21 @@ def selected_client_ids(mailing: Mailing) -> list[int]:
 
 # Validation -------------------------------------------------------------------------------------
 
-def check_times(start_at: datetime, end_at: datetime, now: datetime) -> None:
+def check_times(start_at: datetime, end_at: datetime | None, repeat: Repeat, now: datetime) -> None:
+    if end_at is None:
+        if repeat != Repeat.NONE:
+            raise MailingError("Enter when the mailing stops repeating.", "end_at")
+        return
     if end_at <= start_at:
         raise MailingError("The end must be after the start.", "end_at")
     if end_at <= now:
         raise MailingError("The end must be in the future.", "end_at")
+
+
+def end_of(data: MailingData) -> datetime:
+    """A "Once" mailing without an end ends at its start: it is sent then, or as soon as the
+    scheduler can after it."""
+    return data.end_at if data.end_at is not None else data.start_at
 
 
 def same_minute(a: datetime, b: datetime) -> bool:
@@ -114,7 +125,7 @@ def same_minute(a: datetime, b: datetime) -> bool:
 
 
 def schedule_unchanged(mailing: Mailing, data: MailingData) -> bool:
-    return (same_minute(mailing.start_at, data.start_at) and same_minute(mailing.end_at, data.end_at)
+    return (same_minute(mailing.start_at, data.start_at) and same_minute(mailing.end_at, end_of(data))
             and mailing.repeat == data.repeat)
 
 
@@ -219,10 +230,10 @@ def lock(mailing: Mailing) -> None:
 
 
 def create_mailing(owner: User, data: MailingData, now: datetime) -> Mailing:
-    check_times(data.start_at, data.end_at, now)
+    check_times(data.start_at, data.end_at, data.repeat, now)
     check_owned(owner.id, data)
     mailing = Mailing(owner=owner, name=data.name.strip(), message_id=data.message_id,
-                      start_at=data.start_at, end_at=data.end_at, repeat=data.repeat,
+                      start_at=data.start_at, end_at=end_of(data), repeat=data.repeat,
                       status=MailingStatus.CREATED)
     db.session.add(mailing)
     db.session.flush()
@@ -241,13 +252,13 @@ def update_mailing(mailing: Mailing, data: MailingData, now: datetime) -> None:
     lock(mailing)
     keep_schedule = schedule_unchanged(mailing, data)
     if not keep_schedule:
-        check_times(data.start_at, data.end_at, now)
+        check_times(data.start_at, data.end_at, data.repeat, now)
     check_owned(mailing.owner_id, data)
     mailing.name = data.name.strip()
     mailing.message_id = data.message_id
     set_clients(mailing, data.client_ids)
     if not keep_schedule:
-        mailing.start_at, mailing.end_at, mailing.repeat = data.start_at, data.end_at, data.repeat
+        mailing.start_at, mailing.end_at, mailing.repeat = data.start_at, end_of(data), data.repeat
         schedule.reset_schedule(mailing, now)
     clear_stats_cache_after_commit(mailing.owner_id)
 
@@ -338,7 +349,11 @@ def enable_mailing(mailing: Mailing, now: datetime) -> bool:
     return True
 
 
-def default_times(now: datetime) -> tuple[datetime, datetime]:
-    """Suggested start and end for a new mailing: the next full hour, for one week."""
-    start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    return start, start + timedelta(days=7)
+def default_start(now: datetime) -> datetime:
+    """Suggested start of a mailing scheduled for later: the next full hour."""
+    return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+def is_due(mailing: Mailing, now: datetime) -> bool:
+    """The mailing's next run is due now: it was saved to start now or in the past."""
+    return mailing.next_run_at is not None and mailing.next_run_at <= now and not mailing.is_disabled

@@ -28,6 +28,9 @@ from mailer.services import dispatch, schedule
 from mailer.services.dispatch import ACTIVE, SendingRefused
 from mailer.services.stats import clear_stats_cache_after_commit
 
+# Said when a run is saved but the queue (Redis) cannot be told; the reconciler queues it later.
+QUEUE_DOWN = ("The run is saved, but the sending queue (Redis) cannot be reached right now. "
+              "It will be sent automatically as soon as the queue is back.")
 
 # Send now ---------------------------------------------------------------------------------------
 
