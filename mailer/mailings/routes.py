@@ -31,6 +31,7 @@ def index():
         "mailings/index.html",
         page=page,
         client_counts=mailing_service.client_counts([mailing.id for mailing in page.items]),
+        delivery_totals=mailing_service.delivery_totals([mailing.id for mailing in page.items]),
         owners=owners,
         owner_filter=owner_filter if can_view_all() else None,
         search=search,

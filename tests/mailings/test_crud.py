@@ -86,7 +86,7 @@ def test_list_shows_the_owners_mailings_with_status(as_owner, owner, other_owner
     add_mailing(other_owner, add_message(other_owner), add_clients(other_owner, 1, "b"), name="Theirs")
     page = as_owner.get("/mailings/").get_data(as_text=True)
     assert "Mine" in page and "Theirs" not in page
-    assert ">Created<" in page
+    assert ">Scheduled<" in page
     assert "Owner</th>" not in page
 
 
@@ -133,7 +133,7 @@ def test_detail_shows_message_clients_times_status_and_runs(as_owner, mailing, m
     assert mailing.name in page and message.subject in page
     for client in clients:
         assert client.email in page
-    assert ">Created<" in page
+    assert ">Scheduled<" in page
     assert "1 in all" in page
     assert "Done" in page
     assert f"/mailings/{mailing.id}/edit" in page and f"/mailings/{mailing.id}/delete" in page

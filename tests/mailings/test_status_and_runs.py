@@ -10,14 +10,14 @@ from tests.mailings.conftest import add_mailing, add_run
 
 
 def test_status_follows_the_runs_and_shows_on_list_and_page(as_owner, mailing):
-    assert ">Created<" in as_owner.get(f"/mailings/{mailing.id}").get_data(as_text=True)
+    assert ">Scheduled<" in as_owner.get(f"/mailings/{mailing.id}").get_data(as_text=True)
 
     run = add_run(mailing, status=RunStatus.SENDING)
     schedule.refresh_status(mailing, utcnow())
     db.session.commit()
     assert mailing.status == MailingStatus.RUNNING
-    assert ">Running<" in as_owner.get(f"/mailings/{mailing.id}").get_data(as_text=True)
-    assert ">Running<" in as_owner.get("/mailings/?status=running").get_data(as_text=True)
+    assert ">Active<" in as_owner.get(f"/mailings/{mailing.id}").get_data(as_text=True)
+    assert ">Active<" in as_owner.get("/mailings/?status=running").get_data(as_text=True)
 
     run.status = RunStatus.DONE
     mailing.next_run_at = None

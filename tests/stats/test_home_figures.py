@@ -55,7 +55,7 @@ def test_a_new_owner_is_told_what_to_do_first(client, user):
     login(client, user.email)
     page = client.get("/").get_data(as_text=True)
     assert "Get started" in page
-    assert figures(client) == {"Mailings": 0, "Running mailings": 0, "Unique clients": 0}
+    assert figures(client) == {"Mailings": 0, "Active mailings": 0, "Unique clients": 0}
     # Quick links to the pages that exist.
     for endpoint in ["clients.create", "messages.create", "mailings.create"]:
         if endpoint in client.application.view_functions:
@@ -79,15 +79,15 @@ def test_owner_sees_own_figures_and_managers_see_everyones(app, client):
     add_mailing(bob, MailingStatus.RUNNING)
 
     login(client, alice.email)
-    assert figures(client) == {"Mailings": 2, "Running mailings": 1, "Unique clients": 2}
+    assert figures(client) == {"Mailings": 2, "Active mailings": 1, "Unique clients": 2}
     assert "Get started" not in client.get("/").get_data(as_text=True)
     bob_client = app.test_client()
     login(bob_client, bob.email)
-    assert figures(bob_client) == {"Mailings": 3, "Running mailings": 2, "Unique clients": 2}
+    assert figures(bob_client) == {"Mailings": 3, "Active mailings": 2, "Unique clients": 2}
     manager_client = app.test_client()
     login(manager_client, manager.email)
     # x@example.com is kept by both owners: one unique client.
-    assert figures(manager_client) == {"Mailings": 5, "Running mailings": 3, "Unique clients": 3}
+    assert figures(manager_client) == {"Mailings": 5, "Active mailings": 3, "Unique clients": 3}
     assert "every user" in manager_client.get("/").get_data(as_text=True)
 
 
@@ -95,11 +95,11 @@ def test_a_repeat_request_does_not_query_the_statistics(app, client, user):
     add_mailing(user, MailingStatus.RUNNING)
     login(client, user.email)
     with statements_on(db.engine) as first:
-        assert figures(client) == {"Mailings": 1, "Running mailings": 1, "Unique clients": 0}
+        assert figures(client) == {"Mailings": 1, "Active mailings": 1, "Unique clients": 0}
     # The listener sees the three statistics queries of the first request...
     assert len([s for s in first if STATS_TABLES.search(s)]) == 3
     with statements_on(db.engine) as second:
-        assert figures(client) == {"Mailings": 1, "Running mailings": 1, "Unique clients": 0}
+        assert figures(client) == {"Mailings": 1, "Active mailings": 1, "Unique clients": 0}
     # ...and none on the second one, answered from Redis.
     assert [s for s in second if STATS_TABLES.search(s)] == []
 
@@ -145,6 +145,6 @@ def test_without_redis_the_figures_are_computed_from_the_database(app, database_
         test_client.post("/auth/login", data={"email": owner.email, "password": "correct horse battery"})
         response = test_client.get("/")
         assert response.status_code == 200
-        assert figures(test_client) == {"Mailings": 1, "Running mailings": 1, "Unique clients": 0}
+        assert figures(test_client) == {"Mailings": 1, "Active mailings": 1, "Unique clients": 0}
         clear_stats_cache(owner.id)
         db.session.remove()
