@@ -215,7 +215,7 @@ def test_a_manager_sees_everyones_mailings_and_filters_by_owner(make, client, us
     assert everyone.status_code == 200
     assert sorted((row[0], row[1]) for row in table_rows(everyone)) == [
         ("Alice's news", alice.email), ("Bob's news", bob.email)]
-    assert "<th>Owner</th>" in everyone.get_data(as_text=True)
+    assert ">Owner</th>" in everyone.get_data(as_text=True)
 
     only_bob = client.get(f"/reports/?owner={bob.id}")
     assert [row[0] for row in table_rows(only_bob)] == ["Bob's news"]
