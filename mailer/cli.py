@@ -97,14 +97,16 @@ def dev_wait_redis(timeout):
 
 
 @dev_cli.command("smtp", help="Run an SMTP sink that keeps every message under OUTBOX_DIR.")
-def dev_smtp():
+@click.option("--delay", type=float, default=0.0, show_default=True,
+              help="Seconds to wait before accepting each message, like a slow relay (to try Pause and Cancel).")
+def dev_smtp(delay: float):
     from aiosmtpd.controller import Controller
 
     from mailer.devtools import OutboxHandler
 
     host, port = current_app.config["MAIL_SERVER"], current_app.config["MAIL_PORT"]
     folder = current_app.config["OUTBOX_DIR"]
-    controller = Controller(OutboxHandler(folder), hostname=host, port=port)
+    controller = Controller(OutboxHandler(folder, delay), hostname=host, port=port)
     controller.start()
     click.echo(f"SMTP sink on {host}:{port}, keeping messages in {folder}.")
     try:

@@ -1,5 +1,6 @@
 """Local stand-ins for production services, used by `make dev` and by the tests:
 a Redis server binary to run, and an SMTP sink (aiosmtpd) that keeps what it receives."""
+import asyncio
 import shutil
 import time
 from email import message_from_bytes
@@ -42,12 +43,15 @@ def wait_for_redis(url: str, timeout: float = 30.0) -> bool:
 class OutboxHandler:
     """aiosmtpd handler that stores every message as an .eml file in a folder."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, delay: float = 0.0):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.counter = 0
+        self.delay = delay
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         message = message_from_bytes(envelope.original_content or envelope.content, policy=SMTP_POLICY)
         message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
         self.counter += 1

@@ -19,6 +19,8 @@ ADMIN = ("admin@example.com", "admin password 1")
 MANAGER = ("manager@example.com", "manager password 1")
 
 pytestmark = pytest.mark.e2e
+# Seconds the live system's SMTP sink takes to accept a message.
+SMTP_DELAY = 0.05
 
 
 class LiveSystem:
@@ -43,6 +45,9 @@ class LiveSystem:
             "EXTERNAL_URL": self.url,
             "SECRET_KEY": secrets.token_hex(32),
             "DISPATCH_INTERVAL": "1",
+            # Small chunks and a relay that takes a moment per message, so that a person can
+            # pause or cancel a run in the middle (tests/e2e/test_control_journeys.py).
+            "SEND_CHUNK_SIZE": "5",
             "SEND_RETRY_BASE_DELAY": "1",
             "FLASK_APP": "wsgi.py",
         }
@@ -64,7 +69,7 @@ class LiveSystem:
         self.flask("roles", "seed")
         self.flask("users", "create", ADMIN[0], "--password", ADMIN[1], "--role", "admin")
         self.flask("users", "create", MANAGER[0], "--password", MANAGER[1], "--role", "manager")
-        self.spawn("smtp", sys.executable, "-m", "flask", "dev", "smtp")
+        self.spawn("smtp", sys.executable, "-m", "flask", "dev", "smtp", "--delay", str(SMTP_DELAY))
         self.spawn("web", sys.executable, "-m", "flask", "run", "--host", "127.0.0.1", "--port", str(self.port))
         self.spawn("worker", sys.executable, "worker.py")
         self.spawn("scheduler", sys.executable, "-m", "flask", "scheduler", "run")
