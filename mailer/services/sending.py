@@ -166,6 +166,12 @@ def claim_chunk(run_id: int, now: datetime, size: int) -> list[Claimed]:
     choice is not locked (there the UPDATE runs under the database's single write lock and
     claims only what nobody claimed meanwhile).
     """
+    if is_postgresql(db.session):
+        # A pause or cancel waits for this claim's commit, so that once it returns, the run's
+        # page sees every message a worker still holds (as `sending`) until it is recorded.
+        # (An exclusive lock: claims are short, and a shared one would deadlock the workers
+        # that mark a new run as sending below.)
+        db.session.execute(select(MailingRun.id).where(MailingRun.id == run_id).with_for_update())
     due = (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now)
     candidates = (
         select(Delivery.id)
@@ -201,6 +207,7 @@ CLAIM_ON_POSTGRESQL = text("""
     SET status = 'sending', claimed_at = :now, message_id_header = COALESCE(d.message_id_header, r.header)
     FROM unnest(CAST(:ids AS integer[]), CAST(:headers AS varchar[])) AS r(id, header)
     WHERE d.id = r.id AND d.status = 'pending'
+      AND EXISTS (SELECT 1 FROM mailing_runs m WHERE m.id = d.run_id AND m.status IN ('queued', 'sending'))
     RETURNING d.id, d.client_id, d.email, d.attempts, d.message_id_header
 """).bindparams(bindparam("now", type_=UTCDateTime()))
 
@@ -216,6 +223,13 @@ RESULTS_ON_POSTGRESQL = text("""
 """)
 
 
+# Claims take nothing from a run paused or cancelled since the worker last read it.
+run_still_active = (
+    select(MailingRun.id).where(MailingRun.id == Delivery.run_id, MailingRun.status.in_(dispatch.ACTIVE))
+    .correlate(Delivery).exists()
+)
+
+
 def _mark_sending(ids: list[int], now: datetime) -> list[Claimed]:
     """Claim those of `ids` that are still pending. The Message-ID is stored before the message
     leaves, and kept across retries, so a message sent twice after a crash carries the same
@@ -226,7 +240,7 @@ def _mark_sending(ids: list[int], now: datetime) -> list[Claimed]:
         return [Claimed(row.id, row.client_id, row.email, row.attempts, row.message_id_header, now) for row in rows]
     rows = db.session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING)
+        .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING, run_still_active)
         .values(status=DeliveryStatus.SENDING, claimed_at=now)
         .returning(Delivery.id, Delivery.client_id, Delivery.email, Delivery.attempts, Delivery.message_id_header)
         .execution_options(synchronize_session=False)

@@ -7,7 +7,9 @@ from sqlalchemy import select
 
 from mailer.extensions import db
 from mailer.models import Delivery, DeliveryStatus, Mailing, MailingRun, Repeat, Role, RunStatus, RunTrigger, utcnow
-from mailer.services import dispatch, mailings as mailing_service, sending, users as user_service
+from mailer.services import dispatch, run_control, sending
+from mailer.services import mailings as mailing_service
+from mailer.services import users as user_service
 from tests.conftest import login, make_user
 from tests.sending.conftest import make_mailing, reload_run
 
@@ -261,3 +263,14 @@ def test_who_may_pause_resume_and_send_to_the_rest(app, owner, client):
     assert reload_run(run_id).status == RunStatus.PAUSED
     assert client.post(f"/runs/{run_id}/resume").status_code == 302
     assert reload_run(run_id).status == RunStatus.QUEUED
+
+
+def test_a_worker_that_read_the_run_before_the_pause_claims_nothing(app, owner, smtp_sink):
+    mailing = make_mailing(owner, clients=3)
+    run = dispatch.start_manual_run(mailing, owner)
+    run_id = run.id
+    run_control.pause_run(run)
+    # The worker's next step after its look at the run: the claim itself checks the run again.
+    assert sending.claim_chunk(run_id, utcnow(), 10) == []
+    assert all(delivery.status == DeliveryStatus.PENDING
+               for delivery in db.session.scalars(select(Delivery).where(Delivery.run_id == run_id)))
