@@ -111,12 +111,19 @@ def import_upload(form: ImportForm):
         return redirect(url_for("clients.import_status", import_id=import_id))
     report = client_import.import_text(current_user.id, source, form.on_existing.data)
     db.session.commit()
-    flash(import_summary(report), "warning" if report.invalid else "success")
-    return render_template("clients/import_result.html", report=report, filename=filename)
+    flash(import_summary(report), "warning" if report.invalid or report.duplicates else "success")
+    try:
+        import_id = client_import.record_finished_import(current_user.id, filename, form.on_existing.data, report)
+    except RedisError:  # the import is done; only its page cannot be kept
+        return render_template("clients/import_result.html", report=report, filename=filename)
+    # The result has its own address: reloading it shows the result, it does not import again.
+    return redirect(url_for("clients.import_status", import_id=import_id))
 
 
 def import_summary(report) -> str:
     parts = [f"{report.created} added", f"{report.updated} updated", f"{report.skipped} skipped (already there)"]
+    if report.duplicates:
+        parts.append(f"{report.duplicates} duplicate{'' if report.duplicates == 1 else 's'} in the file")
     if report.invalid:
         parts.append(f"{report.invalid} invalid")
     return "Import finished: " + ", ".join(parts) + "."

@@ -71,16 +71,21 @@ class ImportReport:
     updated: int = 0
     skipped: int = 0
     invalid: int = 0
+    # Rows repeating an e-mail of an earlier row of the file: only the first one is imported.
+    duplicates: int = 0
     problems: list[RowProblem] = field(default_factory=list)
 
-    def add_problem(self, line: int, reason: str) -> None:
-        self.invalid += 1
+    def add_problem(self, line: int, reason: str, duplicate: bool = False) -> None:
+        if duplicate:
+            self.duplicates += 1
+        else:
+            self.invalid += 1
         if len(self.problems) < MAX_LISTED_PROBLEMS:
             self.problems.append(RowProblem(line, reason))
 
     @property
     def more_problems(self) -> int:
-        return self.invalid - len(self.problems)
+        return self.invalid + self.duplicates - len(self.problems)
 
 
 # Reading the file -----------------------------------------------------------------------------
@@ -182,8 +187,8 @@ def import_rows(owner_id: int, rows: Iterable[tuple[int, dict | str]], on_existi
     batch: list[tuple[str, str, str | None]] = []
     new_problems: list[RowProblem] = []
 
-    def problem(line: int, reason: str) -> None:
-        report.add_problem(line, reason)
+    def problem(line: int, reason: str, duplicate: bool = False) -> None:
+        report.add_problem(line, reason, duplicate)
         new_problems.append(RowProblem(line, reason))
 
     def finish_batch() -> None:
@@ -204,7 +209,8 @@ def import_rows(owner_id: int, rows: Iterable[tuple[int, dict | str]], on_existi
                 problem(line, str(error))
             else:
                 if email in first_line_of:
-                    problem(line, f"the e-mail {email} is already on line {first_line_of[email]}")
+                    problem(line, f"duplicate: the e-mail {email} is already on line {first_line_of[email]}",
+                            duplicate=True)
                 else:
                     first_line_of[email] = line
                     batch.append((email, full_name, comment))
@@ -294,7 +300,7 @@ def start_background_import(owner_id: int, filename: str, source: CsvSource, row
             pipe.hset(_key(import_id), mapping={
                 "owner_id": owner_id, "filename": filename[:200], "on_existing": on_existing, "state": QUEUED,
                 "total": rows, "rows": 0, "created": 0, "updated": 0, "skipped": 0, "invalid": 0,
-                "started_at": utcnow().isoformat(),
+                "duplicates": 0, "started_at": utcnow().isoformat(),
             })
             pipe.expire(_key(import_id), STATUS_TTL_SECONDS)
             pipe.execute()
@@ -320,6 +326,7 @@ class ImportStatus:
     updated: int
     skipped: int
     invalid: int
+    duplicates: int
     error: str
     problems: list[RowProblem]
 
@@ -335,7 +342,7 @@ class ImportStatus:
 
     @property
     def more_problems(self) -> int:
-        return self.invalid - len(self.problems)
+        return self.invalid + self.duplicates - len(self.problems)
 
 
 def read_status(import_id: str) -> ImportStatus | None:
@@ -347,7 +354,7 @@ def read_status(import_id: str) -> ImportStatus | None:
         line, _, reason = item.decode().partition(":")
         problems.append(RowProblem(int(line), reason))
     numbers = {name: int(data.get(name, 0)) for name in ("owner_id", "total", "rows", "created", "updated",
-                                                          "skipped", "invalid")}
+                                                          "skipped", "invalid", "duplicates")}
     return ImportStatus(import_id=import_id, filename=data.get("filename", ""),
                         on_existing=data.get("on_existing", ON_EXISTING_SKIP), state=data.get("state", QUEUED),
                         error=data.get("error", ""), problems=problems, **numbers)
@@ -357,15 +364,35 @@ def _save_progress(import_id: str, report: ImportReport, new_problems: list[RowP
     with rq.connection.pipeline() as pipe:
         pipe.hset(_key(import_id), mapping={
             "state": state, "rows": report.rows, "created": report.created, "updated": report.updated,
-            "skipped": report.skipped, "invalid": report.invalid,
+            "skipped": report.skipped, "invalid": report.invalid, "duplicates": report.duplicates,
         })
-        listed = report.invalid - len(new_problems)
+        listed = report.invalid + report.duplicates - len(new_problems)
         room = max(0, MAX_LISTED_PROBLEMS - listed)
         if new_problems[:room]:
             pipe.rpush(_problems_key(import_id), *[f"{p.line}:{p.reason}" for p in new_problems[:room]])
         pipe.expire(_key(import_id), STATUS_TTL_SECONDS)
         pipe.expire(_problems_key(import_id), STATUS_TTL_SECONDS)
         pipe.execute()
+
+
+def record_finished_import(owner_id: int, filename: str, on_existing: str, report: ImportReport) -> str:
+    """Keep the result of an import made within the request under an import id, so that it has
+    its own page (post/redirect/get: reloading it shows the result, it does not import again).
+    Raises RedisError when Redis is unreachable."""
+    import_id = secrets.token_hex(12)
+    with rq.connection.pipeline() as pipe:
+        pipe.hset(_key(import_id), mapping={
+            "owner_id": owner_id, "filename": filename[:200], "on_existing": on_existing, "state": DONE,
+            "total": report.rows, "rows": report.rows, "created": report.created, "updated": report.updated,
+            "skipped": report.skipped, "invalid": report.invalid, "duplicates": report.duplicates,
+            "started_at": utcnow().isoformat(),
+        })
+        if report.problems:
+            pipe.rpush(_problems_key(import_id), *[f"{p.line}:{p.reason}" for p in report.problems])
+        pipe.expire(_key(import_id), STATUS_TTL_SECONDS)
+        pipe.expire(_problems_key(import_id), STATUS_TTL_SECONDS)
+        pipe.execute()
+    return import_id
 
 
 def run_background_import(import_id: str) -> ImportReport | None:

@@ -49,9 +49,13 @@ def test_valid_rows_are_imported_and_invalid_ones_reported_with_their_lines(logg
         "linus@example.com,Linus\n"                       # 10 (short row: no comment)
     )
     response = upload(logged_in, content)
-    assert response.status_code == 200
-    html = response.get_data(as_text=True)
-    assert "Import finished: 3 added, 0 updated, 0 skipped (already there), 4 invalid." in html
+    # The result has its own address: reloading it shows the result and imports nothing again.
+    assert response.status_code == 302 and response.location.startswith("/clients/import/")
+    html = logged_in.get(response.location).get_data(as_text=True)
+    assert ("Import finished: 3 added, 0 updated, 0 skipped (already there), 1 duplicate in the file, "
+            "3 invalid.") in html
+    again = logged_in.get(response.location).get_data(as_text=True)
+    assert "Import finished" not in again and "3</div>added" in again and "1</div>duplicates in the file" in again
     assert clients_of(user) == {
         "ada@example.com": ("Ada Lovelace", "first"),
         "grace@example.com": ("Grace Hopper", "two\nlines"),
@@ -63,18 +67,19 @@ def test_valid_rows_are_imported_and_invalid_ones_reported_with_their_lines(logg
     assert "the e-mail &#39;not-an-address&#39; is not valid: An email address must have an @-sign." == reasons[3]
     assert reasons[5] == "the full name is missing"
     assert reasons[8] == "the e-mail is missing"
-    assert reasons[9] == "the e-mail ada@example.com is already on line 2"
+    assert reasons[9] == "duplicate: the e-mail ada@example.com is already on line 2"
 
 
 def test_existing_clients_are_skipped_or_updated_as_chosen(logged_in, user):
     add_client(user, "ada@example.com", "Ada", "kept comment")
     content = "email,name\nada@example.com,Ada King\nalan@example.com,Alan Turing\n"
 
-    skipped = upload(logged_in, content, "skip").get_data(as_text=True)
+    skipped = upload(logged_in, content, "skip", follow_redirects=True).get_data(as_text=True)
     assert "1 added, 0 updated, 1 skipped" in skipped
     assert clients_of(user) == {"ada@example.com": ("Ada", "kept comment"), "alan@example.com": ("Alan Turing", "")}
 
-    updated = upload(logged_in, content.replace("Alan Turing", "Alan M. Turing"), "update").get_data(as_text=True)
+    updated = upload(logged_in, content.replace("Alan Turing", "Alan M. Turing"), "update",
+                     follow_redirects=True).get_data(as_text=True)
     assert "0 added, 2 updated, 0 skipped" in updated
     # The file has no comment column: the comments stay as they were.
     assert clients_of(user) == {"ada@example.com": ("Ada King", "kept comment"),
@@ -90,7 +95,7 @@ def test_other_owners_clients_are_not_touched(logged_in, user, other_user):
 
 def test_spreadsheet_flavours_are_read(logged_in, user):
     content = "\ufeffE-mail;Full Name;Notes\r\nada@example.com;Ada Lovelace;x\r\n"
-    response = upload(logged_in, content.encode("utf-8"))
+    response = upload(logged_in, content.encode("utf-8"), follow_redirects=True)
     assert response.status_code == 200
     assert clients_of(user) == {"ada@example.com": ("Ada Lovelace", "x")}
 
@@ -188,7 +193,7 @@ def test_an_export_can_be_imported_again(logged_in, user, other_user, as_user):
     for number in range(3):
         add_client(user, f"c{number}@example.com", f"Client {number}", f"note {number}")
     exported = logged_in.get("/clients/export.csv").get_data()
-    response = upload(as_user(other_user), exported)
+    response = upload(as_user(other_user), exported, follow_redirects=True)
     assert "3 added" in response.get_data(as_text=True)
     assert clients_of(other_user) == clients_of(user)
 
