@@ -39,8 +39,9 @@ from mailer.models import (
     RunStatus,
     RunTrigger,
     User,
+    utcnow,
 )
-from mailer.services import accounts
+from mailer.services import accounts, schedule
 from mailer.services import clients as client_service
 from mailer.services import messages as message_service
 from mailer.services.clients import ClientError
@@ -257,7 +258,9 @@ class MailingView(OwnedStatsView):
     column_filters = (EnumEqual(Mailing.status, "Status", MailingStatus), EnumEqual(Mailing.repeat, "Repeat", Repeat))
     column_default_sort = ("id", True)
     # Disabling records who did it: that goes through the mailing's page.
-    form_columns = ("owner", "name", "message", "clients", "start_at", "end_at", "repeat", "status", "next_run_at")
+    # The status and the next run follow from the schedule and the runs: they are recomputed on
+    # every save, as the mailing form does, never typed in.
+    form_columns = ("owner", "name", "message", "clients", "start_at", "end_at", "repeat")
     form_ajax_refs = {
         "owner": USER_AJAX,
         "message": {"fields": ("subject",), "page_size": 20},
@@ -271,8 +274,9 @@ class MailingView(OwnedStatsView):
             raise ValidationError("The message must belong to the mailing's owner.")
         if any(client.owner_id != owner_id for client in model.clients):
             raise ValidationError("Every client must belong to the mailing's owner.")
-        if model.start_at and model.end_at and model.start_at >= model.end_at:
-            raise ValidationError("The start must be before the end.")
+        if model.start_at and model.end_at and model.start_at > model.end_at:
+            raise ValidationError("The start must not be after the end.")
+        schedule.reset_schedule(model, utcnow())
 
 
 class MailingRunView(ReadOnlyModelView):

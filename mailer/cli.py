@@ -130,7 +130,8 @@ def dev_create_admin():
         click.echo(f"Admin: {email} / {saved}")
         return
     password = os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-    create_user(email, password, role=Role.ADMIN, full_name="Admin")
+    # No name: the navbar shows the address, not a second "Admin" beside the Admin section.
+    create_user(email, password, role=Role.ADMIN)
     db.session.commit()
     note.parent.mkdir(parents=True, exist_ok=True)
     note.write_text(password + "\n")

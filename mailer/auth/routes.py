@@ -14,6 +14,7 @@ from mailer.auth.forms import (
     RemoveAvatarForm,
     ResetPasswordForm,
 )
+from mailer.errors import render_error
 from mailer.extensions import db, limiter
 from mailer.services import accounts
 from mailer.services.accounts import AccountError
@@ -47,14 +48,15 @@ def register():
 @bp.route("/confirm/<token>")
 def confirm(token: str):
     try:
-        accounts.confirm(token)
+        user = accounts.confirm(token)
     except AccountError as error:
         db.session.rollback()
         flash(str(error), "danger")
         return redirect(url_for("auth.resend_confirmation"))
     db.session.commit()
     flash("Your e-mail address is confirmed. You can log in now.", "success")
-    return redirect(url_for("auth.login"))
+    # The login form comes with the address filled in: only the password is left to type.
+    return redirect(url_for("auth.login", email=user.email))
 
 
 @bp.route("/confirm", methods=["GET", "POST"])
@@ -77,6 +79,8 @@ def login():
     if current_user.is_authenticated:
         return redirect_next(request.args.get("next"))
     form = LoginForm()
+    if request.method == "GET" and request.args.get("email"):
+        form.email.data = request.args["email"][:254]
     if form.validate_on_submit():
         try:
             user = accounts.authenticate(form.email.data, form.password.data)
@@ -90,6 +94,16 @@ def login():
             login_user(user, remember=form.remember.data)
             return redirect_next(request.args.get("next"))
     return render_template("auth/login.html", form=form)
+
+
+@bp.errorhandler(429)
+def too_many_login_attempts(error):
+    """The throttled login answers with its form again (the address kept) and says why."""
+    if request.endpoint != "auth.login":
+        return render_error(429)
+    form = LoginForm(formdata=None, email=request.form.get("email", "")[:254])
+    form.password.errors = ["Too many attempts in a short time. Wait a minute, then try again."]
+    return render_template("auth/login.html", form=form), 429
 
 
 @bp.route("/logout", methods=["POST"])

@@ -195,6 +195,20 @@ def test_admin_mailing_cannot_mix_owners(app, client, records):
     assert mailing.start_at == datetime(2026, 1, 1, 10, tzinfo=timezone.utc)
 
 
+def test_admin_schedule_edits_recompute_the_next_run(app, client, records):
+    admin = make_user("admin@example.com", role=Role.ADMIN)
+    login(client, admin.email)
+    mailing = records["mailing"]
+    start = (datetime.now(timezone.utc) + timedelta(days=3)).replace(second=0, microsecond=0)
+    response = client.post(f"/admin/mailings/edit/?id={mailing.id}", data={
+        "owner": str(records["owner"].id), "name": "Spring news", "message": str(records["message"].id),
+        "clients": str(records["client"].id), "start_at": f"{start:%Y-%m-%d %H:%M:%S}",
+        "end_at": f"{start + timedelta(days=30):%Y-%m-%d %H:%M:%S}", "repeat": "daily"})
+    assert response.status_code == 302
+    db.session.refresh(mailing)
+    assert mailing.next_run_at == start
+
+
 TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 

@@ -80,6 +80,9 @@ def test_login_is_throttled_per_account(client, user):
     response = login(client, user.email, "wrong password")
     assert response.status_code == 429
     assert b"Too many attempts" in response.data
+    # The form stays, with the address, for the try after the wait.
+    assert f'name="email" required type="email" value="{user.email}"'.encode() in response.data
+    assert b'name="password"' in response.data
     # Another account from the same address is not yet blocked.
     other = make_user("other@example.com")
     assert login(client, other.email).status_code == 302
@@ -114,3 +117,16 @@ def test_production_refuses_to_start_without_a_real_secret_key(secret):
 def test_production_starts_with_a_real_secret_key():
     app = create_app("production", SECRET_KEY="x" * 40)
     assert app.config["SESSION_COOKIE_SECURE"] and app.config["REMEMBER_COOKIE_SECURE"]
+
+
+def test_the_login_form_after_a_confirmation_has_the_address(client):
+    from mailer.extensions import db
+    from mailer.services import tokens
+
+    user = make_user("fresh@example.com", email_confirmed_at=None)
+    token = tokens.make_token(tokens.CONFIRM, {"uid": user.id, "email": user.email})
+    response = client.get(f"/auth/confirm/{token}", follow_redirects=True)
+    assert "Your e-mail address is confirmed." in response.text
+    assert 'name="email" required type="email" value="fresh@example.com"' in response.text
+    db.session.refresh(user)
+    assert user.is_confirmed
