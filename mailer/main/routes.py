@@ -1,4 +1,4 @@
-from flask import abort, current_app, render_template
+from flask import abort, current_app, render_template, request
 from flask_login import current_user, login_required
 
 from mailer.main import bp
@@ -34,7 +34,9 @@ def outbox_enabled() -> None:
 @admin_required
 def outbox_index():
     outbox_enabled()
-    return render_template("main/outbox.html", messages=outbox.list_messages())
+    search = request.args.get("q", "").strip()[:200]
+    listing = outbox.list_messages(search, request.args.get("page", 1, type=int))
+    return render_template("main/outbox.html", listing=listing, messages=listing.messages, search=search)
 
 
 @bp.route("/outbox/<name>")

@@ -24,25 +24,50 @@ def outbox_dir() -> Path:
     return Path(current_app.config["OUTBOX_DIR"])
 
 
-def list_messages(limit: int = OUTBOX_PAGE_SIZE) -> list[OutboxMessage]:
+@dataclass
+class OutboxPage:
+    messages: list[OutboxMessage]
+    page: int
+    has_next: bool
+
+
+def list_messages(search: str = "", page: int = 1, per_page: int = OUTBOX_PAGE_SIZE) -> OutboxPage:
+    """The captured messages, newest first, a page at a time; `search` keeps those whose
+    recipients or subject contain it (any case)."""
     folder = outbox_dir()
     if not folder.is_dir():
-        return []
-    files = sorted(folder.glob("*.eml"), key=lambda path: path.name, reverse=True)[:limit]
-    result = []
+        return OutboxPage([], 1, False)
+    page = max(page, 1)
+    files = sorted(folder.glob("*.eml"), key=lambda path: path.name, reverse=True)
+    needle = search.strip().lower()
+    skip = (page - 1) * per_page
+    if not needle:
+        return OutboxPage([_summary(path) for path in files[skip:skip + per_page]], page,
+                          len(files) > skip + per_page)
+    result, matched = [], 0
     for path in files:
-        with path.open("rb") as handle:
-            headers = email.message_from_binary_file(handle, policy=email.policy.default, _class=EmailMessage)
-        result.append(
-            OutboxMessage(
-                name=path.name,
-                received_at=datetime.fromtimestamp(path.stat().st_mtime, timezone.utc),
-                sender=str(headers.get("From", "")),
-                recipients=str(headers.get("X-Envelope-To") or headers.get("To", "")),
-                subject=str(headers.get("Subject", "")),
-            )
-        )
-    return result
+        message = _summary(path)
+        if needle not in f"{message.recipients}\n{message.subject}".lower():
+            continue
+        matched += 1
+        if matched <= skip:
+            continue
+        if len(result) == per_page:
+            return OutboxPage(result, page, True)
+        result.append(message)
+    return OutboxPage(result, page, False)
+
+
+def _summary(path: Path) -> OutboxMessage:
+    with path.open("rb") as handle:
+        headers = email.message_from_binary_file(handle, policy=email.policy.default, _class=EmailMessage)
+    return OutboxMessage(
+        name=path.name,
+        received_at=datetime.fromtimestamp(path.stat().st_mtime, timezone.utc),
+        sender=str(headers.get("From", "")),
+        recipients=str(headers.get("X-Envelope-To") or headers.get("To", "")),
+        subject=str(headers.get("Subject", "")),
+    )
 
 
 def read_message(name: str) -> EmailMessage | None:
