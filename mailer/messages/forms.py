@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
-from wtforms import StringField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired, Optional, ValidationError
+from wtforms import EmailField, StringField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from mailer.services import messages as message_service
 from mailer.services.rendering import check_template
@@ -50,4 +50,8 @@ class DeleteForm(FlaskForm):
 
 
 class TestSendForm(FlaskForm):
-    submit = SubmitField("Send a test to me")
+    """A test of the message to any address; empty means the sender's own."""
+
+    to = EmailField("Send a test to", validators=[Optional(), Length(max=254)],
+                    render_kw={"placeholder": "your own address", "maxlength": 254})
+    submit = SubmitField("Send a test")

@@ -118,9 +118,10 @@ def delete(message_id: int):
 @bp.route("/<int:message_id>/test", methods=["POST"])
 def test_send(message_id: int):
     message = get_owned_or_404(Message, message_id, EDIT)
-    if TestSendForm().validate_on_submit():
+    form = TestSendForm()
+    if form.validate_on_submit():
         try:
-            test = message_service.queue_test_send(message, current_user)
+            test = message_service.queue_test_send(message, current_user, form.to.data or "")
         except MessageError as error:
             flash(str(error), "danger")
         else:

@@ -12,7 +12,7 @@ from mailer.extensions import db, rq
 from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Client, Mailing, Message, User
 from mailer.services import rendering
-from mailer.services.clients import first_client
+from mailer.services.clients import ClientError, first_client, normalize_email
 from mailer.services.rendering import check_template
 
 log = logging.getLogger(__name__)
@@ -178,18 +178,25 @@ class QueuedTestSend:
     sample_email: str
 
 
-def queue_test_send(message: Message, recipient: User) -> QueuedTestSend:
-    """Have the worker send `message` to `recipient`'s own address, rendered for a sample: the
-    message owner's first subscribed client, or the recipient themself if there is none.
+def queue_test_send(message: Message, recipient: User, to: str = "") -> QueuedTestSend:
+    """Have the worker send `message` to `to` (an address checked like a client's), or to
+    `recipient`'s own address, rendered for a sample: the message owner's first subscribed
+    client, or the recipient themself if there is none.
 
     The sample is only a name and an address: the test's unsubscribe link is bound to no client,
     so trying it cannot unsubscribe a real one. Raises MessageError if the queue is unreachable.
     """
+    address = recipient.email
+    if to and to.strip():
+        try:
+            address = normalize_email(to)
+        except ClientError as error:
+            raise MessageError(f"The test cannot be sent to “{to.strip()}”: {error}") from None
     sample = first_client(message.owner_id)
     if sample is not None:
-        test = QueuedTestSend(recipient.email, sample.full_name, sample.email)
+        test = QueuedTestSend(address, sample.full_name, sample.email)
     else:
-        test = QueuedTestSend(recipient.email, recipient.full_name or recipient.email, recipient.email)
+        test = QueuedTestSend(address, recipient.full_name or recipient.email, recipient.email)
     try:
         rq.queue.enqueue("mailer.jobs.test_send.send_test_message", message.id, test.recipient,
                          test.sample_name, test.sample_email, retry=Retry(max=3, interval=[10, 60, 300]),

@@ -201,7 +201,7 @@ def test_manager_sees_all_with_owner_filter_and_changes_nothing(as_user, manager
     assert "Owner</th>" in page and f"/messages/{mine.id}/edit" not in page
     assert subjects_on(browser.get(f"/messages/?owner={other_user.id}")) == ["Other letter"]
     detail = browser.get(f"/messages/{mine.id}").get_data(as_text=True)
-    assert "Send a test to me" not in detail and f"/messages/{mine.id}/edit" not in detail
+    assert f"/messages/{mine.id}/test" not in detail and f"/messages/{mine.id}/edit" not in detail
     assert browser.get(f"/messages/{mine.id}/edit").status_code == 403
     assert browser.post(f"/messages/{mine.id}/edit", data=VALID).status_code == 403
     assert browser.post(f"/messages/{mine.id}/delete").status_code == 403

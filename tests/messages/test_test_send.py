@@ -62,3 +62,21 @@ def test_unreachable_queue_is_a_clear_message(app, logged_in, user, smtp_sink):
     response = logged_in.post(f"/messages/{message.id}/test", follow_redirects=True)
     assert response.status_code == 200
     assert b"The test could not be sent right now" in response.data
+
+
+def test_a_test_can_go_to_another_address_and_a_bad_one_is_explained(logged_in, user, work_queue, smtp_sink):
+    add_client(user, "ada@example.com", "Ada Lovelace")
+    message = add_message(user, subject="News for {{ name }}", body_text="Dear {{ name }}")
+    db.session.commit()
+
+    response = logged_in.post(f"/messages/{message.id}/test", data={"to": "Colleague@Example.com"},
+                              follow_redirects=True)
+    assert "is on its way to colleague@example.com" in response.text
+    work_queue()
+    [mail] = smtp_sink.wait_for(1)
+    assert mail.recipients == ["colleague@example.com"] and mail.subject == "[Test] News for Ada Lovelace"
+
+    refused = logged_in.post(f"/messages/{message.id}/test", data={"to": "not an address"}, follow_redirects=True)
+    assert "The test cannot be sent to “not an address”" in refused.text
+    work_queue()
+    assert len(smtp_sink.received) == 1
