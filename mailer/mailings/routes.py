@@ -88,6 +88,7 @@ def detail(mailing_id: int):
         mailing=mailing,
         clients=clients,
         runs=mailing_service.recent_runs(mailing),
+        unfinished_run=mailing_service.unfinished_run(mailing),
         run_count=mailing_service.run_count(mailing),
         can_change=can_edit(mailing),
         can_disable=can_view_all(),
