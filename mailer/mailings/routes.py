@@ -6,7 +6,7 @@ from mailer.mailings import bp
 from mailer.mailings.forms import ConfirmForm, DisableForm, MailingForm
 from mailer.models import Mailing, utcnow
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404, manager_required
-from mailer.services import dispatch, run_control
+from mailer.services import dispatch, run_control, send_queue
 from mailer.services import mailings as mailing_service
 from mailer.services.mailings import MailingError
 
@@ -67,7 +67,7 @@ def start_if_due(mailing: Mailing):
     now = utcnow()
     if mailing_service.is_due(mailing, now):
         run = dispatch.dispatch_mailing(mailing.id, now)
-        if run is not None and run.is_active and not dispatch.enqueue_run(run.id):
+        if run is not None and run.is_active and not send_queue.enqueue_run(run.id):
             flash(run_control.QUEUE_DOWN, "warning")
     # The scheduler may have created the run first; either way the page to watch is the run's.
     run = mailing_service.unfinished_run(mailing)

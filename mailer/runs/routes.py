@@ -9,7 +9,7 @@ from mailer.models import Delivery, DeliveryStatus, Mailing, MailingRun
 from mailer.permissions import EDIT, VIEW, can_edit, get_owned_or_404
 from mailer.runs import bp
 from mailer.runs.forms import RunActionForm, SendNowForm
-from mailer.services import dispatch, run_control
+from mailer.services import run_control, runs, send_queue
 
 DELIVERIES_PER_PAGE = 50
 
@@ -35,14 +35,14 @@ def send_now(mailing_id: int):
     if not form.validate_on_submit():
         abort(400)
     try:
-        run = dispatch.start_manual_run(mailing, current_user, last_run_seen=form.last_run.data)
-    except dispatch.SendingRefused as refused:
+        run = runs.start_manual_run(mailing, current_user, last_run_seen=form.last_run.data)
+    except runs.SendingRefused as refused:
         db.session.rollback()
         flash(str(refused), "danger")
         return redirect(url_for("mailings.detail", mailing_id=mailing_id))
     if not run.is_active:
         flash(f"Run {run.id} had nobody to send to: every client is unsubscribed or the mailing has none.", "info")
-    elif dispatch.enqueue_run(run.id):
+    elif send_queue.enqueue_run(run.id):
         flash(f"Sending “{mailing.name}” to {run.total_count - run.skipped_count} clients.", "success")
     else:
         flash(run_control.QUEUE_DOWN, "warning")
@@ -65,6 +65,7 @@ def progress_of(run: MailingRun) -> dict:
         "sent": run.sent_count,
         "failed": run.failed_count,
         "skipped": run.skipped_count,
+        "unknown": run.unknown_count,
         "pending": counts.get(DeliveryStatus.PENDING, 0),
         "sending": counts.get(DeliveryStatus.SENDING, 0),
         "done": done,
@@ -89,6 +90,7 @@ def detail(run_id: int):
         "runs/detail.html", run=run, mailing=mailing, progress=progress_of(run), deliveries=deliveries,
         status=status, statuses=[choice.value for choice in DeliveryStatus], can_change=can_edit(mailing),
         form=RunActionForm(), unreached=run_control.unreached_count(run), rest_run=run_control.rest_run_of(run),
+        failed_with_unknown=runs.failed_with_unknown_outcome(run) if run.failed_count and not run.is_active else 0,
     )
 
 
@@ -108,7 +110,7 @@ def checked_run(run_id: int) -> MailingRun:
 @bp.route("/<int:run_id>/cancel", methods=["POST"])
 def cancel(run_id: int):
     run = checked_run(run_id)
-    if dispatch.cancel_run(run):
+    if runs.cancel_run(run):
         flash(f"Run {run.id} cancelled. Messages already handed to the SMTP server are not recalled; "
               "“Send to the rest” reaches the clients it did not.", "warning")
     else:
@@ -132,10 +134,10 @@ def resume(run_id: int):
     run = checked_run(run_id)
     try:
         run_control.resume_run(run)
-    except dispatch.SendingRefused as refused:
+    except runs.SendingRefused as refused:
         flash(str(refused), "danger")
         return redirect(url_for("runs.detail", run_id=run.id))
-    if dispatch.enqueue_run(run.id):
+    if send_queue.enqueue_run(run.id):
         flash(f"Run {run.id} resumed.", "success")
     else:
         flash(run_control.QUEUE_DOWN, "warning")
@@ -147,13 +149,13 @@ def send_rest(run_id: int):
     run = checked_run(run_id)
     try:
         rest = run_control.start_rest_run(run, current_user)
-    except dispatch.SendingRefused as refused:
+    except runs.SendingRefused as refused:
         db.session.rollback()
         flash(str(refused), "danger")
         return redirect(url_for("runs.detail", run_id=run.id))
     if not rest.is_active:
         flash(f"Run {rest.id} had nobody to send to: the clients not reached have unsubscribed.", "info")
-    elif dispatch.enqueue_run(rest.id):
+    elif send_queue.enqueue_run(rest.id):
         flash(f"Sending to the {rest.total_count - rest.skipped_count} clients run {run.id} did not reach.", "success")
     else:
         flash(run_control.QUEUE_DOWN, "warning")
@@ -163,15 +165,19 @@ def send_rest(run_id: int):
 @bp.route("/<int:run_id>/retry", methods=["POST"])
 def retry(run_id: int):
     run = checked_run(run_id)
+    maybe_delivered = runs.failed_with_unknown_outcome(run)
     try:
-        new_run = dispatch.start_retry_run(run, current_user)
-    except dispatch.SendingRefused as refused:
+        new_run = runs.start_retry_run(run, current_user)
+    except runs.SendingRefused as refused:
         flash(str(refused), "danger")
         return redirect(url_for("runs.detail", run_id=run.id))
     if not new_run.is_active:
         flash(f"Run {new_run.id} had nobody to send to: the failed clients have unsubscribed.", "info")
-    elif dispatch.enqueue_run(new_run.id):
+    elif send_queue.enqueue_run(new_run.id):
         flash(f"Retrying {new_run.total_count - new_run.skipped_count} failed deliveries.", "success")
+        if maybe_delivered:
+            flash(f"{maybe_delivered} of them had a try with an unknown outcome and may have received the message "
+                  "already.", "warning")
     else:
         flash(run_control.QUEUE_DOWN, "warning")
     return redirect(url_for("runs.detail", run_id=new_run.id))

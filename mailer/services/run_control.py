@@ -3,7 +3,8 @@ never reached; and what the Send now confirmation tells before a run starts.
 
 The workers re-read a run before each chunk and stop when it is no longer queued or sending,
 so pausing is only a change of status: the chunk a worker holds finishes, the rest waits.
-Resuming puts the run back in the queue (status queued, then a job after the commit).
+Resuming puts the run back in the queue (status queued, then `send_queue.enqueue_run` after the
+commit).
 """
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,8 +25,8 @@ from mailer.models import (
     mailing_clients,
     utcnow,
 )
-from mailer.services import dispatch, schedule
-from mailer.services.dispatch import ACTIVE, SendingRefused
+from mailer.services import runs, schedule
+from mailer.services.runs import ACTIVE, SendingRefused
 from mailer.services.stats import clear_stats_cache_after_commit
 
 # Said when a run is saved but the queue (Redis) cannot be told; the reconciler queues it later.
@@ -134,12 +135,12 @@ def start_rest_run(run: MailingRun, user: User | None, now: datetime | None = No
     deliveries), committed; the caller enqueues it. Nobody reached by `run` is in it."""
     now = now or utcnow()
     mailing = run.mailing
-    dispatch._lock(mailing)
+    runs.lock_mailing(mailing)
     db.session.refresh(run)
     if run.status != RunStatus.CANCELLED:
         raise SendingRefused("Only a cancelled run can be continued for the clients it did not reach; "
                              "pause and resume a run that is in progress.")
-    dispatch.check_sendable(mailing)
+    runs.check_sendable(mailing)
     sending = db.session.scalar(
         select(func.count()).where(Delivery.run_id == run.id, Delivery.status == DeliveryStatus.SENDING))
     if sending:
@@ -159,8 +160,8 @@ def start_rest_run(run: MailingRun, user: User | None, now: datetime | None = No
                       created_by_id=user.id if user else None, status=RunStatus.QUEUED)
     db.session.add(rest)
     db.session.flush()
-    dispatch._insert_deliveries(rest, unreached)
-    dispatch._count_new_run(rest, now)
+    runs._insert_deliveries(rest, unreached)
+    runs._count_new_run(rest, now)
     if schedule.refresh_status(mailing, now):
         clear_stats_cache_after_commit(mailing.owner_id)
     db.session.commit()

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from mailer.extensions import db
 from mailer.models import Delivery, DeliveryStatus, Mailing, MailingRun, Repeat, Role, RunStatus, RunTrigger, utcnow
-from mailer.services import dispatch, run_control, sending
+from mailer.services import dispatch, run_control, runs, send_queue, sending
 from mailer.services import mailings as mailing_service
 from mailer.services import users as user_service
 from tests.conftest import login, make_user
@@ -70,7 +70,7 @@ def test_send_now_on_a_once_mailing_is_its_only_run(app, owner, smtp_sink, work,
 def test_an_edit_of_a_once_mailing_sent_by_hand_does_not_schedule_it_again(app, owner, logged_in_owner):
     start = utcnow() + timedelta(days=2)
     mailing = make_mailing(owner, clients=1, start_at=start)
-    dispatch.start_manual_run(mailing, owner)
+    runs.start_manual_run(mailing, owner)
     data = mailing_service.MailingData(name="Renamed", message_id=mailing.message_id,
                                        client_ids=mailing_service.selected_client_ids(mailing),
                                        start_at=mailing.start_at, end_at=mailing.end_at + timedelta(days=1),
@@ -143,10 +143,10 @@ def test_pause_stops_the_run_after_the_chunk_in_hand_and_resume_sends_the_rest_o
 
 def test_pause_and_resume_answer_with_a_message_when_they_do_not_apply(app, owner, work, logged_in_owner):
     mailing_id = make_mailing(owner, clients=1).id
-    run_id = dispatch.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
+    run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
     response = logged_in_owner.post(f"/runs/{run_id}/resume", follow_redirects=True)
     assert f"Run {run_id} is not paused." in response.text
-    dispatch.enqueue_run(run_id)
+    send_queue.enqueue_run(run_id)
     work()
     response = logged_in_owner.post(f"/runs/{run_id}/pause", follow_redirects=True)
     assert "cannot be paused" in response.text and reload_run(run_id).status == RunStatus.DONE
@@ -155,7 +155,7 @@ def test_pause_and_resume_answer_with_a_message_when_they_do_not_apply(app, owne
 def test_a_managers_disable_pauses_the_run_and_it_resumes_once_enabled(app, owner, smtp_sink, work, client):
     mailing = make_mailing(owner, clients=25)
     mailing_id, owner_email = mailing.id, owner.email
-    run_id = dispatch.start_manual_run(mailing, owner).id
+    run_id = runs.start_manual_run(mailing, owner).id
     send_one_chunk(run_id)
     make_user("manager@example.com", role=Role.MANAGER)
     login(client, "manager@example.com")
@@ -178,11 +178,11 @@ def test_a_managers_disable_pauses_the_run_and_it_resumes_once_enabled(app, owne
 
 def test_blocking_the_owner_pauses_their_runs(app, owner, smtp_sink, work):
     mailing = make_mailing(owner, clients=2)
-    run_id = dispatch.start_manual_run(mailing, owner).id
+    run_id = runs.start_manual_run(mailing, owner).id
     manager = make_user("manager@example.com", role=Role.MANAGER)
     user_service.block(manager, owner, "Spam complaints")
     db.session.commit()
-    dispatch.enqueue_run(run_id)
+    send_queue.enqueue_run(run_id)
     work()
     assert reload_run(run_id).status == RunStatus.PAUSED and smtp_sink.received == []
 
@@ -193,7 +193,7 @@ def test_after_a_cancel_send_to_the_rest_reaches_only_the_clients_not_reached(
         app, owner, smtp_sink, work, logged_in_owner):
     mailing_id = make_mailing(owner, clients=25).id
     smtp_sink.handler.replies.append("550 5.1.1 Unknown user")  # the first client fails
-    run_id = dispatch.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
+    run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
     send_one_chunk(run_id)
     logged_in_owner.post(f"/runs/{run_id}/cancel")
     work()
@@ -217,7 +217,7 @@ def test_after_a_cancel_send_to_the_rest_reaches_only_the_clients_not_reached(
 
 def test_send_to_the_rest_waits_for_messages_still_in_a_workers_hands(app, owner, logged_in_owner):
     mailing_id = make_mailing(owner, clients=3).id
-    run_id = dispatch.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
+    run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
     db.session.execute(Delivery.__table__.update().where(Delivery.run_id == run_id)
                        .values(status=DeliveryStatus.SENDING, claimed_at=utcnow()))
     db.session.commit()
@@ -234,7 +234,7 @@ def test_send_to_the_rest_waits_for_messages_still_in_a_workers_hands(app, owner
 
 def test_only_a_cancelled_run_is_continued_for_the_rest(app, owner, logged_in_owner):
     mailing_id = make_mailing(owner, clients=2).id
-    run_id = dispatch.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
+    run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
     response = logged_in_owner.post(f"/runs/{run_id}/rest", follow_redirects=True)
     assert "Only a cancelled run can be continued" in response.text
     assert len(runs_of(mailing_id)) == 1
@@ -242,7 +242,7 @@ def test_only_a_cancelled_run_is_continued_for_the_rest(app, owner, logged_in_ow
 
 def test_who_may_pause_resume_and_send_to_the_rest(app, owner, client):
     mailing_id = make_mailing(owner, clients=2).id
-    run_id = dispatch.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
+    run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
     make_user("other@example.com")
     make_user("manager@example.com", role=Role.MANAGER)
     make_user("admin@example.com", role=Role.ADMIN)
@@ -268,10 +268,10 @@ def test_who_may_pause_resume_and_send_to_the_rest(app, owner, client):
 
 def test_a_worker_that_read_the_run_before_the_pause_claims_nothing(app, owner, smtp_sink):
     mailing = make_mailing(owner, clients=3)
-    run = dispatch.start_manual_run(mailing, owner)
+    run = runs.start_manual_run(mailing, owner)
     run_id = run.id
     run_control.pause_run(run)
     # The worker's next step after its look at the run: the claim itself checks the run again.
-    assert sending.claim_chunk(run_id, utcnow(), 10) == []
+    assert sending.claim_chunk(run_id, utcnow(), 10, sending.new_claim_token()) == []
     assert all(delivery.status == DeliveryStatus.PENDING
                for delivery in db.session.scalars(select(Delivery).where(Delivery.run_id == run_id)))
