@@ -48,6 +48,7 @@ class LiveSystem:
             # Small chunks and a relay that takes a moment per message, so that a person can
             # pause or cancel a run in the middle (tests/e2e/test_control_journeys.py).
             "SEND_CHUNK_SIZE": "5",
+            "SEND_CONNECTIONS": "1",
             "SEND_RETRY_BASE_DELAY": "1",
             "FLASK_APP": "wsgi.py",
         }
