@@ -88,7 +88,8 @@ def new_claim_token() -> str:
 
 def claim_chunk(run_id: int, now: datetime, size: int, token: str) -> list[Claimed]:
     """Mark up to `size` due pending deliveries of the run as `sending` under `token`, with their
-    Message-ID, and commit; returns them with their clients' current name and address.
+    Message-ID, and commit; returns them with their clients' current name and address. Nothing
+    is claimed from a run that is no longer queued or sending (cancelled or paused meanwhile).
 
     On PostgreSQL one statement chooses (FOR UPDATE SKIP LOCKED, so workers share a run without
     waiting for one another), claims and reads them. On SQLite the candidates are chosen, then
@@ -102,9 +103,10 @@ def claim_chunk(run_id: int, now: datetime, size: int, token: str) -> list[Claim
         db.session.commit()
         return [_claimed(row, token) for row in rows]
     due = (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now)
+    run_active = select(MailingRun.id).where(MailingRun.id == run_id, MailingRun.status.in_(runs.ACTIVE)).exists()
     candidates = (
         select(Delivery.id)
-        .where(Delivery.run_id == run_id, Delivery.status == DeliveryStatus.PENDING, due)
+        .where(Delivery.run_id == run_id, Delivery.status == DeliveryStatus.PENDING, due, run_active)
         .order_by(Delivery.id)
         .limit(size)
     )
@@ -127,6 +129,7 @@ CLAIM_ON_POSTGRESQL = text("""
     WITH candidates AS (
         SELECT id FROM deliveries
         WHERE run_id = :run_id AND status = 'pending' AND (retry_at IS NULL OR retry_at <= :now)
+          AND EXISTS (SELECT 1 FROM mailing_runs WHERE id = :run_id AND status IN ('queued', 'sending'))
         ORDER BY id LIMIT :size
         FOR UPDATE SKIP LOCKED
     ), claimed AS (
