@@ -6,6 +6,7 @@ CONFIRM = "confirm-email"
 RESET = "reset-password"
 CHANGE_EMAIL = "change-email"
 UNSUBSCRIBE = "unsubscribe"
+SENDER_IDENTITY = "sender-identity"
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:

@@ -1,0 +1,71 @@
+"""DKIM signatures (RFC 6376) with dkimpy, for messages that leave through a server that
+carries a selector, a domain and a private key."""
+import base64
+from dataclasses import dataclass
+
+import dkim
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+# Signed headers: those a receiver shows or acts on. The unsubscribe headers are signed so that
+# nobody on the way can point the one-click unsubscribe elsewhere.
+SIGNED_HEADERS = (b"from", b"reply-to", b"to", b"subject", b"date", b"message-id", b"mime-version",
+                  b"content-type", b"list-unsubscribe", b"list-unsubscribe-post")
+
+
+class DkimKeyError(ValueError):
+    """A private key that cannot sign."""
+
+
+@dataclass(frozen=True)
+class DkimKey:
+    selector: str
+    domain: str
+    private_key: str = ""  # PEM; kept out of repr so that it never lands in a log
+
+    def __repr__(self) -> str:
+        return f"DkimKey(selector={self.selector!r}, domain={self.domain!r})"
+
+
+def check_private_key(pem: str) -> None:
+    """Raise DkimKeyError unless `pem` is an unencrypted RSA (1024 bits or more) or Ed25519 key."""
+    try:
+        key = serialization.load_pem_private_key(pem.strip().encode("ascii"), password=None)
+    except (ValueError, TypeError, UnicodeError):
+        raise DkimKeyError("The DKIM key must be an unencrypted private key in PEM form "
+                           "(-----BEGIN PRIVATE KEY----- …).") from None
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size < 1024:
+            raise DkimKeyError("An RSA key for DKIM needs at least 1024 bits; 2048 is usual.")
+        return
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise DkimKeyError("DKIM signs with RSA or Ed25519 keys only.")
+
+
+def public_key_record(pem: str) -> str:
+    """The TXT record to publish at <selector>._domainkey.<domain>."""
+    key = serialization.load_pem_private_key(pem.strip().encode("ascii"), password=None)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        kind = "ed25519"
+    else:
+        raw = key.public_key().public_bytes(serialization.Encoding.DER,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+        kind = "rsa"
+    return f"v=DKIM1; k={kind}; p={base64.b64encode(raw).decode('ascii')}"
+
+
+def sign(message: bytes, key: DkimKey) -> bytes:
+    """The message with a DKIM-Signature header in front (relaxed/relaxed canonicalisation)."""
+    try:
+        signature = dkim.sign(
+            message,
+            key.selector.encode("ascii"),
+            key.domain.encode("ascii"),
+            key.private_key.strip().encode("ascii"),
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=list(SIGNED_HEADERS),
+        )
+    except dkim.DKIMException as error:
+        raise DkimKeyError(f"The message could not be signed with DKIM: {error}") from None
+    return signature + message
