@@ -82,3 +82,21 @@ def smtputf8_refusal(address: str, server_name: str = "The SMTP server") -> str:
     return (f"{server_name} does not accept international addresses (it does not offer SMTPUTF8), "
             f"and {address} has characters other than Latin letters, digits and punctuation "
             f"before the @: it cannot be sent through this server.")
+
+
+def smtputf8_problem(server_offers_smtputf8: bool, *addresses: str, server_name: str = "The SMTP server") -> str | None:
+    """None when the addresses can go through the server; otherwise the sentence for the log.
+
+    `server_offers_smtputf8` is what the server said to EHLO (smtplib: `has_extn("smtputf8")`).
+    """
+    if server_offers_smtputf8:
+        return None
+    for address in addresses:
+        if envelope_address(address).needs_smtputf8:
+            return smtputf8_refusal(address, server_name)
+    return None
+
+
+def mail_options(*addresses: str) -> list[str]:
+    """The MAIL FROM options a transaction with these envelope addresses needs."""
+    return [SMTPUTF8] if needs_smtputf8(*addresses) else []
