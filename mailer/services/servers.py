@@ -95,15 +95,23 @@ def prepare_server(server: SmtpServer, *, new_password: str | None = None, clear
                    new_dkim_key: str | None = None, clear_dkim_key: bool = False) -> None:
     """Check and tidy a server an admin created or changed, store new secrets encrypted, and keep
     at most one server marked default. Raises ServerError and changes nothing stored then."""
+    # The row is flushed at the commit, after the other default was unmarked; a query on the
+    # way must not flush it earlier.
+    with db.session.no_autoflush:
+        _prepare_server(server, new_password, clear_password, new_dkim_key, clear_dkim_key)
+
+
+def _prepare_server(server: SmtpServer, new_password: str | None, clear_password: bool, new_dkim_key: str | None,
+                    clear_dkim_key: bool) -> None:
     server.name = " ".join((server.name or "").split())
     if not server.name:
         raise ServerError("Give the server a name.", "name")
     if len(server.name) > NAME_MAX_LENGTH:
         raise ServerError(f"A name has at most {NAME_MAX_LENGTH} characters.", "name")
-    same_name = db.session.scalar(select(SmtpServer.id).where(SmtpServer.name == server.name,
-                                                               SmtpServer.id != server.id)) if server.id else \
-        db.session.scalar(select(SmtpServer.id).where(SmtpServer.name == server.name))
-    if same_name is not None:
+    same_name = select(SmtpServer.id).where(SmtpServer.name == server.name)
+    if server.id is not None:
+        same_name = same_name.where(SmtpServer.id != server.id)
+    if db.session.scalar(same_name) is not None:
         raise ServerError("Another server has this name.", "name")
     host = (server.host or "").strip()
     try:
@@ -147,11 +155,10 @@ def prepare_server(server: SmtpServer, *, new_password: str | None = None, clear
 
     server.is_default = bool(server.is_default)
     if server.is_default:
-        with db.session.no_autoflush:
-            others = update(SmtpServer).where(SmtpServer.is_default.is_(True))
-            if server.id is not None:
-                others = others.where(SmtpServer.id != server.id)
-            db.session.execute(others.values(is_default=False))
+        others = update(SmtpServer).where(SmtpServer.is_default.is_(True))
+        if server.id is not None:
+            others = others.where(SmtpServer.id != server.id)
+        db.session.execute(others.values(is_default=False))
 
 
 # Which server -----------------------------------------------------------------------------------
