@@ -337,7 +337,8 @@ class SmtpServerView(SecureModelView):
     column_details_list = ("id", "name", "host", "port", "security", "username", "has_password", "rate_limit",
                            "max_connections", "is_default", "dkim", "dkim_record", "created_at")
     column_labels = {"has_password": "Password", "is_default": "Default", "dkim": "DKIM",
-                     "dkim_record": "DKIM DNS record", "max_connections": "Max connections"}
+                     "dkim_record": "DKIM DNS record", "max_connections": "Max connections", "username": "User name",
+                     "rate_limit": "Rate limit", "dkim_selector": "DKIM selector", "dkim_domain": "DKIM domain"}
     column_formatters = {"has_password": format_secret_set, "dkim": format_dkim}
     column_formatters_detail = {"has_password": format_secret_set, "dkim": format_dkim,
                                 "dkim_record": format_dkim_record}
