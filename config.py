@@ -89,6 +89,8 @@ class Config:
     RATELIMIT_KEY_PREFIX = "mailer-limits"
     LOGIN_LIMIT_PER_ADDRESS = os.environ.get("LOGIN_LIMIT_PER_ADDRESS", "20 per minute")
     LOGIN_LIMIT_PER_ACCOUNT = os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute")
+    # Confirmation e-mails for sender addresses that one user may have sent (add, send again).
+    SENDER_CONFIRM_LIMIT = os.environ.get("SENDER_CONFIRM_LIMIT", "10 per hour")
 
     # Statistics cache (Flask-Caching on Redis).
     CACHE_TYPE = "RedisCache"  # on the Redis of REDIS_URL

@@ -48,10 +48,12 @@ from mailer.services import accounts
 from mailer.services import clients as client_service
 from mailer.services import messages as message_service
 from mailer.services import secrets
+from mailer.services import senders as sender_service
 from mailer.services import servers as server_service
 from mailer.services.dkim_signing import public_key_record
 from mailer.services.clients import ClientError
 from mailer.services.messages import MessageError
+from mailer.services.senders import IdentityError
 from mailer.services.servers import ServerError
 from mailer.services.stats import clear_stats_cache
 
@@ -265,7 +267,8 @@ class MailingView(OwnedStatsView):
     column_filters = (EnumEqual(Mailing.status, "Status", MailingStatus), EnumEqual(Mailing.repeat, "Repeat", Repeat))
     column_default_sort = ("id", True)
     # Disabling records who did it: that goes through the mailing's page.
-    form_columns = ("owner", "name", "message", "clients", "start_at", "end_at", "repeat", "status", "next_run_at")
+    form_columns = ("owner", "name", "message", "clients", "start_at", "end_at", "repeat", "status", "next_run_at",
+                    "sender_identity", "smtp_server")
     form_ajax_refs = {
         "owner": USER_AJAX,
         "message": {"fields": ("subject",), "page_size": 20},
@@ -281,6 +284,11 @@ class MailingView(OwnedStatsView):
             raise ValidationError("Every client must belong to the mailing's owner.")
         if model.start_at and model.end_at and model.start_at >= model.end_at:
             raise ValidationError("The start must be before the end.")
+        if model.sender_identity is not None:
+            try:
+                sender_service.check_for_mailing(owner_id, model.sender_identity.id)
+            except IdentityError as error:
+                raise ValidationError(str(error)) from None
 
 
 class MailingRunView(ReadOnlyModelView):
@@ -410,6 +418,14 @@ class SenderIdentityView(SecureModelView):
     column_searchable_list = ("email", "name")
     column_default_sort = ("id", True)
     form_columns = ("name", "reply_to")
+
+    def on_model_change(self, form, model, is_created):
+        super().on_model_change(form, model, is_created)
+        # The same rules as the owner's own form.
+        try:
+            sender_service.update_identity(model, model.name, model.reply_to)
+        except IdentityError as error:
+            raise ValidationError(str(error)) from None
 
 
 # (view class, model, URL under /admin, menu category)

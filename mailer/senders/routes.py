@@ -1,7 +1,7 @@
-from flask import flash, redirect, render_template, url_for
+from flask import current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from mailer.extensions import db
+from mailer.extensions import db, limiter
 from mailer.models import Mailing, SenderIdentity
 from mailer.permissions import EDIT, get_owned_or_404
 from mailer.senders import bp
@@ -12,6 +12,16 @@ from mailer.services.senders import IdentityError
 EMAIL_NOT_SENT = "We could not send the confirmation e-mail right now: use “Send the link again” in a few minutes."
 
 
+def confirmations_key() -> str:
+    return f"sender-confirmations:{getattr(current_user, 'id', None)}"
+
+
+# Every confirmation e-mail goes to an address its sender typed: a limit per user keeps the
+# site from being used to flood someone's mailbox.
+limit_confirmations = limiter.shared_limit(lambda: current_app.config["SENDER_CONFIRM_LIMIT"],
+                                           scope="sender-confirmations", methods=["POST"], key_func=confirmations_key)
+
+
 @bp.route("/")
 def index():
     return render_template("senders/index.html", identities=sender_service.identities_of(current_user.id),
@@ -19,6 +29,7 @@ def index():
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@limit_confirmations
 def create():
     form = IdentityForm()
     if form.validate_on_submit():
@@ -56,6 +67,7 @@ def edit(identity_id: int):
 
 
 @bp.route("/<int:identity_id>/resend", methods=["POST"])
+@limit_confirmations
 def resend(identity_id: int):
     identity = get_owned_or_404(SenderIdentity, identity_id, EDIT)
     if ActionForm().validate_on_submit():

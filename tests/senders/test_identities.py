@@ -4,9 +4,9 @@ import pytest
 from sqlalchemy import select
 
 from mailer.extensions import db
-from mailer.models import Mailing, SenderIdentity, utcnow
+from mailer.models import Mailing, SenderIdentity
 from mailer.services import senders
-from tests.conftest import PASSWORD, links_in, local_path, login, make_user
+from tests.conftest import links_in, local_path, login, make_user
 from tests.mailings.conftest import add_clients, add_mailing, add_message, form_data
 from tests.senders.conftest import add_identity, add_server
 
@@ -187,3 +187,33 @@ def test_deleting_an_identity_asks_first_and_names_the_mailings(app, as_owner, o
     assert "Spring news" in as_owner.get(f"/senders/{identity.id}/delete").get_data(as_text=True)
     assert as_owner.post(f"/senders/{identity.id}/delete").status_code == 302
     assert db.session.get(SenderIdentity, identity.id) is None
+
+
+def test_confirmation_emails_are_limited_per_user(app, as_owner, owner):
+    app.config["SENDER_CONFIRM_LIMIT"] = "2 per hour"
+    assert as_owner.post("/senders/new", data={"email": "one@alice.example"}).status_code == 302
+    identity = identity_of(owner)
+    assert as_owner.post(f"/senders/{identity.id}/resend").status_code == 302
+    assert as_owner.post(f"/senders/{identity.id}/resend").status_code == 429
+    assert as_owner.post("/senders/new", data={"email": "two@alice.example"}).status_code == 429
+    assert db.session.scalars(select(SenderIdentity.email)).all() == ["one@alice.example"]
+
+
+def test_the_admin_panel_keeps_the_same_rules(app, client, owner, other_owner, content):
+    login(client, make_user("admin@example.com", role="admin").email)
+    identity = add_identity(owner)
+    response = client.post(f"/admin/sender-identities/edit/?id={identity.id}",
+                            data={"name": "Alice", "reply_to": "not an address"}, follow_redirects=True)
+    assert "An email address must have an @-sign." in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert identity.reply_to is None
+
+    foreign = add_identity(other_owner, email="bob@bob.example")
+    mailing = add_mailing(owner, *content)
+    response = client.post(f"/admin/mailings/edit/?id={mailing.id}", data={
+        "owner": str(owner.id), "name": "Newsletter", "message": str(content[0].id),
+        "clients": [str(c.id) for c in content[1]], "start_at": "2030-01-01 09:00:00", "end_at": "2030-02-01 09:00:00",
+        "repeat": "none", "status": "created", "sender_identity": str(foreign.id)}, follow_redirects=True)
+    assert "Choose one of your own sender addresses." in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert mailing.sender_identity_id is None
