@@ -253,6 +253,9 @@ def check_connection(settings: ServerSettings, timeout: float | None = None) -> 
     try:
         smtp = (smtplib.SMTP_SSL(timeout=timeout, context=context) if settings.security == Security.TLS
                 else smtplib.SMTP(timeout=timeout))
+        # smtplib checks the certificate against the host given to its constructor, which would
+        # also swallow the greeting; connect() keeps the greeting, and this names the host.
+        smtp._host = settings.host
         code, greeting = smtp.connect(settings.host, settings.port)
         lines.append(f"Connected to {where}. The server greeted: “{_reply(code, greeting)}”.")
         if code != 220:
@@ -314,7 +317,7 @@ def check_connection(settings: ServerSettings, timeout: float | None = None) -> 
                      "the security setting right?")
     except smtplib.SMTPResponseException as error:
         lines.append(f"The server answered “{_reply(error.smtp_code, error.smtp_error)}”.")
-    except (OSError, smtplib.SMTPException) as error:
+    except (OSError, smtplib.SMTPException, ValueError) as error:
         reason = getattr(error, "strerror", None) or "the connection failed"
         lines.append(f"Could not talk to {where}: {reason}.")
     finally:

@@ -213,3 +213,37 @@ def test_an_unreachable_port_gives_a_clear_sentence(app, as_admin):
     page = check(as_admin, add_server(port=port))
     assert f"Nothing answers at 127.0.0.1:{port} (connection refused): check the host and the port" in page
     assert "Errno" not in page and "Traceback" not in page
+
+
+@pytest.fixture(scope="module")
+def starttls_sink(tmp_path_factory):
+    """A sink offering STARTTLS with a self-signed certificate, as a badly set up relay would."""
+    import datetime
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now)
+                   .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    sink = SmtpSink(tls_context=context)
+    yield sink
+    sink.stop()
+
+
+def test_a_certificate_that_cannot_be_trusted_is_reported(app, as_admin, starttls_sink):
+    page = check(as_admin, add_server(port=starttls_sink.port, security="starttls"))
+    assert "The server&#39;s TLS certificate cannot be trusted: self-signed certificate." in page
+    assert "The server cannot be used as it is set up." in page
