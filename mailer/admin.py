@@ -7,7 +7,7 @@ app the factory creates.
 from datetime import datetime, timezone
 from enum import Enum
 
-from flask import Flask, abort, g, redirect, request, url_for
+from flask import Flask, abort, flash, g, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import FilterEqual
@@ -396,16 +396,38 @@ class SmtpServerView(SecureModelView):
                 field.errors = [*field.errors, str(error)]
             raise ValidationError(str(error)) from None
 
+    list_template = "admin/smtp_servers_list.html"
+
+    def render(self, template, **kwargs):
+        if template == self.list_template:
+            try:
+                kwargs["builtin"] = server_service.builtin_server()
+            except ServerError as error:
+                flash(str(error), "error")
+                kwargs["builtin"] = None
+        return super().render(template, **kwargs)
+
     @expose("/check/<int:server_id>", methods=["GET", "POST"])
     def check_connection(self, server_id: int):
         server = db.session.get(SmtpServer, server_id)
         if server is None:
             abort(404)
+        return self.connection_page(server.name, server,
+                                    lambda: server_service.check_server(server))
+
+    @expose("/check/builtin", methods=["GET", "POST"])
+    def check_builtin(self):
+        try:
+            settings = server_service.builtin_server()
+        except ServerError as error:
+            flash(str(error), "error")
+            return redirect(url_for(".index_view"))
+        return self.connection_page(settings.name, settings, lambda: server_service.check_connection(settings))
+
+    def connection_page(self, name: str, settings, run_check):
         form = AdminForm()
-        report = None
-        if request.method == "POST" and form.validate():
-            report = server_service.check_server(server)
-        return self.render("admin/smtp_check.html", server=server, form=form, report=report,
+        report = run_check() if request.method == "POST" and form.validate() else None
+        return self.render("admin/smtp_check.html", name=name, settings=settings, form=form, report=report,
                            return_url=url_for(".index_view"))
 
 

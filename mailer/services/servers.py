@@ -63,7 +63,7 @@ class ServerSettings:
 
 # Validation -------------------------------------------------------------------------------------
 
-def normalize_rate_limit(text: str | None, field: str = "rate_limit") -> str | None:
+def normalize_rate_limit(text: str | None) -> str | None:
     """The rate limit as entered (trimmed), after checking it with the limits parser; None for none.
 
     Several limits are separated by ";" (or ","), e.g. "50 per second; 10000 per hour".
@@ -77,17 +77,17 @@ def normalize_rate_limit(text: str | None, field: str = "rate_limit") -> str | N
         items = []
     if not items:
         raise ServerError(f"“{text}” is not a rate limit. Write it as “50 per second”, or several joined "
-                          "by “;”: “50 per second; 10000 per hour”.", field)
+                          "by “;”: “50 per second; 10000 per hour”.", "rate_limit")
     if any(item.amount < 1 for item in items):
-        raise ServerError("A rate limit allows at least one message per period.", field)
+        raise ServerError("A rate limit allows at least one message per period.", "rate_limit")
     return "; ".join(part.strip() for part in text.replace(",", ";").split(";") if part.strip())
 
 
-def check_max_connections(value: int | None, field: str = "max_connections") -> int | None:
+def check_max_connections(value: int | None) -> int | None:
     if value is None or value == 0:
         return None
     if value < 0 or value > 1000:
-        raise ServerError("Maximum connections is a number from 1 to 1000, or empty for no limit.", field)
+        raise ServerError("Maximum connections is a number from 1 to 1000, or empty for no limit.", "max_connections")
     return value
 
 
@@ -171,7 +171,12 @@ def builtin_server() -> ServerSettings:
         security = Security.STARTTLS
     else:
         security = Security.NONE
-    rate = normalize_rate_limit(config.get("MAIL_RATE_LIMIT"), field="MAIL_RATE_LIMIT") or ""
+    try:
+        rate = normalize_rate_limit(config.get("MAIL_RATE_LIMIT")) or ""
+        max_connections = check_max_connections(config.get("MAIL_MAX_CONNECTIONS"))
+    except ServerError as error:
+        setting = "MAIL_RATE_LIMIT" if error.field == "rate_limit" else "MAIL_MAX_CONNECTIONS"
+        raise ServerError(f"The {setting} setting is wrong: {error}", setting) from None
     return ServerSettings(
         key=BUILTIN_KEY,
         name=BUILTIN_NAME,
@@ -181,7 +186,7 @@ def builtin_server() -> ServerSettings:
         username=config.get("MAIL_USERNAME") or None,
         password=config.get("MAIL_PASSWORD") or None,
         rate_limits=rate,
-        max_connections=check_max_connections(config.get("MAIL_MAX_CONNECTIONS"), "MAIL_MAX_CONNECTIONS"),
+        max_connections=max_connections,
         dkim=None,
     )
 

@@ -94,11 +94,13 @@ def test_a_mailing_uses_its_server_then_the_default_then_the_built_in(app, maili
     assert servers.server_for_mailing(mailing).key == f"server-{default.id}"
 
 
-def test_a_bad_mail_rate_limit_setting_names_the_setting(app, mailing):
+def test_a_bad_mail_rate_limit_setting_names_the_setting(app, mailing, as_admin):
     app.config["MAIL_RATE_LIMIT"] = "lots"
     with pytest.raises(ServerError) as caught:
         servers.server_for_mailing(mailing)
     assert caught.value.field == "MAIL_RATE_LIMIT"
+    page = as_admin.get("/admin/smtp-servers/")
+    assert page.status_code == 200 and "The MAIL_RATE_LIMIT setting is wrong: “lots” is not a rate limit." in page.get_data(as_text=True)
 
 
 # Admin panel ----------------------------------------------------------------------------------
@@ -156,6 +158,7 @@ def test_only_admins_reach_servers_and_their_test(app, client, role):
     assert client.get("/admin/smtp-servers/").status_code == 404
     assert client.get(f"/admin/smtp-servers/check/{server.id}").status_code == 404
     assert client.post(f"/admin/smtp-servers/check/{server.id}").status_code == 404
+    assert client.post("/admin/smtp-servers/check/builtin").status_code == 404
 
 
 # Connection test ------------------------------------------------------------------------------
@@ -247,3 +250,11 @@ def test_a_certificate_that_cannot_be_trusted_is_reported(app, as_admin, starttl
     page = check(as_admin, add_server(port=starttls_sink.port, security="starttls"))
     assert "The server&#39;s TLS certificate cannot be trusted: self-signed certificate." in page
     assert "The server cannot be used as it is set up." in page
+
+
+def test_the_built_in_server_can_be_tested_too(app, as_admin, smtp_sink):
+    assert "Test its connection" in as_admin.get("/admin/smtp-servers/").get_data(as_text=True)
+    response = as_admin.post("/admin/smtp-servers/check/builtin")
+    page = response.get_data(as_text=True)
+    assert "Test the connection to Built-in server (MAIL_* settings)" in page
+    assert f"Connected to 127.0.0.1:{smtp_sink.port}." in page and "The server is ready to send." in page
