@@ -314,9 +314,9 @@ class MailingAttemptView(ReadOnlyModelView):
     column_default_sort = ("attempted_at", True)
 
 
-def format_secret_set(view, context, model, name) -> str:
+def format_password(view, context, model, name) -> str:
     # Secrets are never shown back, only whether one is stored.
-    return "stored" if getattr(model, name.replace("has_", "") + "_encrypted", None) else "—"
+    return "stored" if model.has_password else "—"
 
 
 def format_dkim(view, context, model, name) -> str:
@@ -347,8 +347,8 @@ class SmtpServerView(SecureModelView):
     column_labels = {"has_password": "Password", "is_default": "Default", "dkim": "DKIM",
                      "dkim_record": "DKIM DNS record", "max_connections": "Max connections", "username": "User name",
                      "rate_limit": "Rate limit", "dkim_selector": "DKIM selector", "dkim_domain": "DKIM domain"}
-    column_formatters = {"has_password": format_secret_set, "dkim": format_dkim}
-    column_formatters_detail = {"has_password": format_secret_set, "dkim": format_dkim,
+    column_formatters = {"has_password": format_password, "dkim": format_dkim}
+    column_formatters_detail = {"has_password": format_password, "dkim": format_dkim,
                                 "dkim_record": format_dkim_record}
     column_searchable_list = ("name", "host")
     column_default_sort = ("name", False)

@@ -23,12 +23,6 @@ BUILTIN_KEY = "builtin"
 BUILTIN_NAME = "Built-in server (MAIL_* settings)"
 NAME_MAX_LENGTH = 100
 
-SECURITY_CHOICES = [
-    (Security.STARTTLS.value, "STARTTLS (usually port 587)"),
-    (Security.TLS.value, "TLS from the start (usually port 465)"),
-    (Security.NONE.value, "None (only for a relay on a trusted network)"),
-]
-
 
 class ServerError(ValueError):
     """A server setting that cannot be used; `field` names the form field it belongs to."""
