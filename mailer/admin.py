@@ -15,13 +15,13 @@ from flask_admin.contrib.sqla.form import AdminModelConverter
 from flask_admin.form import DateTimeField, SecureForm, Select2Field
 from flask_admin.menu import MenuLink
 from flask_admin.model import typefmt
-from flask_admin.model.template import EndpointLinkRowAction
 from flask_admin.model.form import converts
+from flask_admin.model.template import EndpointLinkRowAction
 from flask_admin.theme import Bootstrap4Theme
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, inspect, select
 from markupsafe import Markup
+from sqlalchemy import func, inspect, select
 from wtforms import BooleanField, PasswordField, TextAreaField, validators
 from wtforms.validators import ValidationError
 
@@ -44,14 +44,13 @@ from mailer.models import (
     SmtpServer,
     User,
 )
-from mailer.services import accounts
+from mailer.services import accounts, secrets
 from mailer.services import clients as client_service
 from mailer.services import messages as message_service
-from mailer.services import secrets
 from mailer.services import senders as sender_service
 from mailer.services import servers as server_service
-from mailer.services.dkim_signing import public_key_record
 from mailer.services.clients import ClientError
+from mailer.services.dkim_signing import public_key_record
 from mailer.services.messages import MessageError
 from mailer.services.senders import IdentityError
 from mailer.services.servers import ServerError

@@ -160,7 +160,7 @@ def test_from_and_reply_to_of_a_mailing_and_their_fallbacks(app, owner, content)
         "Mailer <mailer@mailer.example>", None, "mailer@mailer.example", "Mailer <mailer@mailer.example>")
 
     add_identity(owner, email="waiting@alice.example", confirmed=False)
-    first = add_identity(owner, name="Алиса", email="first@пример.рф", reply_to="help@пример.рф")
+    add_identity(owner, name="Алиса", email="first@пример.рф", reply_to="help@пример.рф")
     headers = senders.sender_for_mailing(mailing)
     assert headers.from_header == "=?utf-8?b?0JDQu9C40YHQsA==?= <first@xn--e1afmkfd.xn--p1ai>"
     assert headers.reply_to == "help@xn--e1afmkfd.xn--p1ai"
@@ -176,7 +176,7 @@ def test_from_and_reply_to_of_a_mailing_and_their_fallbacks(app, owner, content)
     db.session.commit()
     db.session.expire_all()
     assert mailing.sender_identity_id is None
-    assert senders.sender_for_mailing(mailing).envelope_from == first.email.replace("пример.рф", "xn--e1afmkfd.xn--p1ai")
+    assert senders.sender_for_mailing(mailing).envelope_from == "first@xn--e1afmkfd.xn--p1ai"
 
 
 def test_deleting_an_identity_asks_first_and_names_the_mailings(app, as_owner, owner, content):
