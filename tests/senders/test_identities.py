@@ -1,12 +1,15 @@
 """Sender identities: added on the owner's pages, usable only once confirmed through the link
 sent to the address, chosen by mailings, and the From / Reply-To that a mailing gets."""
+import re
+
 import pytest
+from flask import g
 from sqlalchemy import select
 
 from mailer.extensions import db
 from mailer.models import Mailing, SenderIdentity
 from mailer.services import senders
-from tests.conftest import links_in, local_path, login, make_user
+from tests.conftest import PASSWORD, links_in, local_path, login, make_user
 from tests.mailings.conftest import add_clients, add_mailing, add_message, form_data
 from tests.senders.conftest import add_identity, add_server
 
@@ -217,3 +220,24 @@ def test_the_admin_panel_keeps_the_same_rules(app, client, owner, other_owner, c
     assert "Choose one of your own sender addresses." in response.get_data(as_text=True)
     db.session.expire_all()
     assert mailing.sender_identity_id is None
+
+
+CSRF_TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def test_the_sender_forms_check_the_csrf_token(app, owner):
+    app.config["WTF_CSRF_ENABLED"] = True
+    client = app.test_client()
+
+    def token(path: str) -> str:
+        g.pop("csrf_token", None)  # one app context serves the test's requests
+        return CSRF_TOKEN.search(client.get(path).get_data(as_text=True)).group(1)
+
+    client.post("/auth/login", data={"email": owner.email, "password": PASSWORD, "csrf_token": token("/auth/login")})
+    assert client.post("/senders/new", data={"email": "news@alice.example"}).status_code == 400
+    assert db.session.scalar(select(SenderIdentity.id)) is None
+    response = client.post("/senders/new", data={"email": "news@alice.example", "csrf_token": token("/senders/new")})
+    assert response.status_code == 302
+    identity = identity_of(owner)
+    assert client.post(f"/senders/{identity.id}/delete").status_code == 400
+    assert db.session.get(SenderIdentity, identity.id) is not None
