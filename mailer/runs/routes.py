@@ -8,7 +8,7 @@ from mailer.models import Delivery, DeliveryStatus, Mailing, MailingRun
 from mailer.permissions import EDIT, VIEW, can_edit, get_owned_or_404
 from mailer.runs import bp
 from mailer.runs.forms import RunActionForm
-from mailer.services import dispatch
+from mailer.services import runs, send_queue
 
 DELIVERIES_PER_PAGE = 50
 QUEUE_DOWN = ("The run is saved, but the sending queue (Redis) cannot be reached right now. "
@@ -30,13 +30,13 @@ def send_now(mailing_id: int):
     if not RunActionForm().validate_on_submit():
         abort(400)
     try:
-        run = dispatch.start_manual_run(mailing, current_user)
-    except dispatch.SendingRefused as refused:
+        run = runs.start_manual_run(mailing, current_user)
+    except runs.SendingRefused as refused:
         flash(str(refused), "danger")
         return redirect(url_for("mailings.detail", mailing_id=mailing_id))
     if not run.is_active:
         flash(f"Run {run.id} had nobody to send to: every client is unsubscribed or the mailing has none.", "info")
-    elif dispatch.enqueue_run(run.id):
+    elif send_queue.enqueue_run(run.id):
         flash(f"Sending “{mailing.name}” to {run.total_count - run.skipped_count} clients.", "success")
     else:
         flash(QUEUE_DOWN, "warning")
@@ -93,7 +93,7 @@ def cancel(run_id: int):
     run = get_run_or_404(run_id, EDIT)
     if not RunActionForm().validate_on_submit():
         abort(400)
-    if dispatch.cancel_run(run):
+    if runs.cancel_run(run):
         flash(f"Run {run.id} cancelled. Messages already handed to the SMTP server are not recalled.", "warning")
     else:
         flash(f"Run {run.id} was already over.", "info")
@@ -106,13 +106,13 @@ def retry(run_id: int):
     if not RunActionForm().validate_on_submit():
         abort(400)
     try:
-        new_run = dispatch.start_retry_run(run, current_user)
-    except dispatch.SendingRefused as refused:
+        new_run = runs.start_retry_run(run, current_user)
+    except runs.SendingRefused as refused:
         flash(str(refused), "danger")
         return redirect(url_for("runs.detail", run_id=run.id))
     if not new_run.is_active:
         flash(f"Run {new_run.id} had nobody to send to: the failed clients have unsubscribed.", "info")
-    elif dispatch.enqueue_run(new_run.id):
+    elif send_queue.enqueue_run(new_run.id):
         flash(f"Retrying {new_run.total_count - new_run.skipped_count} failed deliveries.", "success")
     else:
         flash(QUEUE_DOWN, "warning")
