@@ -1,14 +1,14 @@
 """SMTP servers, sender identities, and the server and sender of a mailing
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0002
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = "0005"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
