@@ -75,7 +75,7 @@ class MailingForm(FlaskForm):
         self.sender_identity.choices = [SelectChoice("", "Default: your first confirmed sender address"
                                                      if identities else "Default: the site's sender address")]
         self.sender_identity.choices += [SelectChoice(identity.id, str(identity)) for identity in identities]
-        self.smtp_server.choices = [SelectChoice("", "Default server")]
+        self.smtp_server.choices = [SelectChoice("", f"Default: {server_service.default_server_name()}")]
         self.smtp_server.choices += [SelectChoice(id_, name) for id_, name in server_service.server_choices()]
 
     @cached_property

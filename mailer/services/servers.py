@@ -215,10 +215,14 @@ def server_for_mailing(mailing: Mailing) -> ServerSettings:
     return settings_for(server) if server is not None else builtin_server()
 
 
+def default_server_name() -> str:
+    server = default_server()
+    return server.name if server is not None else BUILTIN_NAME
+
+
 def server_name_for_mailing(mailing: Mailing) -> str:
     """Which server a mailing leaves through, by name, without reading any secret."""
-    server = mailing.smtp_server or default_server()
-    return server.name if server is not None else BUILTIN_NAME
+    return mailing.smtp_server.name if mailing.smtp_server is not None else default_server_name()
 
 
 def server_choices() -> list[tuple[int, str]]:
