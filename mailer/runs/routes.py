@@ -56,6 +56,7 @@ def progress_of(run: MailingRun) -> dict:
         "sent": run.sent_count,
         "failed": run.failed_count,
         "skipped": run.skipped_count,
+        "unknown": run.unknown_count,
         "pending": counts.get(DeliveryStatus.PENDING, 0),
         "sending": counts.get(DeliveryStatus.SENDING, 0),
         "done": done,
@@ -80,6 +81,7 @@ def detail(run_id: int):
         "runs/detail.html", run=run, mailing=mailing, progress=progress_of(run), deliveries=deliveries,
         status=status, statuses=[choice.value for choice in DeliveryStatus], can_change=can_edit(mailing),
         form=RunActionForm(),
+        failed_with_unknown=runs.failed_with_unknown_outcome(run) if run.failed_count and not run.is_active else 0,
     )
 
 
@@ -105,6 +107,7 @@ def retry(run_id: int):
     run = get_run_or_404(run_id, EDIT)
     if not RunActionForm().validate_on_submit():
         abort(400)
+    maybe_delivered = runs.failed_with_unknown_outcome(run)
     try:
         new_run = runs.start_retry_run(run, current_user)
     except runs.SendingRefused as refused:
@@ -114,6 +117,9 @@ def retry(run_id: int):
         flash(f"Run {new_run.id} had nobody to send to: the failed clients have unsubscribed.", "info")
     elif send_queue.enqueue_run(new_run.id):
         flash(f"Retrying {new_run.total_count - new_run.skipped_count} failed deliveries.", "success")
+        if maybe_delivered:
+            flash(f"{maybe_delivered} of them had a try with an unknown outcome and may have received the message "
+                  "already.", "warning")
     else:
         flash(QUEUE_DOWN, "warning")
     return redirect(url_for("runs.detail", run_id=new_run.id))

@@ -18,7 +18,6 @@ results and writes them once the database answers.
 import logging
 import secrets
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,7 +36,6 @@ from mailer.models import (
     Mailing,
     MailingAttempt,
     MailingRun,
-    RunStatus,
     UTCDateTime,
     utcnow,
 )
@@ -59,14 +57,28 @@ DATABASE_PATIENCE = 600
 # Claiming ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class Recipient:
+    """What a message needs of the client, read when the delivery is claimed."""
+
+    id: int
+    email: str
+    full_name: str
+    unsubscribed_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Claimed:
     id: int
-    client_id: int | None
+    client: Recipient | None  # None when the client was deleted
     email: str
     attempts: int
     message_id: str
     first_attempt_at: datetime | None
     token: str
+
+    @property
+    def client_id(self) -> int | None:
+        return self.client.id if self.client else None
 
 
 def new_claim_token() -> str:
@@ -75,13 +87,19 @@ def new_claim_token() -> str:
 
 def claim_chunk(run_id: int, now: datetime, size: int, token: str) -> list[Claimed]:
     """Mark up to `size` due pending deliveries of the run as `sending` under `token`, with their
-    Message-ID, and commit.
+    Message-ID, and commit; returns them with their clients' current name and address.
 
-    The candidates are chosen first (on PostgreSQL with FOR UPDATE SKIP LOCKED, so workers
-    share a run without waiting for one another), then claimed by one UPDATE that checks
-    `status = 'pending'` again: a delivery is never claimed twice, even on SQLite where the
-    choice is not locked (there the UPDATE runs under the database's single write lock).
+    On PostgreSQL one statement chooses (FOR UPDATE SKIP LOCKED, so workers share a run without
+    waiting for one another), claims and reads them. On SQLite the candidates are chosen, then
+    claimed by an UPDATE that checks `status = 'pending'` again under the database's single write
+    lock: a delivery is never claimed twice.
     """
+    if is_postgresql(db.session):
+        rows = db.session.execute(CLAIM_ON_POSTGRESQL, {
+            "run_id": run_id, "now": now, "size": size, "token": token,
+            "domain": current_app.config["MAIL_MESSAGE_ID_DOMAIN"]}).all()
+        db.session.commit()
+        return [_claimed(row, token) for row in rows]
     due = (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now)
     candidates = (
         select(Delivery.id)
@@ -89,66 +107,73 @@ def claim_chunk(run_id: int, now: datetime, size: int, token: str) -> list[Claim
         .order_by(Delivery.id)
         .limit(size)
     )
-    if is_postgresql(db.session):
-        candidates = candidates.with_for_update(skip_locked=True)
     for _ in range(3):  # another worker may take the candidates first; then choose again
         ids = list(db.session.scalars(candidates))
         if not ids:
             break
-        rows = _mark_sending(ids, now, token)
-        if rows:
-            db.session.execute(
-                update(MailingRun)
-                .where(MailingRun.id == run_id, MailingRun.status == RunStatus.QUEUED)
-                .values(status=RunStatus.SENDING, started_at=now)
-                .execution_options(synchronize_session=False)
-            )
+        claimed = _claim_on_sqlite(ids, now, token)
+        if claimed:
             db.session.commit()
-            return sorted(rows, key=lambda claimed: claimed.id)
+            return claimed
         db.session.rollback()
     db.session.rollback()
     return []
 
 
-# One statement for the whole chunk on PostgreSQL: psycopg2 runs an executemany as one round
-# trip per row, and SQLAlchemy compiles a long CASE or VALUES list anew for every chunk.
+# Choose, claim and read in one round trip. The Message-ID is made here for a first claim and
+# kept for every later one (see make_message_id for its form).
 CLAIM_ON_POSTGRESQL = text("""
-    UPDATE deliveries AS d
-    SET status = 'sending', claimed_at = :now, claim_token = :token,
-        message_id_header = COALESCE(d.message_id_header, r.header)
-    FROM unnest(CAST(:ids AS integer[]), CAST(:headers AS varchar[])) AS r(id, header)
-    WHERE d.id = r.id AND d.status = 'pending'
-    RETURNING d.id, d.client_id, d.email, d.attempts, d.message_id_header, d.first_attempt_at
-""").bindparams(bindparam("now", type_=UTCDateTime())).columns(first_attempt_at=UTCDateTime())
+    WITH candidates AS (
+        SELECT id FROM deliveries
+        WHERE run_id = :run_id AND status = 'pending' AND (retry_at IS NULL OR retry_at <= :now)
+        ORDER BY id LIMIT :size
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE deliveries AS d
+        SET status = 'sending', claimed_at = :now, claim_token = :token,
+            message_id_header = COALESCE(d.message_id_header, '<mailing.' || d.id || '.'
+                                         || substr(md5(random()::text || d.id::text), 1, 16) || '@' || :domain || '>')
+        FROM candidates WHERE d.id = candidates.id
+        RETURNING d.id, d.client_id, d.email, d.attempts, d.message_id_header, d.first_attempt_at
+    )
+    SELECT claimed.*, c.email AS client_email, c.full_name, c.unsubscribed_at
+    FROM claimed LEFT JOIN clients AS c ON c.id = claimed.client_id
+    ORDER BY claimed.id
+""").bindparams(bindparam("now", type_=UTCDateTime())).columns(
+    first_attempt_at=UTCDateTime(), unsubscribed_at=UTCDateTime())
 
 
-def _mark_sending(ids: list[int], now: datetime, token: str) -> list[Claimed]:
-    """Claim those of `ids` that are still pending. The Message-ID is stored before the message
-    leaves, and kept across retries, so a message sent twice after a crash carries the same
-    Message-ID both times."""
-    if is_postgresql(db.session):
-        headers = [make_message_id(delivery_id) for delivery_id in ids]
-        rows = db.session.execute(CLAIM_ON_POSTGRESQL, {"now": now, "ids": ids, "headers": headers,
-                                                        "token": token}).all()
-        return [Claimed(row.id, row.client_id, row.email, row.attempts, row.message_id_header,
-                        row.first_attempt_at, token) for row in rows]
+def _claimed(row, token: str) -> Claimed:
+    client = (Recipient(row.client_id, row.client_email, row.full_name, row.unsubscribed_at)
+              if row.client_email is not None else None)
+    return Claimed(row.id, client, row.email, row.attempts, row.message_id_header, row.first_attempt_at, token)
+
+
+def _claim_on_sqlite(ids: list[int], now: datetime, token: str) -> list[Claimed]:
     rows = db.session.execute(
         update(Delivery)
         .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING)
         .values(status=DeliveryStatus.SENDING, claimed_at=now, claim_token=token)
-        .returning(Delivery.id, Delivery.client_id, Delivery.email, Delivery.attempts, Delivery.message_id_header,
-                   Delivery.first_attempt_at)
+        .returning(Delivery.id)
         .execution_options(synchronize_session=False)
+    ).scalars().all()
+    if not rows:
+        return []
+    table = Delivery.__table__
+    db.session.execute(
+        update(table).where(table.c.id == bindparam("b_id"), table.c.message_id_header.is_(None))
+        .values(message_id_header=bindparam("b_header")),
+        [{"b_id": delivery_id, "b_header": make_message_id(delivery_id)} for delivery_id in rows],
+    )
+    claimed = db.session.execute(
+        select(Delivery.id, Delivery.client_id, Delivery.email, Delivery.attempts, Delivery.message_id_header,
+               Delivery.first_attempt_at, Client.email.label("client_email"), Client.full_name,
+               Client.unsubscribed_at)
+        .outerjoin(Client, Client.id == Delivery.client_id)
+        .where(Delivery.id.in_(rows))
+        .order_by(Delivery.id)
     ).all()
-    new_headers = {row.id: make_message_id(row.id) for row in rows if not row.message_id_header}
-    if new_headers:
-        table = Delivery.__table__
-        db.session.execute(
-            update(table).where(table.c.id == bindparam("b_id")).values(message_id_header=bindparam("b_header")),
-            [{"b_id": delivery_id, "b_header": header} for delivery_id, header in new_headers.items()],
-        )
-    return [Claimed(row.id, row.client_id, row.email, row.attempts, row.message_id_header or new_headers[row.id],
-                    row.first_attempt_at, token) for row in rows]
+    return [_claimed(row, token) for row in claimed]
 
 
 def renew_leases(tokens: set[str], now: datetime) -> None:
@@ -228,13 +253,12 @@ RESULTS_ON_POSTGRESQL = text("""
       AND ((d.status = 'sending' AND d.claim_token = r.token) OR (d.status = 'pending' AND d.claim_token IS NULL))
     RETURNING d.status
 """)
-RESULT_ON_SQLITE = text("""
+RESULTS_ON_SQLITE = text("""
     UPDATE deliveries
     SET status = :status, attempts = attempts + :tried, retry_at = :retry_at, sent_at = :sent_at,
         first_attempt_at = COALESCE(first_attempt_at, :first_attempt_at),
         last_code = :code, last_response = :response, claimed_at = NULL, claim_token = NULL
     WHERE id = :id AND ((status = 'sending' AND claim_token = :token) OR (status = 'pending' AND claim_token IS NULL))
-    RETURNING status
 """).bindparams(bindparam("retry_at", type_=UTCDateTime()), bindparam("sent_at", type_=UTCDateTime()),
                 bindparam("first_attempt_at", type_=UTCDateTime()))
 
@@ -286,18 +310,23 @@ def record_outcomes(run_id: int, mailing_id: int, outcomes: list[Outcome]) -> No
     written = write_results(results)
     if attempts:
         db.session.execute(insert(MailingAttempt.__table__), attempts)
-    runs.add_to_counters(
-        run_id,
-        sent=written.count(DeliveryStatus.SENT.value),
-        failed=written.count(DeliveryStatus.FAILED.value),
-        skipped=written.count(DeliveryStatus.SKIPPED.value),
-        unknown=sum(1 for attempt in attempts if attempt["status"] == AttemptStatus.UNKNOWN),
-    )
+    unknown = sum(1 for attempt in attempts if attempt["status"] == AttemptStatus.UNKNOWN)
+    if written is None:  # some results were not this worker's to write any more: count again
+        runs.update_counters(run_id)
+    else:
+        runs.add_to_counters(
+            run_id,
+            sent=written.count(DeliveryStatus.SENT.value),
+            failed=written.count(DeliveryStatus.FAILED.value),
+            skipped=written.count(DeliveryStatus.SKIPPED.value),
+            unknown=unknown,
+        )
     db.session.commit()
 
 
-def write_results(results: list[dict]) -> list[str]:
-    """Update the deliveries (see RESULTS_ON_POSTGRESQL); returns the statuses written."""
+def write_results(results: list[dict]) -> list[str] | None:
+    """Update the deliveries (see RESULTS_ON_POSTGRESQL); returns the statuses written, or None
+    when that is not known exactly (SQLite reports only how many rows changed)."""
     if not results:
         return []
     if is_postgresql(db.session):
@@ -305,12 +334,8 @@ def write_results(results: list[dict]) -> list[str]:
         names = ("ids", "tokens", "statuses", "tried", "retry", "sent", "first", "codes", "responses")
         values = {name: [result[column] for result in results] for name, column in zip(names, columns)}
         return list(db.session.scalars(RESULTS_ON_POSTGRESQL, values))
-    written = []
-    for result in results:
-        status = db.session.scalar(RESULT_ON_SQLITE, result)
-        if status is not None:
-            written.append(status)
-    return written
+    changed = db.session.execute(RESULTS_ON_SQLITE, results).rowcount
+    return [result["status"] for result in results] if changed == len(results) else None
 
 
 # The work on one run ----------------------------------------------------------------------------
@@ -327,7 +352,8 @@ class RunSender:
         self.deadline = time.monotonic() + time_budget
         self.connections = max(config["SEND_CONNECTIONS"], 1)
         self.pool = SenderPool(SmtpSettings.from_app(), self.connections)
-        self.in_flight: dict[Future, Claimed] = {}
+        # Handed to the pool and not answered yet, by delivery id.
+        self.in_flight: dict[int, Claimed] = {}
         self.results: list[Outcome] = []
         self.unsent: list[Claimed] = []  # claimed, never handed over: to give back
         self.held_tokens: set[str] = set()
@@ -377,41 +403,41 @@ class RunSender:
             return
         try:
             now = utcnow()
-            run = db.session.get(MailingRun, self.run_id, populate_existing=True)
-            reason = runs.reason_to_stop(run)
+            reason = runs.stop_reason(self.run_id)
             if reason is not None:
-                if run is not None and run.status in runs.ACTIVE:
-                    log.warning("run %s stopped: %s", self.run_id, reason)
-                    runs.cancel_run(run, now)
-                self.stopped = reason
-                db.session.rollback()
+                self.stop_run(reason, now)
                 return
             if self.mailing_id is None:
-                self.prepare(run.mailing)
+                self.prepare(db.session.get(MailingRun, self.run_id).mailing)
             token = new_claim_token()
             chunk = claim_chunk(self.run_id, now, self.config["SEND_CHUNK_SIZE"], token)
             if not chunk:
                 self.stopped = "nothing due"
                 return
+            if not self.chunks:
+                runs.mark_started(self.run_id, now)
         except SQLAlchemyError as error:
             self.database_lost(error)
             return
         self.held_tokens.add(token)
         self.chunks += 1
-        try:
-            clients = self.load_clients(chunk)
-        except SQLAlchemyError as error:
-            self.unsent.extend(chunk)
-            self.database_lost(error)
-            return
         for delivery in chunk:
-            self.hand_over(delivery, clients.get(delivery.client_id))
+            self.hand_over(delivery)
         if not self.asked_for_help:
             # More work than this job holds: one more job in the queue, so that an idle worker
             # joins in (and, when it starts, asks for the next one).
             self.asked_for_help = True
             if self.more_due():
                 send_queue.enqueue_run(self.run_id)
+
+    def stop_run(self, reason: str, now: datetime) -> None:
+        """The run must not go on: a disabled mailing or a blocked owner ends it."""
+        self.stopped = reason
+        if reason in ("the mailing was disabled", "the owner is blocked"):
+            run = db.session.get(MailingRun, self.run_id)
+            log.warning("run %s stopped: %s", self.run_id, reason)
+            runs.cancel_run(run, now)
+        db.session.rollback()
 
     def prepare(self, mailing: Mailing) -> None:
         """What every message of the run shares: the compiled templates and the sender."""
@@ -422,16 +448,7 @@ class RunSender:
             self.template_problem = str(problem)
         self.sender = self.config["MAIL_DEFAULT_SENDER"]
         self.envelope_sender = envelope_address(flask_mail.parseaddr(self.sender)[1] or self.sender)
-
-    def load_clients(self, chunk: list[Claimed]) -> dict[int, Client]:
-        ids = [delivery.client_id for delivery in chunk if delivery.client_id is not None]
-        clients = {client.id: client for client in db.session.scalars(select(Client).where(Client.id.in_(ids)))}
-        # Nothing is held open in the database while the messages go out; the clients keep the
-        # values they were loaded with.
-        for client in clients.values():
-            db.session.expunge(client)
         db.session.rollback()
-        return clients
 
     def more_due(self) -> bool:
         now = utcnow()
@@ -442,9 +459,9 @@ class RunSender:
         db.session.rollback()
         return found is not None
 
-    def hand_over(self, delivery: Claimed, client: Client | None) -> None:
+    def hand_over(self, delivery: Claimed) -> None:
         """Render the delivery's message and give it to a connection, or judge it at once."""
-        now = utcnow()
+        now, client = utcnow(), delivery.client
         if client is None:
             self.results.append(Outcome(delivery, DeliveryStatus.SKIPPED, None, now, note="The client was deleted"))
             return
@@ -460,18 +477,16 @@ class RunSender:
         except (TemplateProblem, ValueError) as problem:  # a failed delivery, not a failed chunk
             self.results.append(Outcome(delivery, DeliveryStatus.FAILED, Reply(None, error=str(problem)), now))
             return
-        future = self.pool.submit(data, self.envelope_sender, envelope_address(delivery.email))
-        self.in_flight[future] = delivery
+        self.pool.submit(delivery.id, data, self.envelope_sender, envelope_address(delivery.email))
+        self.in_flight[delivery.id] = delivery
 
     def collect(self, timeout: float) -> None:
         if not self.in_flight:
             return
-        done, _ = wait(list(self.in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+        replies = self.pool.collect(timeout)
         now = utcnow()
-        for future in done:
-            delivery = self.in_flight.pop(future)
-            reply = future.result()
-            outcome = judge(delivery, reply, now)
+        for delivery_id, reply in replies:
+            outcome = judge(self.in_flight.pop(delivery_id), reply, now)
             self.results.append(outcome)
             self.sent += outcome.status == DeliveryStatus.SENT
         if self.pool.unreachable is not None and self.stopped is None:
@@ -509,10 +524,8 @@ class RunSender:
         self.stop_handing_out()
 
     def stop_handing_out(self) -> None:
-        for future, delivery in list(self.in_flight.items()):
-            if future.cancel():
-                del self.in_flight[future]
-                self.unsent.append(delivery)
+        for delivery_id in self.pool.take_back():
+            self.unsent.append(self.in_flight.pop(delivery_id))
 
     def write_remaining(self) -> None:
         """Write what is left; while the database is away, keep trying (with back-off)."""

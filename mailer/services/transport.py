@@ -11,12 +11,12 @@ server (a lost connection while it answers the end of DATA) is an *unknown* outc
 may have accepted it.
 """
 import logging
+import queue
 import re
 import smtplib
 import socket
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import flask_mail
@@ -140,16 +140,23 @@ class SmtpTransport:
         handed_over = False
         try:
             host.ehlo_or_helo_if_needed()
-            code, text = host.mail(sender)
-            if code != 250:
-                return self._refused(host, code, f"Sender refused: {_text(text)}")
-            code, text = host.rcpt(recipient)
-            if code not in (250, 251):
-                return self._refused(host, code, f"Recipient refused: {_text(text)}")
-            host.putcmd("data")
-            code, text = host.getreply()
-            if code != 354:
-                return self._refused(host, code, f"DATA refused: {_text(text)}")
+            if host.has_extn("pipelining"):
+                # RFC 2920: MAIL, RCPT and DATA in one write, their three replies read after.
+                # Half the round trips of a step-by-step transaction, and each step's reply is
+                # still known.
+                host.send(f"MAIL FROM:{smtplib.quoteaddr(sender)}\r\nRCPT TO:{smtplib.quoteaddr(recipient)}\r\n"
+                          "DATA\r\n")
+                replies = [host.getreply(), host.getreply(), host.getreply()]
+            else:
+                replies = [host.mail(sender)]
+                if replies[0][0] == 250:
+                    replies.append(host.rcpt(recipient))
+                    if replies[1][0] in (250, 251):
+                        host.putcmd("data")
+                        replies.append(host.getreply())
+            refused = self._refusal(host, replies)
+            if refused is not None:
+                return refused
             payload = DOT_AT_LINE_START.sub(b"..", data)
             if not payload.endswith(b"\r\n"):
                 payload += b"\r\n"
@@ -168,13 +175,23 @@ class SmtpTransport:
                                          "it may have been delivered", broken=True, unknown=True)
             return Reply(None, error=f"Connection lost: {detail}", broken=True)
 
-    @staticmethod
-    def _refused(host: smtplib.SMTP, code: int, text: str) -> Reply:
-        """End the refused transaction so that the connection serves the next message."""
+    def _refusal(self, host: smtplib.SMTP, replies: list[tuple[int, bytes]]) -> Reply | None:
+        """The Reply for a refused MAIL, RCPT or DATA (the first refusal counts), or None when the
+        server waits for the message. The refused transaction is ended so that the connection
+        serves the next message."""
+        steps = (("Sender refused", (250,)), ("Recipient refused", (250, 251)), ("DATA refused", (354,)))
+        for (what, good), (code, text) in zip(steps, replies):
+            if code not in good:
+                break
+        else:
+            return None
+        if replies[-1][0] == 354:  # cannot happen with a refused recipient, unless the server errs
+            host.send(b".\r\n")
+            host.getreply()
         if code == CLOSING:
-            return Reply(code, text, broken=True)
+            return Reply(code, f"{what}: {_text(text)}", broken=True)
         host.rset()
-        return Reply(code, text)
+        return Reply(code, f"{what}: {_text(text)}")
 
     def abort(self) -> None:
         """Cut the connection under a stalled transaction (from another thread): its thread gets
@@ -198,26 +215,66 @@ class SmtpTransport:
 
 
 class SenderPool:
-    """Threads that each keep one SMTP connection and send the messages handed to them."""
+    """Threads that each keep one SMTP connection and send the messages handed to them.
+
+    Messages go in through one queue and replies come out through another, each tagged with the
+    caller's key; a message still in the queue can be taken back (`take_back`) when the caller
+    must stop handing out work.
+    """
 
     def __init__(self, settings: SmtpSettings, size: int):
         self.settings = settings
-        self.executor = ThreadPoolExecutor(max_workers=max(size, 1), thread_name_prefix="smtp")
-        self.local = threading.local()
-        self.transports: list[SmtpTransport] = []
+        self.outgoing: queue.SimpleQueue = queue.SimpleQueue()
+        self.replies: queue.SimpleQueue = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.broken_in_a_row = 0
         # Set once the server looks unreachable; the messages still queued fail with it at once.
         self.unreachable: str | None = None
+        self.transports = [SmtpTransport(settings) for _ in range(max(size, 1))]
+        self.threads = [threading.Thread(target=self._serve, args=(transport,), name=f"smtp-{number}", daemon=True)
+                        for number, transport in enumerate(self.transports)]
+        for thread in self.threads:
+            thread.start()
 
-    def submit(self, data: bytes, sender: str, recipient: str) -> Future:
-        """Send one message on one of the pool's connections; the future's result is a Reply."""
-        return self.executor.submit(self._send, data, sender, recipient)
+    def submit(self, key, data: bytes, sender: str, recipient: str) -> None:
+        """Queue one message; its Reply comes out of `collect` with `key`."""
+        self.outgoing.put((key, data, sender, recipient))
 
-    def _send(self, data: bytes, sender: str, recipient: str) -> Reply:
+    def collect(self, timeout: float) -> list[tuple[object, Reply]]:
+        """The replies that are ready, waiting up to `timeout` seconds for the first one."""
+        try:
+            done = [self.replies.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                done.append(self.replies.get_nowait())
+            except queue.Empty:
+                return done
+
+    def take_back(self) -> list:
+        """Remove the messages no connection has started; returns their keys."""
+        keys = []
+        while True:
+            try:
+                item = self.outgoing.get_nowait()
+            except queue.Empty:
+                return keys
+            if item is not None:
+                keys.append(item[0])
+
+    def _serve(self, transport: SmtpTransport) -> None:
+        while True:
+            item = self.outgoing.get()
+            if item is None:
+                return
+            key, data, sender, recipient = item
+            self.replies.put((key, self._send(transport, data, sender, recipient)))
+
+    def _send(self, transport: SmtpTransport, data: bytes, sender: str, recipient: str) -> Reply:
         if self.unreachable is not None:
             return Reply(None, error=self.unreachable, broken=True)
-        reply = self._transport().deliver(data, sender, recipient)
+        reply = transport.deliver(data, sender, recipient)
         with self.lock:
             if reply.broken and not reply.unknown and reply.code is None:
                 self.broken_in_a_row += 1
@@ -228,18 +285,10 @@ class SenderPool:
                 self.broken_in_a_row = 0
         return reply
 
-    def _transport(self) -> SmtpTransport:
-        transport = getattr(self.local, "transport", None)
-        if transport is None:
-            transport = self.local.transport = SmtpTransport(self.settings)
-            with self.lock:
-                self.transports.append(transport)
-        return transport
-
     def cut_stalled(self, longest: float) -> int:
         """Abort the transactions that have taken more than `longest` seconds."""
         now, cut = time.monotonic(), 0
-        for transport in list(self.transports):
+        for transport in self.transports:
             since = transport.busy_since
             if since is not None and now - since > longest:
                 transport.abort()
@@ -247,13 +296,18 @@ class SenderPool:
         return cut
 
     def cut_all(self) -> None:
-        for transport in list(self.transports):
+        for transport in self.transports:
             if transport.busy_since is not None:
                 transport.abort()
 
     def close(self) -> None:
-        """Wait for the threads (cancelling what has not started) and close every connection."""
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the threads once their current message is done, and close every connection.
+        Messages still queued are dropped: take them back first."""
+        self.take_back()
+        for _ in self.threads:
+            self.outgoing.put(None)
+        for thread in self.threads:
+            thread.join()
         for transport in self.transports:
             transport.close()
 

@@ -20,7 +20,7 @@ from mailer.models import (
     User,
     utcnow,
 )
-from mailer.services import dispatch, runs, send_queue
+from mailer.services import dispatch, send_queue
 from tests.sending.conftest import make_mailing
 
 

@@ -142,3 +142,29 @@ def test_retry_of_a_run_without_failures_is_refused_with_a_message(app, owner, s
     response = logged_in_owner.post(f"/runs/{run_id}/retry", follow_redirects=True)
     assert "This run has no failed delivery to retry." in response.text
     assert len(runs_of(mailing_id)) == 1
+
+
+def test_tries_with_an_unknown_outcome_are_shown_and_retry_failed_says_they_may_have_arrived(
+        app, owner, smtp_sink, work, logged_in_owner):
+    from datetime import timedelta
+
+    from mailer.services import sending
+
+    app.config["SEND_RETRY_WINDOW"] = 0  # a try interrupted now is the last one
+    mailing_id = make_mailing(owner, clients=3).id
+    run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
+    # A worker claimed two deliveries and died; its lease is long over.
+    long_ago = utcnow() - timedelta(seconds=app.config["SEND_LEASE_SECONDS"] + 1)
+    assert len(sending.claim_chunk(run_id, long_ago, 2, sending.new_claim_token())) == 2
+    assert dispatch.reconcile()["released"] == 2
+    send_queue.enqueue_run(run_id)
+    work()
+
+    run = reload_run(run_id)
+    assert (run.status, run.sent_count, run.failed_count, run.unknown_count) == (RunStatus.DONE, 1, 2, 2)
+    page = " ".join(logged_in_owner.get(f"/runs/{run_id}").text.split())
+    assert "tries had an unknown outcome" in page
+    assert "Includes 2 that had a try with an unknown outcome" in page
+    assert logged_in_owner.get(f"/runs/{run_id}/progress").get_json()["unknown"] == 2
+    retried = logged_in_owner.post(f"/runs/{run_id}/retry", follow_redirects=True).text
+    assert "2 of them had a try with an unknown outcome and may have received the message already." in retried

@@ -3,6 +3,7 @@ transient and record every attempt. A real Redis queue and a real SMTP sink; the
 this process (tests/sending/test_processes.py runs real worker processes)."""
 import re
 import time
+from collections import Counter
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -260,7 +261,9 @@ def test_the_reconciler_queues_released_deliveries_even_when_a_later_retry_is_sc
     smtp_sink.handler.replies.append("451 4.7.1 Greylisted")
     [run_id] = dispatch.dispatch_due_mailings()
     work()
-    waiting, _sent, stuck = deliveries(run_id)
+    rows = deliveries(run_id)  # the messages go out in parallel: any one of them may be greylisted
+    [waiting] = [delivery for delivery in rows if delivery.status == DeliveryStatus.PENDING]
+    stuck = next(delivery for delivery in rows if delivery.status == DeliveryStatus.SENT)
     assert waiting.status == DeliveryStatus.PENDING and waiting.retry_at > utcnow() + timedelta(minutes=9)
     assert send_queue.waiting_run_ids() == {run_id}  # the job scheduled for the retry
     # A worker that claimed `stuck` again died (simulated): its lease has run out.
@@ -292,3 +295,23 @@ def test_a_server_closing_the_channel_is_a_transient_failure_and_the_next_messag
         (421, "4.3.2 Service shutting down")]
     assert sorted(address for mail in smtp_sink.received for address in mail.recipients) == sorted(
         [first.email, second.email])
+
+
+def test_a_server_offering_pipelining_gets_pipelined_transactions_with_each_reply_known(app, owner, smtp_sink, work):
+    smtp_sink.handler.pipelining = True
+    mailing = make_mailing(owner, clients=4)
+    refused = mailing.clients[0].email
+    smtp_sink.handler.refused[refused] = "550 5.7.1 Recipient rejected by policy"
+    smtp_sink.handler.replies.append("554 5.7.1 Message rejected")
+    [run_id] = dispatch.dispatch_due_mailings()
+    work()
+
+    rows = {delivery.email: delivery for delivery in deliveries(run_id)}
+    assert (rows[refused].status, rows[refused].last_code) == (DeliveryStatus.FAILED, 550)
+    assert rows[refused].last_response == "Recipient refused: 5.7.1 Recipient rejected by policy"
+    others = [delivery for email, delivery in rows.items() if email != refused]
+    assert Counter((d.status, d.last_code) for d in others) == {
+        (DeliveryStatus.SENT, 250): 2, (DeliveryStatus.FAILED, 554): 1}
+    # The connection went on after each refusal: the two others arrived, each once.
+    assert sorted(address for mail in smtp_sink.received for address in mail.recipients) == sorted(
+        d.email for d in others if d.status == DeliveryStatus.SENT)
