@@ -1,5 +1,6 @@
 """DKIM: a mailing message signed with a server's key, sent to a real sink, verifies with
 dkimpy against the test's public key (a DNS function stands in for the DNS: no network)."""
+import hashlib
 import smtplib
 
 import dkim
@@ -10,7 +11,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from mailer.extensions import db
 from mailer.models import Client, Message
 from mailer.services import servers
-from mailer.services.dkim_signing import DkimKey, DkimKeyError, check_private_key, public_key_record, sign
+from mailer.services.dkim_signing import (
+    DkimKey,
+    DkimKeyError,
+    check_private_key,
+    public_key_record,
+    rsa_sign_with_openssl,
+    sign,
+)
 from mailer.services.rendering import build_mail
 from tests.senders.conftest import add_server
 
@@ -74,3 +82,12 @@ def ed25519_pem() -> str:
 def test_unusable_keys_are_refused_with_a_reason(make_pem, message):
     with pytest.raises(DkimKeyError, match=message):
         check_private_key(make_pem())
+
+
+def test_openssl_signs_the_same_bytes_as_dkimpys_own_rsa(private_key):
+    digest = hashlib.sha256(b"canonicalised headers")
+    parsed = dkim.crypto.parse_pem_private_key(
+        serialization.load_pem_private_key(private_key.encode(), password=None).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption()))
+    assert rsa_sign_with_openssl(digest, parsed) == dkim.crypto.RSASSA_PKCS1_v1_5_sign(digest, parsed)
