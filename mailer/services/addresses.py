@@ -8,6 +8,7 @@ all; `smtputf8_refusal` says so in a sentence for the attempt log.
 """
 from dataclasses import dataclass
 from email.header import Header
+from functools import lru_cache
 from email.utils import formataddr
 
 import idna
@@ -35,8 +36,10 @@ def split_address(address: str) -> tuple[str, str]:
     return local, domain
 
 
+@lru_cache(maxsize=4096)
 def ascii_domain(domain: str) -> str:
-    """The domain as DNS and SMTP know it: IDNA (UTS 46), lower-case."""
+    """The domain as DNS and SMTP know it: IDNA (UTS 46), lower-case. Cached: the encoding costs
+    about 0.1 ms, and a list's recipients share few domains."""
     if domain.isascii():
         return domain.lower()
     try:
