@@ -241,17 +241,34 @@ def judge(delivery: Claimed, reply: Reply, at: datetime) -> Outcome:
 # returned to pending (this worker was cut off from the database for longer than its lease)
 # that nobody claimed again: the message did go out, and its result must not be lost.
 RESULTS_ON_POSTGRESQL = text("""
-    UPDATE deliveries AS d
-    SET status = r.status, attempts = d.attempts + r.tried, retry_at = r.retry_at, sent_at = r.sent_at,
-        first_attempt_at = COALESCE(d.first_attempt_at, r.first_attempt_at),
-        last_code = r.code, last_response = r.response, claimed_at = NULL, claim_token = NULL
-    FROM unnest(CAST(:ids AS integer[]), CAST(:tokens AS varchar[]), CAST(:statuses AS varchar[]),
-                CAST(:tried AS integer[]), CAST(:retry AS timestamptz[]), CAST(:sent AS timestamptz[]),
-                CAST(:first AS timestamptz[]), CAST(:codes AS integer[]), CAST(:responses AS text[]))
-         AS r(id, token, status, tried, retry_at, sent_at, first_attempt_at, code, response)
-    WHERE d.id = r.id
-      AND ((d.status = 'sending' AND d.claim_token = r.token) OR (d.status = 'pending' AND d.claim_token IS NULL))
-    RETURNING d.status
+    WITH written AS (
+        UPDATE deliveries AS d
+        SET status = r.status, attempts = d.attempts + r.tried, retry_at = r.retry_at, sent_at = r.sent_at,
+            first_attempt_at = COALESCE(d.first_attempt_at, r.first_attempt_at),
+            last_code = r.code, last_response = r.response, claimed_at = NULL, claim_token = NULL
+        FROM unnest(CAST(:ids AS integer[]), CAST(:tokens AS varchar[]), CAST(:statuses AS varchar[]),
+                    CAST(:tried AS integer[]), CAST(:retry AS timestamptz[]), CAST(:sent AS timestamptz[]),
+                    CAST(:first AS timestamptz[]), CAST(:codes AS integer[]), CAST(:responses AS text[]))
+             AS r(id, token, status, tried, retry_at, sent_at, first_attempt_at, code, response)
+        WHERE d.id = r.id
+          AND ((d.status = 'sending' AND d.claim_token = r.token) OR (d.status = 'pending' AND d.claim_token IS NULL))
+        RETURNING d.status
+    ), logged AS (
+        INSERT INTO mailing_attempts (mailing_id, run_id, delivery_id, client_id, email, attempted_at, status,
+                                      smtp_code, smtp_response, error)
+        SELECT :mailing_id, :run_id, a.delivery_id, a.client_id, a.email, a.attempted_at, a.status, a.code,
+               a.response, a.error
+        FROM unnest(CAST(:a_deliveries AS integer[]), CAST(:a_clients AS integer[]), CAST(:a_emails AS varchar[]),
+                    CAST(:a_times AS timestamptz[]), CAST(:a_statuses AS varchar[]), CAST(:a_codes AS integer[]),
+                    CAST(:a_responses AS text[]), CAST(:a_errors AS text[]))
+             AS a(delivery_id, client_id, email, attempted_at, status, code, response, error)
+    )
+    UPDATE mailing_runs
+    SET sent_count = sent_count + (SELECT count(*) FROM written WHERE status = 'sent'),
+        failed_count = failed_count + (SELECT count(*) FROM written WHERE status = 'failed'),
+        skipped_count = skipped_count + (SELECT count(*) FROM written WHERE status = 'skipped'),
+        unknown_count = unknown_count + :unknown
+    WHERE id = :run_id
 """)
 RESULTS_ON_SQLITE = text("""
     UPDATE deliveries
@@ -270,7 +287,8 @@ def attempt_status(reply: Reply) -> AttemptStatus:
 
 
 def record_outcomes(run_id: int, mailing_id: int, outcomes: list[Outcome]) -> None:
-    """Write every delivery's result, every attempt and the run's counters in one transaction.
+    """Write every delivery's result, every attempt and the run's counters in one transaction
+    (one statement on PostgreSQL).
 
     The counters move by the rows actually written, so they always equal what the deliveries
     table says. Every attempt is logged, even one whose delivery was meanwhile given to another
@@ -307,35 +325,41 @@ def record_outcomes(run_id: int, mailing_id: int, outcomes: list[Outcome]) -> No
                 "smtp_response": reply.text if reply.error is None else None,
                 "error": reply.error,
             })
-    written = write_results(results)
+    unknown = sum(1 for attempt in attempts if attempt["status"] == AttemptStatus.UNKNOWN)
+    if is_postgresql(db.session):
+        db.session.execute(RESULTS_ON_POSTGRESQL, _as_arrays(results, attempts, run_id, mailing_id, unknown))
+        db.session.commit()
+        return
+    changed = db.session.execute(RESULTS_ON_SQLITE, results).rowcount if results else 0
     if attempts:
         db.session.execute(insert(MailingAttempt.__table__), attempts)
-    unknown = sum(1 for attempt in attempts if attempt["status"] == AttemptStatus.UNKNOWN)
-    if written is None:  # some results were not this worker's to write any more: count again
+    if changed == len(results):
+        statuses = [result["status"] for result in results]
+        runs.add_to_counters(run_id, sent=statuses.count(DeliveryStatus.SENT.value),
+                             failed=statuses.count(DeliveryStatus.FAILED.value),
+                             skipped=statuses.count(DeliveryStatus.SKIPPED.value), unknown=unknown)
+    else:  # some results were not this worker's to write any more; SQLite does not say which
         runs.update_counters(run_id)
-    else:
-        runs.add_to_counters(
-            run_id,
-            sent=written.count(DeliveryStatus.SENT.value),
-            failed=written.count(DeliveryStatus.FAILED.value),
-            skipped=written.count(DeliveryStatus.SKIPPED.value),
-            unknown=unknown,
-        )
     db.session.commit()
 
 
-def write_results(results: list[dict]) -> list[str] | None:
-    """Update the deliveries (see RESULTS_ON_POSTGRESQL); returns the statuses written, or None
-    when that is not known exactly (SQLite reports only how many rows changed)."""
-    if not results:
-        return []
-    if is_postgresql(db.session):
-        columns = ("id", "token", "status", "tried", "retry_at", "sent_at", "first_attempt_at", "code", "response")
-        names = ("ids", "tokens", "statuses", "tried", "retry", "sent", "first", "codes", "responses")
-        values = {name: [result[column] for result in results] for name, column in zip(names, columns)}
-        return list(db.session.scalars(RESULTS_ON_POSTGRESQL, values))
-    changed = db.session.execute(RESULTS_ON_SQLITE, results).rowcount
-    return [result["status"] for result in results] if changed == len(results) else None
+def _as_arrays(results: list[dict], attempts: list[dict], run_id: int, mailing_id: int, unknown: int) -> dict:
+    """The parameters of RESULTS_ON_POSTGRESQL: one array per column (psycopg2 runs an
+    executemany as one round trip per row)."""
+    def column(rows: list[dict], name: str) -> list:
+        return [row[name] for row in rows]
+
+    return {
+        "run_id": run_id, "mailing_id": mailing_id, "unknown": unknown,
+        "ids": column(results, "id"), "tokens": column(results, "token"), "statuses": column(results, "status"),
+        "tried": column(results, "tried"), "retry": column(results, "retry_at"), "sent": column(results, "sent_at"),
+        "first": column(results, "first_attempt_at"), "codes": column(results, "code"),
+        "responses": column(results, "response"),
+        "a_deliveries": column(attempts, "delivery_id"), "a_clients": column(attempts, "client_id"),
+        "a_emails": column(attempts, "email"), "a_times": column(attempts, "attempted_at"),
+        "a_statuses": [attempt["status"].value for attempt in attempts], "a_codes": column(attempts, "smtp_code"),
+        "a_responses": column(attempts, "smtp_response"), "a_errors": column(attempts, "error"),
+    }
 
 
 # The work on one run ----------------------------------------------------------------------------

@@ -5,9 +5,11 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,10 +21,10 @@ from sqlalchemy import func, select
 from config import database_url
 from mailer import create_app
 from mailer.extensions import db, rq
-from mailer.models import AttemptStatus, Delivery, DeliveryStatus, MailingAttempt, MailingRun, RunStatus
+from mailer.models import AttemptStatus, Delivery, DeliveryStatus, MailingAttempt, MailingRun, RunStatus, utcnow
 from mailer.services import dispatch
 from tests.conftest import make_user
-from tests.sending.conftest import deliveries, make_mailing, reload_run, wait_until
+from tests.sending.conftest import ROOT, deliveries, make_mailing, reload_run, wait_until
 from tests.support import RedisServer, free_port
 
 
@@ -235,9 +237,13 @@ def test_postgresql_stopped_mid_run_repeats_at_most_the_messages_in_flight(smtp_
     app, server = app_on_own_postgresql
     connections = app.config["SEND_CONNECTIONS"]
     smtp_sink.handler.delay = 0.03
-    make_mailing(make_user("pg-owner@example.com"), clients=400)
+    mailing = make_mailing(make_user("pg-owner@example.com"), clients=400, start_at=utcnow() + timedelta(days=1))
     processes.worker()
-    [run_id] = dispatch.dispatch_due_mailings()
+    # Send now from the command line, watching the run with --wait through the outage.
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi.py", "mailings", "send", str(mailing.id), "--wait"],
+        cwd=ROOT, env=processes.environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run_id = wait_until(lambda: db.session.scalar(select(MailingRun.id)) if not db.session.rollback() else None)
     wait_until(lambda: len(smtp_sink.received) >= 40, timeout=60)
 
     db.session.remove()
@@ -248,6 +254,9 @@ def test_postgresql_stopped_mid_run_repeats_at_most_the_messages_in_flight(smtp_
 
     run = wait_until(lambda: run_over(run_id), timeout=120, interval=0.5)
     assert (run.status, run.sent_count) == (RunStatus.DONE, 400)
+    output, _ = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, output
+    assert "Traceback" not in output and f"run {run_id}: 400 sent, 0 failed" in output
     copies = copies_per_client(smtp_sink)
     assert len(copies) == 400
     assert len([address for address, count in copies.items() if count > 1]) <= connections
