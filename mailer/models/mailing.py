@@ -1,7 +1,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, func
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.extensions import db
@@ -151,6 +151,11 @@ class MailingRun(db.Model):
         return self.status in (RunStatus.QUEUED, RunStatus.SENDING)
 
 
+def _where(condition: str) -> dict:
+    """The options of a partial index, on PostgreSQL and SQLite alike."""
+    return {"postgresql_where": text(condition), "sqlite_where": text(condition)}
+
+
 class Delivery(db.Model):
     """The state of one client in one run; what makes sending crash-safe."""
 
@@ -158,8 +163,11 @@ class Delivery(db.Model):
     __table_args__ = (
         UniqueConstraint("run_id", "client_id"),
         Index("ix_deliveries_run_status", "run_id", "status"),
-        Index("ix_deliveries_status_claimed", "status", "claimed_at"),
-        Index("ix_deliveries_claim_token", "claim_token"),
+        # Partial indexes stay small however large a run is: the claim reads a run's pending
+        # deliveries in id order, the reconciler the expired leases, the heartbeat its claims.
+        Index("ix_deliveries_pending", "run_id", "id", **_where("status = 'pending'")),
+        Index("ix_deliveries_sending", "claimed_at", **_where("status = 'sending'")),
+        Index("ix_deliveries_claim_token", "claim_token", **_where("claim_token IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
