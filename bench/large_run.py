@@ -21,7 +21,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.fast_sink import FastSink  # noqa: E402
+from tests.fast_sink import FastSink  # noqa: E402
 
 
 def megabytes(process: psutil.Process) -> float:

@@ -4,7 +4,7 @@
         [--connections N] [--database-url URL] [--redis-url URL]
 
 Creates N clients and one mailing (text + HTML) for a throw-away owner and starts a fast SMTP
-sink in its own process (bench/fast_sink.py; `--latency` makes it hold each message's final
+sink in its own process (tests/fast_sink.py; `--latency` makes it hold each message's final
 answer that many milliseconds, as a relay does). Then, for each number of workers asked for,
 starts that many real `python worker.py` processes, sends the mailing with "Send now" and times
 the run from its first claim to its end (every delivery and attempt recorded), and checks with
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.fast_sink import FastSink  # noqa: E402
+from tests.fast_sink import FastSink  # noqa: E402
 
 
 def start_redis():

@@ -8,6 +8,8 @@ from mailer.models import Mailing, utcnow
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404, manager_required
 from mailer.services import dispatch, run_control, send_queue
 from mailer.services import mailings as mailing_service
+from mailer.services import senders as sender_service
+from mailer.services import servers as server_service
 from mailer.services.mailings import MailingError
 
 PER_PAGE = 20
@@ -97,6 +99,8 @@ def detail(mailing_id: int):
         has_report="reports.mailing" in views,
         has_message_page="messages.detail" in views,
         action_form=ConfirmForm(),
+        sender=sender_service.sender_for_mailing(mailing),
+        server_name=server_service.server_name_for_mailing(mailing),
     )
 
 
@@ -112,6 +116,8 @@ def edit(mailing_id: int):
         # A "Once" mailing that ends at its start was saved without an end.
         form.end_at.data = None if mailing.end_at == mailing.start_at else mailing.end_at
         form.repeat.data = mailing.repeat.value
+        form.sender_identity.data = mailing.sender_identity_id
+        form.smtp_server.data = mailing.smtp_server_id
     if form.validate_on_submit():
         try:
             mailing_service.update_mailing(mailing, form.to_data(), utcnow())

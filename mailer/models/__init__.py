@@ -16,6 +16,7 @@ from mailer.models.mailing import (
     mailing_clients,
 )
 from mailer.models.message import Message
+from mailer.models.sender import Security, SenderIdentity, SmtpServer
 from mailer.models.user import Role, User, user_roles
 
 __all__ = [
@@ -32,6 +33,9 @@ __all__ = [
     "Role",
     "RunStatus",
     "RunTrigger",
+    "Security",
+    "SenderIdentity",
+    "SmtpServer",
     "UNFINISHED_RUN_STATUSES",
     "UTCDateTime",
     "User",

@@ -41,7 +41,8 @@ from mailer.models import (
 )
 from mailer.services import runs, send_queue, shutdown
 from mailer.services.rendering import MailRenderer, TemplateProblem, make_message_id
-from mailer.services.transport import Reply, SenderPool, SmtpSettings, envelope_address
+from mailer.services.throttle import Limits, Throttle
+from mailer.services.transport import NOT_SENT, Reply, SenderPool, SmtpSettings, envelope_address
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ def new_claim_token() -> str:
 
 def claim_chunk(run_id: int, now: datetime, size: int, token: str) -> list[Claimed]:
     """Mark up to `size` due pending deliveries of the run as `sending` under `token`, with their
-    Message-ID, and commit; returns them with their clients' current name and address.
+    Message-ID, and commit; returns them with their clients' current name and address. Nothing
+    is claimed from a run that is no longer queued or sending (cancelled or paused meanwhile).
 
     On PostgreSQL one statement chooses (FOR UPDATE SKIP LOCKED, so workers share a run without
     waiting for one another), claims and reads them. On SQLite the candidates are chosen, then
@@ -101,9 +103,10 @@ def claim_chunk(run_id: int, now: datetime, size: int, token: str) -> list[Claim
         db.session.commit()
         return [_claimed(row, token) for row in rows]
     due = (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now)
+    run_active = select(MailingRun.id).where(MailingRun.id == run_id, MailingRun.status.in_(runs.ACTIVE)).exists()
     candidates = (
         select(Delivery.id)
-        .where(Delivery.run_id == run_id, Delivery.status == DeliveryStatus.PENDING, due)
+        .where(Delivery.run_id == run_id, Delivery.status == DeliveryStatus.PENDING, due, run_active)
         .order_by(Delivery.id)
         .limit(size)
     )
@@ -156,7 +159,8 @@ def _claimed(row, token: str) -> Claimed:
     return Claimed(row.id, client, row.email, row.attempts, row.message_id_header, row.first_attempt_at, token)
 
 
-# Claims take nothing from a run paused or cancelled since the worker last read it.
+# Checked again by the claiming UPDATE itself, under SQLite's write lock: a pause or cancel that
+# committed after the candidates were chosen still stops the claim.
 run_still_active = (
     select(MailingRun.id).where(MailingRun.id == Delivery.run_id, MailingRun.status.in_(runs.ACTIVE))
     .correlate(Delivery).exists()
@@ -389,7 +393,7 @@ class RunSender:
         self.config = config
         self.deadline = time.monotonic() + time_budget
         self.connections = max(config["SEND_CONNECTIONS"], 1)
-        self.pool = SenderPool(SmtpSettings.from_app(), self.connections)
+        self.pool: SenderPool | None = None  # made by `prepare`, for the mailing's server
         # Handed to the pool and not answered yet, by delivery id.
         self.in_flight: dict[int, Claimed] = {}
         self.results: list[Outcome] = []
@@ -421,11 +425,13 @@ class RunSender:
                 self.collect(timeout=0.05 if self.stopped is None and len(self.in_flight) < self.connections else 0.25)
                 self.write_if_due()
                 self.keep_alive()
-                self.pool.cut_stalled(self.config["SEND_DELIVERY_TIMEOUT"])
-                if self.grace_ends is not None and time.monotonic() > self.grace_ends:
-                    self.pool.cut_all()
+                if self.pool is not None:
+                    self.pool.cut_stalled(self.config["SEND_DELIVERY_TIMEOUT"])
+                    if self.grace_ends is not None and time.monotonic() > self.grace_ends:
+                        self.pool.cut_all()
         finally:
-            self.pool.close()
+            if self.pool is not None:
+                self.pool.close()
         self.write_remaining()
         return {"run": self.run_id, "chunks": self.chunks, "sent": self.sent, "stopped": self.settle()}
 
@@ -486,7 +492,19 @@ class RunSender:
             self.template_problem = str(problem)
         self.sender = self.config["MAIL_DEFAULT_SENDER"]
         self.envelope_sender = envelope_address(flask_mail.parseaddr(self.sender)[1] or self.sender)
+        limits = Limits("builtin", self.config["MAIL_RATE_LIMIT"], self.config["MAIL_MAX_CONNECTIONS"] or None)
+        self.open_pool(SmtpSettings.from_app(), limits)
         db.session.rollback()
+
+    def open_pool(self, settings: SmtpSettings, limits: Limits) -> None:
+        """The sending threads for this server: no more than its connection limit allows."""
+        throttle = None
+        if limits.any:
+            throttle = Throttle(limits, self.config["REDIS_URL"], self.run_id,
+                                slot_seconds=self.config["SEND_DELIVERY_TIMEOUT"] + 30)
+        if limits.max_connections:
+            self.connections = min(self.connections, limits.max_connections)
+        self.pool = SenderPool(settings, self.connections, throttle)
 
     def more_due(self) -> bool:
         now = utcnow()
@@ -524,6 +542,9 @@ class RunSender:
         replies = self.pool.collect(timeout)
         now = utcnow()
         for delivery_id, reply in replies:
+            if reply is NOT_SENT:
+                self.unsent.append(self.in_flight.pop(delivery_id))
+                continue
             outcome = judge(self.in_flight.pop(delivery_id), reply, now)
             self.results.append(outcome)
             self.sent += outcome.status == DeliveryStatus.SENT
@@ -562,6 +583,8 @@ class RunSender:
         self.stop_handing_out()
 
     def stop_handing_out(self) -> None:
+        if self.pool is None:
+            return
         for delivery_id in self.pool.take_back():
             self.unsent.append(self.in_flight.pop(delivery_id))
 

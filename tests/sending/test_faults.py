@@ -1,6 +1,7 @@
-"""The sending engine under faults, with real worker and scheduler processes: a server slower
-than the lease, SIGTERM, several workers on one run, Redis restarted empty, PostgreSQL stopped.
-What the SMTP sink received is counted per recipient."""
+"""The sending engine under faults and limits, with real worker and scheduler processes: a server
+slower than the lease, SIGTERM, several workers on one run, Redis restarted empty, PostgreSQL
+stopped, a server's rate and connection limits. What the SMTP sink received is counted per
+recipient."""
 import os
 import shutil
 import signal
@@ -22,9 +23,10 @@ from config import database_url
 from mailer import create_app
 from mailer.extensions import db, rq
 from mailer.models import AttemptStatus, Delivery, DeliveryStatus, MailingAttempt, MailingRun, RunStatus, utcnow
-from mailer.services import dispatch
+from mailer.services import dispatch, throttle
 from tests.conftest import make_user
 from tests.sending.conftest import ROOT, deliveries, make_mailing, reload_run, wait_until
+from tests.fast_sink import FastSink
 from tests.support import RedisServer, free_port
 
 
@@ -260,3 +262,38 @@ def test_postgresql_stopped_mid_run_repeats_at_most_the_messages_in_flight(smtp_
     copies = copies_per_client(smtp_sink)
     assert len(copies) == 400
     assert len([address for address, count in copies.items() if count > 1]) <= connections
+
+
+@pytest.fixture
+def fast_sink(app, processes):
+    """The fast SMTP sink (its own process), which counts connections and messages per second."""
+    sink = FastSink()
+    app.config["MAIL_PORT"] = sink.port
+    app.extensions["mail"].port = sink.port
+    processes.smtp_port = sink.port
+    yield sink
+    sink.stop()
+
+
+def test_a_servers_rate_and_connection_limits_hold_across_three_workers(app, owner, processes, fast_sink):
+    app.config.update(MAIL_RATE_LIMIT="20 per second", MAIL_MAX_CONNECTIONS=2, SEND_CHUNK_SIZE=10)
+    make_mailing(owner, clients=80)
+    for _ in range(3):
+        processes.worker()
+    wait_until(lambda: len(Worker.all(connection=rq.connection)) == 3, timeout=30)
+    [run_id] = dispatch.dispatch_due_mailings()
+
+    held_back = set()
+    while run_over(run_id) is None:
+        held_back.add(throttle.held_back(rq.connection, run_id) is not None)
+        time.sleep(0.2)
+
+    received = fast_sink.stats()
+    assert reload_run(run_id).sent_count == 80
+    assert received["messages"] == received["recipients"] == 80 and received["repeated_recipients"] == 0
+    assert received["most_connections"] <= 2
+    # A moving window of one second lets 20 through; a message's arrival may trail its count by
+    # the time it takes to send, hence the small margin.
+    assert received["busiest_second"] <= 22
+    assert received["seconds"] >= 4  # 80 messages at 20 a second cannot all arrive in fewer
+    assert True in held_back  # the run page could say what held it back
