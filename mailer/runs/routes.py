@@ -61,6 +61,9 @@ def progress_of(run: MailingRun) -> dict:
     counts = dict(db.session.execute(
         select(Delivery.status, func.count()).where(Delivery.run_id == run.id).group_by(Delivery.status)
     ).all())
+    # The run's counters, read after the deliveries: the run was loaded earlier in the request,
+    # and a worker may have recorded results since; the page must not freeze a stale figure.
+    db.session.refresh(run)
     done = run.sent_count + run.failed_count + run.skipped_count
     return {
         "id": run.id,
