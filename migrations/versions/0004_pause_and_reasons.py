@@ -1,14 +1,14 @@
 """runs can be paused and continued for the clients not reached; reasons for disabling and blocking
 
 Revision ID: 0004
-Revises: 0005
+Revises: 0003
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = "0004"
-down_revision = "0005"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

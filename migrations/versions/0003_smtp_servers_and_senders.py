@@ -1,13 +1,13 @@
 """SMTP servers, sender identities, and the server and sender of a mailing
 
-Revision ID: 0005
+Revision ID: 0003
 Revises: 0002
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0005"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
