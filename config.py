@@ -1,13 +1,14 @@
-"""Configuration classes. Every setting comes from the environment (or a `.env` file)."""
+"""Configuration classes. Every setting comes from the environment.
+
+The entry points (`wsgi.py`, `worker.py`, the `flask` command) first read a `.env` file at the top
+of the checkout into the environment (`load_env_file`); importing this module reads no file, so
+the tests, which import it directly, never see a developer's `.env`.
+"""
 import os
 from pathlib import Path
 
-from dotenv import load_dotenv
-
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_PATH = Path(os.environ.get("MAILER_INSTANCE_DIR", BASE_DIR / "instance"))
-
-load_dotenv(BASE_DIR / ".env")
 
 DEV_SECRET_KEY = "dev-secret-key-change-me"
 

@@ -1,8 +1,12 @@
 """RQ worker: builds the app once, pushes its context, and works the queue."""
-from rq import Worker
+from envfile import load_env_file
 
-from mailer import create_app
-from mailer.extensions import rq
+load_env_file()
+
+from rq import Worker  # noqa: E402  (the settings come from the environment just loaded)
+
+from mailer import create_app  # noqa: E402
+from mailer.extensions import rq  # noqa: E402
 
 
 def main() -> None:

@@ -3,7 +3,7 @@ import os
 
 from flask import Flask
 
-from config import CONFIGS, ProductionConfig
+from config import CONFIGS, ProductionConfig, env_bool
 
 
 def create_app(config: str | type | None = None, **overrides) -> Flask:
@@ -29,9 +29,18 @@ def create_app(config: str | type | None = None, **overrides) -> Flask:
 
 
 def resolve_config(config: str | type | None) -> type:
+    """The configuration class to use: the one asked for, else MAILER_CONFIG, else production.
+
+    Development (a public secret key, the debugger) is only ever chosen on purpose: by
+    MAILER_CONFIG=development, which `make dev` sets, or by `flask run --debug` (FLASK_DEBUG=1).
+    A server started with no settings at all is production, which refuses to run without a
+    real SECRET_KEY.
+    """
     if isinstance(config, type):
         return config
-    name = config or os.environ.get("MAILER_CONFIG") or os.environ.get("FLASK_CONFIG") or "development"
+    name = config or os.environ.get("MAILER_CONFIG") or os.environ.get("FLASK_CONFIG")
+    if not name:
+        name = "development" if env_bool("FLASK_DEBUG") else "production"
     try:
         return CONFIGS[name]
     except KeyError:
