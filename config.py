@@ -103,6 +103,10 @@ class Config:
     SEND_JOBS_PER_RUN = env_int("SEND_JOBS_PER_RUN", 2)
     RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 30)
 
+    # How many reverse proxies in front of the app add X-Forwarded-For / -Proto / -Host; their
+    # headers are believed for the client's address, scheme and host. 0: nobody's are.
+    TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
+
     AVATAR_MAX_BYTES = env_int("AVATAR_MAX_BYTES", 1024 * 1024)
     MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 32 * 1024 * 1024)
 

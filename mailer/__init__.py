@@ -25,6 +25,7 @@ def create_app(config: str | type | None = None, **overrides) -> Flask:
     register_errorhandlers(app)
     register_template_helpers(app)
     register_cli(app)
+    register_security(app)
     return app
 
 
@@ -107,6 +108,12 @@ def register_template_helpers(app: Flask) -> None:
     from mailer.templating import init_templating
 
     init_templating(app)
+
+
+def register_security(app: Flask) -> None:
+    from mailer.security import init_security
+
+    init_security(app)
 
 
 def register_cli(app: Flask) -> None:

@@ -47,7 +47,9 @@ def init_errors(app: Flask) -> None:
     def http_error(error: HTTPException):
         if error.code is None or error.code < 400:
             return error
-        return render_error(error.code)
+        # A message given with abort(code, message) is for the person; Werkzeug's defaults are not.
+        custom = error.description if error.description != type(error).description else None
+        return render_error(error.code, custom)
 
     @app.errorhandler(500)
     def server_error(error):

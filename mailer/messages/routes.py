@@ -7,6 +7,7 @@ from mailer.messages.forms import DeleteForm, MessageForm, TestSendForm
 from mailer.models import Message
 from mailer.listing import list_arguments
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404
+from mailer.security import mail_preview_response
 from mailer.services import messages as message_service
 from mailer.services.clients import all_owners
 from mailer.services.messages import MessageError, MessageInUse
@@ -50,6 +51,13 @@ def detail(message_id: int):
     message = get_owned_or_404(Message, message_id, VIEW)
     return render_template("messages/detail.html", message=message, can_edit=can_edit(message),
                            mailings=message_service.mailings_using(message), test_form=TestSendForm())
+
+
+@bp.route("/<int:message_id>/preview")
+def preview(message_id: int):
+    """The HTML body alone, for the sandboxed frame of the message's page."""
+    message = get_owned_or_404(Message, message_id, VIEW)
+    return mail_preview_response(message.body_html)
 
 
 @bp.route("/<int:message_id>/edit", methods=["GET", "POST"])

@@ -33,7 +33,10 @@ def test_create_then_show(logged_in, user):
         user.id, "Spring news for {{ name }}", "<p>Hello <b>{{ name }}</b></p>")
     page = logged_in.get(response.location).get_data(as_text=True)
     assert "Hello {{ name }},\nwe have news." in page
-    assert '<iframe class="w-100 border bg-white" style="height: 60vh" sandbox srcdoc="&lt;p&gt;Hello &lt;b&gt;{{ name }}' in page
+    assert f'sandbox src="/messages/{message.id}/preview"' in page
+    preview = logged_in.get(f"/messages/{message.id}/preview")
+    assert preview.get_data(as_text=True) == "<p>Hello <b>{{ name }}</b></p>"
+    assert "sandbox" in preview.headers["Content-Security-Policy"]
 
 
 def test_empty_html_is_stored_as_none(logged_in):
