@@ -96,8 +96,14 @@ def login():
 def logout():
     form = LogoutForm()
     if form.validate_on_submit():
-        logout_user()
+        if current_user.is_authenticated:
+            # Session cookies live in the browser: moving the account's auth version on is what
+            # makes every copy of them, and every remember-me cookie, useless from now on.
+            accounts.end_sessions(current_user)
+            db.session.commit()
+        # Cleared first: logout_user() then leaves its mark to delete the remember-me cookie.
         session.clear()
+        logout_user()
         flash("You are logged out.", "info")
     return redirect(url_for("main.index"))
 

@@ -131,6 +131,11 @@ def reset_password(token: str, new_password: str) -> User:
 def set_password(user: User, new_password: str) -> None:
     """Change the password and end every session opened with the old one."""
     user.set_password(new_password)
+    end_sessions(user)
+
+
+def end_sessions(user: User) -> None:
+    """End every session and remember-me cookie of the user, on every device."""
     user.auth_version += 1
 
 
