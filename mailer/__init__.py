@@ -18,6 +18,7 @@ def create_app(config: str | type | None = None, **overrides) -> Flask:
     if config_class is ProductionConfig or issubclass(config_class, ProductionConfig):
         ProductionConfig.check(app.config.get("SECRET_KEY"))
 
+    register_url_converters(app)
     register_extensions(app)
     register_blueprints(app)
     register_rq_dashboard(app)
@@ -46,6 +47,12 @@ def resolve_config(config: str | type | None) -> type:
         return CONFIGS[name]
     except KeyError:
         raise RuntimeError(f"Unknown configuration {name!r}; choose one of {', '.join(CONFIGS)}.") from None
+
+
+def register_url_converters(app: Flask) -> None:
+    from mailer.urls import init_url_converters
+
+    init_url_converters(app)
 
 
 def register_extensions(app: Flask) -> None:

@@ -8,6 +8,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, ValidationEr
 from mailer.models import Repeat
 from mailer.services import mailings as mailing_service
 from mailer.timezones import user_zone
+from mailer.urls import positive_int
 
 # datetime-local inputs send "2030-01-31T09:00"; the first format is also the one rendered.
 DATETIME_LOCAL_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
@@ -39,9 +40,10 @@ class MailingForm(FlaskForm):
 
     name = StringField("Name", filters=[strip], validators=[
         DataRequired("Give the mailing a name."), Length(max=mailing_service.NAME_MAX_LENGTH)])
-    message = SelectField("Message", coerce=int, validate_choice=False,
+    # positive_int: a number no id can have is a form error, not a database error.
+    message = SelectField("Message", coerce=positive_int, validate_choice=False,
                           validators=[InputRequired("Choose a message.")])
-    clients = SelectMultipleField("Clients", coerce=int, validate_choice=False)
+    clients = SelectMultipleField("Clients", coerce=positive_int, validate_choice=False)
     start_at = DateTimeLocalField("Start", format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
                                   invalid_value_message="Enter a date and time.",
                                   validators=[InputRequired("Enter when the mailing starts."), check_year])

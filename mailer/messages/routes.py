@@ -5,7 +5,7 @@ from mailer.extensions import db
 from mailer.messages import bp
 from mailer.messages.forms import DeleteForm, MessageForm, TestSendForm
 from mailer.models import Message
-from mailer.listing import list_arguments
+from mailer.listing import list_arguments, paginate
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404
 from mailer.security import mail_preview_response
 from mailer.services import messages as message_service
@@ -21,7 +21,7 @@ def index():
     view_all = can_view_all()
     query = message_service.list_query(current_user, search=arguments["q"], sort=arguments["sort"],
                                        owner_id=arguments["owner"], view_all=view_all)
-    page = db.paginate(query, per_page=PER_PAGE, error_out=False)
+    page = paginate(query, PER_PAGE)
     return render_template("messages/index.html", page=page, arguments=arguments, view_all=view_all,
                            owners=all_owners() if view_all else [], can_edit=can_edit)
 
