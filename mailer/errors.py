@@ -11,6 +11,7 @@ TITLES = {
     404: "Page not found",
     405: "Method not allowed",
     413: "File too large",
+    414: "Address too long",
     429: "Too many attempts",
     500: "Something went wrong",
 }
@@ -21,6 +22,7 @@ EXPLANATIONS = {
     404: "There is nothing here. Check the address, or go back to the home page.",
     405: "This page cannot be used this way.",
     413: "The file you sent is larger than this site accepts.",
+    414: "The address is longer than any page of this site uses.",
     429: "Too many attempts in a short time. Wait a minute, then try again.",
     500: "An unexpected error happened. It has been logged; please try again.",
 }

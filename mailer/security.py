@@ -36,6 +36,8 @@ MAIL_PREVIEW_POLICY = "; ".join([
     "sandbox",
 ])
 
+MAX_QUERY_BYTES = 8192
+
 COMMON_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     # Token links (reset, confirmation, unsubscribe) must not leak to other sites.
@@ -52,13 +54,19 @@ def init_security(app: Flask) -> None:
         # X-Forwarded-* headers that this many proxies in front of the app add.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted_proxies, x_proto=trusted_proxies,
                                 x_host=trusted_proxies, x_prefix=trusted_proxies)
-    app.before_request_funcs.setdefault(None, []).insert(0, refuse_nul_bytes)
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse_unusable_input)
     app.after_request(add_security_headers)
 
 
-def refuse_nul_bytes():
-    """A NUL byte has no use in any field or address of this site, and PostgreSQL cannot store
-    one: such a request is refused as a whole, before any view reads it."""
+def refuse_unusable_input():
+    """Refuse, before any view reads it, input that no page of this site can use.
+
+    An address longer than MAX_QUERY_BYTES (no link or filter of the site comes near it; gunicorn
+    itself refuses request lines past 4 KB). A NUL byte anywhere in the address or a form: it has
+    no use in any field, and PostgreSQL cannot store one.
+    """
+    if len(request.query_string) > MAX_QUERY_BYTES:
+        abort(414)
     if "\x00" in request.path or any("\x00" in key or "\x00" in value
                                      for key, value in request.args.items(multi=True)):
         abort(400, "The address contains a NUL character, which no page accepts.")

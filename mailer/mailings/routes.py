@@ -3,7 +3,7 @@ from flask_login import current_user
 
 from mailer.extensions import db
 from mailer.mailings import bp
-from mailer.listing import paginate
+from mailer.listing import SEARCH_MAX_LENGTH, paginate
 from mailer.mailings.forms import ConfirmForm, MailingForm
 from mailer.models import Mailing, utcnow
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404, manager_required
@@ -22,7 +22,7 @@ def index():
         owners = mailing_service.owners_with_mailings()
     else:
         owner_filter, owners = current_user.id, []
-    search = request.args.get("q", "")
+    search = request.args.get("q", "").strip()[:SEARCH_MAX_LENGTH]
     status = request.args.get("status", "")
     sort = request.args.get("sort", mailing_service.DEFAULT_SORT)
     query = mailing_service.mailings_query(owner_filter, search=search, status=status, sort=sort)
