@@ -44,8 +44,10 @@ def test_the_sink_receives_both_parts_the_headers_and_the_unsubscribe_link(
     assert got.text.startswith("Dear Ada Lovelace,\r\nour news.")
     assert link in got.text
     assert f'<a href="{link}"' in got.html
-    # The footer goes inside the HTML document, before </body>.
-    assert got.html.rstrip().endswith("</body></html>")
+    # The footer comes after the content; the HTML is cleaned as sent, so the document's
+    # wrapper goes as it does when a message is saved.
+    assert got.html.index("our news.") < got.html.index("Unsubscribe")
+    assert got.html.rstrip().endswith("to stop receiving these e-mails.</p>") and "<body>" not in got.html
 
     # The link in the mail leads to the confirmation page.
     page = client.get(local_path(link))
