@@ -37,9 +37,9 @@ def test_a_bomb_that_reached_the_database_fails_alone_when_sent(user):
         build_mail(message, long_address, message_id="<m@x>")
 
 
-# The saved HTML is clean for nh3, but the Jinja comment removes the quotes that kept the event
-# handler inside a harmless title attribute.
-REARRANGED = '<p title="{#"></p><p title="#} <img src=x onmouseover=alert(1)>">Hello {{ name }}</p>'
+# Clean for nh3 when saved: the quotes after {% endif %} are text. A false {% if %} removes the
+# end of the title attribute, and they become an event handler.
+REARRANGED = '<p>Hello {{ name }}</p><p title="{% if false %}">{% endif %}" onmouseover="alert(1)" x="</p>'
 
 
 def test_html_that_a_template_rearranges_is_cleaned_again_in_the_sent_mail(logged_in, user, work_queue, smtp_sink):
