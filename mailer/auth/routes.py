@@ -15,6 +15,7 @@ from mailer.auth.forms import (
     ResetPasswordForm,
 )
 from mailer.extensions import db, limiter
+from mailer.permissions import can_view_all
 from mailer.services import accounts
 from mailer.services.accounts import AccountError
 from mailer.urls import redirect_next
@@ -188,6 +189,9 @@ def remove_avatar():
 @bp.route("/avatar/<int:user_id>")
 @login_required
 def avatar(user_id: int):
+    # One's own avatar; managers and admins see everyone's (the users page). Nobody else's.
+    if user_id != current_user.id and not can_view_all():
+        abort(404)
     user = db.session.get(accounts.User, user_id)
     if user is None or not user.avatar_filename:
         abort(404)

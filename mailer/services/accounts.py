@@ -14,6 +14,8 @@ from mailer.services.email import queue_email
 
 AVATAR_FORMATS = {"PNG", "JPEG", "GIF", "WEBP"}
 AVATAR_SIZE = (256, 256)
+# Far above any photo a person would use, far below what would exhaust the web process.
+AVATAR_MAX_PIXELS = 4096 * 4096
 
 
 class AccountError(ValueError):
@@ -179,12 +181,20 @@ def save_avatar(user: User, data: bytes) -> None:
     try:
         with Image.open(io.BytesIO(data)) as probe:
             image_format = probe.format
+            # Opening reads only the header: a few hundred bytes can announce an image that
+            # takes gigabytes once decoded, so its size is checked before anything decodes it.
+            width, height = probe.size
+            if width * height > AVATAR_MAX_PIXELS:
+                raise AccountError(f"The image is too large: at most {AVATAR_MAX_PIXELS // 1_000_000} megapixels "
+                                   f"(it has {width} × {height} pixels).")
             probe.verify()
         if image_format not in AVATAR_FORMATS:
             raise AccountError("Upload a PNG, JPEG, GIF or WebP image.")
         with Image.open(io.BytesIO(data)) as image:
             image.thumbnail(AVATAR_SIZE)
             converted = image.convert("RGBA")
+    except AccountError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise AccountError("This file is not an image we can read: upload a PNG, JPEG, GIF or WebP image.") from None
     folder = avatar_dir()
