@@ -34,3 +34,10 @@ def test_nobody_fetches_another_users_avatar(app, logged_in, user):
     stranger = app.test_client()
     login(stranger, make_user("stranger@example.com").email)
     assert stranger.get(f"/auth/avatar/{user.id}").status_code == 404
+
+
+def test_the_clients_export_makes_formula_addresses_inert(logged_in, user):
+    # A valid address that a spreadsheet would run as a formula.
+    logged_in.post("/clients/new", data={"email": "=1+2-x@example.com", "full_name": "Formula"})
+    export = logged_in.get("/clients/export.csv").get_data(as_text=True)
+    assert "'=1+2-x@example.com" in export.splitlines()[1]
