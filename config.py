@@ -82,8 +82,14 @@ class Config:
     RATELIMIT_SWALLOW_ERRORS = True
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_KEY_PREFIX = "mailer-limits"
+    # Failed logins from one client address, and for one account from one client address (the
+    # account's owner, elsewhere, is never locked out).
     LOGIN_LIMIT_PER_ADDRESS = os.environ.get("LOGIN_LIMIT_PER_ADDRESS", "20 per minute")
-    LOGIN_LIMIT_PER_ACCOUNT = os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute")
+    LOGIN_LIMIT_PER_ACCOUNT = os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute; 30 per hour")
+    # Forms that send an e-mail (registration, confirmation link, password reset, change of
+    # address), together: per client address, and per recipient address.
+    MAIL_LIMIT_PER_ADDRESS = os.environ.get("MAIL_LIMIT_PER_ADDRESS", "10 per hour")
+    MAIL_LIMIT_PER_RECIPIENT = os.environ.get("MAIL_LIMIT_PER_RECIPIENT", "3 per hour")
 
     # Statistics cache (Flask-Caching on Redis).
     CACHE_TYPE = "RedisCache"  # on the Redis of REDIS_URL

@@ -1,4 +1,5 @@
 from flask import abort, current_app, flash, redirect, render_template, request, send_from_directory, session, url_for
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
 from mailer.auth import bp
@@ -23,12 +24,40 @@ from mailer.urls import redirect_next
 EMAIL_NOT_SENT = "We could not send the e-mail right now. Please try again in a few minutes."
 
 
-def login_account_key() -> str:
-    """Throttle key for the account being tried, whatever address the attempts come from."""
-    return "login-account:" + accounts.normalize_email(request.form.get("email", ""))
+def login_attempt_key() -> str:
+    """Throttle key for one account tried from one address: someone guessing a password is
+    slowed down without locking the account's owner, who logs in from elsewhere, out."""
+    return f"login:{get_remote_address()}:{accounts.normalize_email(request.form.get('email', ''))}"
+
+
+def login_failed(response) -> bool:
+    # Only failures count: the owner's own logins never bring them nearer to a limit.
+    return response.status_code != 302
+
+
+def mail_recipient_key() -> str:
+    """Throttle key for the address an e-mail would go to (registration, confirmation, reset,
+    change of address): nobody can have one mailbox flooded, from however many addresses."""
+    return "mail-to:" + accounts.normalize_email(request.form.get("email", ""))
+
+
+def form_accepted(response) -> bool:
+    # A form with errors sends nothing and costs nothing; an accepted one redirects.
+    return response.status_code == 302
+
+
+def limit_mail(view):
+    """The limits of every form that sends an e-mail: per client address and per recipient,
+    shared by all these forms; only accepted forms count."""
+    per_address = limiter.shared_limit(lambda: current_app.config["MAIL_LIMIT_PER_ADDRESS"], scope="mail-from",
+                                       methods=["POST"], deduct_when=form_accepted)
+    per_recipient = limiter.shared_limit(lambda: current_app.config["MAIL_LIMIT_PER_RECIPIENT"], scope="mail-to",
+                                         methods=["POST"], key_func=mail_recipient_key, deduct_when=form_accepted)
+    return per_address(per_recipient(view))
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@limit_mail
 def register():
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
@@ -59,6 +88,7 @@ def confirm(token: str):
 
 
 @bp.route("/confirm", methods=["GET", "POST"])
+@limit_mail
 def resend_confirmation():
     form = EmailOnlyForm()
     if form.validate_on_submit():
@@ -72,8 +102,9 @@ def resend_confirmation():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"], methods=["POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"], key_func=login_account_key)
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"], methods=["POST"], deduct_when=login_failed)
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"], key_func=login_attempt_key,
+               deduct_when=login_failed)
 def login():
     if current_user.is_authenticated:
         return redirect_next(request.args.get("next"))
@@ -110,6 +141,7 @@ def logout():
 
 
 @bp.route("/reset", methods=["GET", "POST"])
+@limit_mail
 def reset_request():
     form = EmailOnlyForm()
     if form.validate_on_submit():
@@ -200,6 +232,7 @@ def avatar(user_id: int):
 
 @bp.route("/profile/email", methods=["POST"])
 @login_required
+@limit_mail
 def change_email():
     form = ChangeEmailForm()
     if form.validate_on_submit():
