@@ -101,12 +101,22 @@ class Config:
     # Background work (RQ, rq-scheduler).
     RQ_QUEUE = os.environ.get("RQ_QUEUE", "mailer")
     DISPATCH_INTERVAL = env_int("DISPATCH_INTERVAL", 5)
+    # Deliveries claimed at once by a worker, and SMTP transactions each worker keeps in flight.
     SEND_CHUNK_SIZE = env_int("SEND_CHUNK_SIZE", 100)
-    SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 5)
+    SEND_CONNECTIONS = env_int("SEND_CONNECTIONS", 16)
+    # Transient failures (4xx, lost connection, timeout) are retried with a doubling back-off
+    # (SEND_RETRY_BASE_DELAY, capped at SEND_RETRY_MAX_DELAY) until SEND_RETRY_WINDOW seconds
+    # after the first try; then the delivery fails.
     SEND_RETRY_BASE_DELAY = env_int("SEND_RETRY_BASE_DELAY", 30)
-    SEND_LEASE_SECONDS = env_int("SEND_LEASE_SECONDS", 300)
-    # Send jobs queued per run, so that as many workers can share a large run.
-    SEND_JOBS_PER_RUN = env_int("SEND_JOBS_PER_RUN", 2)
+    SEND_RETRY_MAX_DELAY = env_int("SEND_RETRY_MAX_DELAY", 1800)
+    SEND_RETRY_WINDOW = env_int("SEND_RETRY_WINDOW", 6 * 3600)
+    # A claim is a lease the live worker renews every third of it; only a dead (or cut off)
+    # worker's lease expires, and the reconciler gives its deliveries to others.
+    SEND_LEASE_SECONDS = env_int("SEND_LEASE_SECONDS", 60)
+    # The longest one SMTP transaction may take, whatever the server does; then it is cut.
+    SEND_DELIVERY_TIMEOUT = env_int("SEND_DELIVERY_TIMEOUT", 120)
+    # On SIGTERM, how long the messages in flight may take to finish before they are cut.
+    SEND_STOP_GRACE = env_int("SEND_STOP_GRACE", 5)
     RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 30)
 
     # How many reverse proxies in front of the app add X-Forwarded-For / -Proto / -Host; their

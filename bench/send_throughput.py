@@ -1,114 +1,100 @@
-"""Sending throughput: Mailer's sending engine against the raw SMTP limit of the same sink.
+"""Sending throughput: Mailer's workers against the raw SMTP limit of the same sink.
 
-    .venv/bin/python bench/send_throughput.py [--clients 10000] [--database-url URL] [--redis-url URL]
+    .venv/bin/python bench/send_throughput.py [--clients 10000] [--latency MS] [--workers 1,2]
+        [--connections N] [--database-url URL] [--redis-url URL]
 
-Creates N clients and one mailing for a throw-away owner, starts a minimal aiosmtpd sink in its
-own process, sends the mailing with "Send now" and one in-process worker (rendering, claiming in
-chunks, one SMTP connection per chunk, every delivery and attempt recorded), then sends N
-pre-built messages with plain smtplib over one connection to the same sink: the raw limit.
-Prints both rates and their ratio. The owner and everything it owns are deleted at the end.
+Creates N clients and one mailing (text + HTML) for a throw-away owner and starts a fast SMTP
+sink in its own process (bench/fast_sink.py; `--latency` makes it hold each message's final
+answer that many milliseconds, as a relay does). Then, for each number of workers asked for,
+starts that many real `python worker.py` processes, sends the mailing with "Send now" and times
+the run from its first claim to its end (every delivery and attempt recorded), and checks with
+the sink that every client got exactly one message. Finally it measures the raw limit: the same
+messages, built beforehand, with plain smtplib over one connection to the same sink.
 
 DATABASE_URL and REDIS_URL are used when set; otherwise a temporary SQLite file and a Redis
 server started for the run. The jobs go to a queue of their own, so running workers are not
-disturbed.
+disturbed; the owner and everything it owns are deleted at the end.
 """
 import argparse
-import multiprocessing
 import os
 import secrets
 import smtplib
-import socket
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_sink(port: int, count_value, ready) -> None:
-    """A minimal SMTP sink: accepts and counts, keeps nothing."""
-    from aiosmtpd.controller import Controller
-
-    class CountingHandler:
-        async def handle_DATA(self, server, session, envelope):
-            with count_value.get_lock():
-                count_value.value += 1
-            return "250 2.0.0 OK"
-
-    controller = Controller(CountingHandler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    ready.set()
-    while True:
-        time.sleep(3600)
-
-
-def start_sink():
-    port, count, ready = free_port(), multiprocessing.Value("i", 0), multiprocessing.Event()
-    process = multiprocessing.Process(target=run_sink, args=(port, count, ready), daemon=True)
-    process.start()
-    if not ready.wait(30):
-        raise SystemExit("the SMTP sink did not start")
-    return process, port, count
+from bench.fast_sink import FastSink  # noqa: E402
 
 
 def start_redis():
-    from mailer.devtools import redis_server_binary, wait_for_redis
     from tests.support import RedisServer
 
-    if redis_server_binary() is None:
-        raise SystemExit("no redis-server found: set REDIS_URL")
-    server = RedisServer()
-    if not wait_for_redis(server.url, 15):
-        raise SystemExit("the benchmark's Redis did not start")
-    return server
+    return RedisServer()
+
+
+def start_workers(count: int, environment: dict) -> list[subprocess.Popen]:
+    return [subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=environment,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)]
+
+
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=10_000, help="recipients (default 10000)")
+    parser.add_argument("--latency", type=float, default=0.0, help="ms the sink takes to accept a message")
+    parser.add_argument("--workers", default="1", help="worker processes, e.g. 1 or 1,2 (default 1)")
+    parser.add_argument("--connections", type=int, default=None, help="SEND_CONNECTIONS (default: the setting's)")
+    parser.add_argument("--raw-messages", type=int, default=None,
+                        help="messages for the raw limit (default: all, at most 2000 with a latency)")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
-    parser.add_argument("--chunk-size", type=int, default=None, help="SEND_CHUNK_SIZE (default: the setting's)")
     args = parser.parse_args()
+    worker_counts = [int(count) for count in args.workers.split(",")]
 
     from sqlalchemy import delete, func, insert, select
 
     from config import database_url
     from mailer import create_app
-    from mailer.extensions import db, rq
-    from mailer.models import Client, Mailing, MailingAttempt, MailingRun, Message, Repeat, User, mailing_clients, utcnow
-    from mailer.services import dispatch, schedule
+    from mailer.extensions import db
+    from mailer.models import (Client, Mailing, MailingAttempt, MailingRun, Message, Repeat, User, mailing_clients,
+                               utcnow)
+    from mailer.services import runs, schedule, send_queue
     from mailer.services.rendering import MailRenderer, make_message_id
 
     temporary = tempfile.TemporaryDirectory(prefix="mailer-bench-")
-    redis_server = None
-    redis_url = args.redis_url
-    if not redis_url:
-        redis_server = start_redis()
-        redis_url = redis_server.url
+    redis_server = None if args.redis_url else start_redis()
+    redis_url = args.redis_url or redis_server.url
     uri = database_url(args.database_url, f"sqlite:///{temporary.name}/bench.db")
-    sink_process, sink_port, sink_count = start_sink()
-
-    overrides = {
-        "SQLALCHEMY_DATABASE_URI": uri,
-        "REDIS_URL": redis_url,
-        "RQ_QUEUE": f"mailer-bench-{secrets.token_hex(4)}",
-        "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": sink_port,
-        "MAIL_SUPPRESS_SEND": False,
-        "SEND_JOBS_PER_RUN": 1,
-        "EXTERNAL_URL": "https://mailer.example.com",
+    sink = FastSink(latency=args.latency / 1000)
+    queue = f"mailer-bench-{secrets.token_hex(4)}"
+    settings = {
+        "SQLALCHEMY_DATABASE_URI": uri, "REDIS_URL": redis_url, "RQ_QUEUE": queue, "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": sink.port, "MAIL_SUPPRESS_SEND": False, "EXTERNAL_URL": "https://mailer.example.com",
     }
-    if args.chunk_size:
-        overrides["SEND_CHUNK_SIZE"] = args.chunk_size
-    app = create_app("testing", **overrides)
+    if args.connections:
+        settings["SEND_CONNECTIONS"] = args.connections
+    environment = {
+        **os.environ, "MAILER_CONFIG": "production", "SECRET_KEY": secrets.token_hex(32), "DATABASE_URL": uri,
+        "REDIS_URL": redis_url, "RQ_QUEUE": queue, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(sink.port),
+        "EXTERNAL_URL": "https://mailer.example.com",
+        **({"SEND_CONNECTIONS": str(args.connections)} if args.connections else {}),
+    }
+    app = create_app("testing", **settings)
+    results = []
     with app.app_context():
         db.create_all()
         engine = db.engine.dialect.name
@@ -135,43 +121,46 @@ def main() -> None:
         owner_id, mailing_id = owner.id, mailing.id
 
         try:
-            from rq import SimpleWorker
+            for count in worker_counts:
+                workers = start_workers(count, environment)
+                try:
+                    time.sleep(2)  # let them connect and listen
+                    sink.reset()
+                    run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), None).id
+                    send_queue.enqueue_run(run_id)
+                    while True:
+                        db.session.rollback()
+                        run = db.session.get(MailingRun, run_id, populate_existing=True)
+                        if not run.is_active:
+                            break
+                        time.sleep(0.1)
+                finally:
+                    stop_workers(workers)
+                attempts = db.session.scalar(select(func.count()).select_from(MailingAttempt)
+                                             .where(MailingAttempt.run_id == run_id))
+                received = sink.stats()
+                seconds = (run.finished_at - run.started_at).total_seconds()
+                exact = (run.sent_count == attempts == received["messages"] == received["recipients"] == args.clients
+                         and received["repeated_recipients"] == 0)
+                results.append((count, run.sent_count, seconds, run.sent_count / seconds, exact, received))
+                print(f"{count} worker(s): {run.sent_count} sent in {seconds:.2f} s = {run.sent_count / seconds:.0f} "
+                      f"msg/s; sink: {received['messages']} messages, {received['recipients']} recipients, "
+                      f"{received['repeated_recipients']} repeated, up to {received['most_connections']} "
+                      f"connections; {'exact' if exact else 'NOT EXACT'}", flush=True)
 
-            # The raw limit: the same messages, built beforehand, over one plain smtplib
-            # connection. Measured before and after the engine, on a shared machine; the faster
-            # of the two counts, so the ratio errs on the low side.
+            # The raw limit: the same messages, built beforehand, over one plain smtplib connection.
             renderer = MailRenderer.for_message(db.session.get(Mailing, mailing_id).message)
-            clients = db.session.scalars(select(Client).where(Client.owner_id == owner_id).order_by(Client.id)).all()
+            limit = args.raw_messages or (args.clients if not args.latency else min(args.clients, 2000))
+            clients = db.session.scalars(select(Client).where(Client.owner_id == owner_id)
+                                         .order_by(Client.id).limit(limit)).all()
             prebuilt = [(client.email, renderer.build(client, make_message_id(number)).as_bytes())
                         for number, client in enumerate(clients)]
             db.session.rollback()
-
-            def raw_send() -> float:
-                started = time.perf_counter()
-                with smtplib.SMTP("127.0.0.1", sink_port) as smtp:
-                    for recipient, data in prebuilt:
-                        smtp.sendmail("mailer@localhost", [recipient], data)
-                return time.perf_counter() - started
-
-            raw_before = raw_send()
-
-            # The engine: Send now, then one worker sends the run.
             started = time.perf_counter()
-            run_id = dispatch.start_manual_run(db.session.get(Mailing, mailing_id), None).id
-            dispatch.enqueue_run(run_id)
-            SimpleWorker([rq.queue], connection=rq.connection).work(burst=True, logging_level="WARNING")
-            engine_seconds = time.perf_counter() - started
-            db.session.remove()
-            run = db.session.get(MailingRun, run_id)
-            attempt_count = db.session.scalar(select(func.count()).select_from(MailingAttempt)
-                                              .where(MailingAttempt.run_id == run_id))
-            if run.sent_count != args.clients or attempt_count != args.clients:
-                raise SystemExit(f"incomplete run: {run.sent_count} sent, {attempt_count} attempts recorded")
-            sent = run.sent_count
-            engine_rate = sent / engine_seconds
-
-            raw_seconds = min(raw_before, raw_send())
-            raw_rate = len(prebuilt) / raw_seconds
+            with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
+                for recipient, data in prebuilt:
+                    smtp.sendmail("mailer@localhost", [recipient], data)
+            raw_rate = len(prebuilt) / (time.perf_counter() - started)
         finally:
             db.session.rollback()
             db.session.execute(delete(Mailing).where(Mailing.owner_id == owner_id))
@@ -179,18 +168,20 @@ def main() -> None:
             db.session.execute(delete(Client).where(Client.owner_id == owner_id))
             db.session.execute(delete(User).where(User.id == owner_id))
             db.session.commit()
-            sink_process.terminate()
+            sink.stop()
             if redis_server is not None:
                 redis_server.stop()
             temporary.cleanup()
 
     size = sum(len(data) for _, data in prebuilt) // len(prebuilt)
-    print(f"database {engine}, {args.clients} clients, chunk {app.config['SEND_CHUNK_SIZE']}, "
-          f"message {size} bytes, sink received {sink_count.value} (engine + twice raw)")
-    print(f"mailer:      {sent} sent in {engine_seconds:.2f} s = {engine_rate:.0f} msg/s "
-          f"(every delivery and attempt recorded)")
-    print(f"raw smtplib: {len(prebuilt)} sent in {raw_seconds:.2f} s = {raw_rate:.0f} msg/s")
-    print(f"ratio: {engine_rate / raw_rate:.2f}")
+    print()
+    print(f"database {engine}, {args.clients} clients, message {size} bytes, sink latency {args.latency:g} ms, "
+          f"SEND_CONNECTIONS {app.config['SEND_CONNECTIONS']}, chunk {app.config['SEND_CHUNK_SIZE']}")
+    print(f"raw smtplib, one connection, pre-built messages: {raw_rate:.0f} msg/s")
+    for count, sent, seconds, rate, exact, _ in results:
+        print(f"mailer, {count} worker(s): {rate:.0f} msg/s = {rate / raw_rate:.2f} x raw"
+              + (f" = {rate / results[0][3]:.2f} x {results[0][0]} worker(s)" if count != results[0][0] else "")
+              + ("" if exact else "  (NOT EXACT: see above)"))
 
 
 if __name__ == "__main__":

@@ -144,12 +144,24 @@ def scheduler_cli():
 @scheduler_cli.command("run", help="Run rq-scheduler on the app's Redis and queue.")
 @click.option("--interval", default=1.0, help="Seconds between two looks for due jobs.")
 def scheduler_run(interval):
-    from rq_scheduler import Scheduler
+    """Runs until stopped. If Redis goes away it waits and reconnects (with back-off); the
+    periodic jobs are put back if Redis lost them."""
+    from redis.exceptions import RedisError
 
     from mailer.extensions import rq
-    from mailer.jobs.schedule import register_periodic_jobs
+    from mailer.jobs.schedule import MailerScheduler, register_periodic_jobs
 
-    scheduler = Scheduler(queue_name=current_app.config["RQ_QUEUE"], connection=rq.connection, interval=interval)
     click.echo(f"Scheduler on {current_app.config['REDIS_URL']}, queue {current_app.config['RQ_QUEUE']}.")
-    click.echo("Periodic jobs: " + ", ".join(register_periodic_jobs(scheduler)))
-    scheduler.run()
+    delay = 1
+    while True:
+        try:
+            scheduler = MailerScheduler(queue_name=current_app.config["RQ_QUEUE"], connection=rq.connection,
+                                        interval=interval)
+            click.echo("Periodic jobs: " + ", ".join(register_periodic_jobs(scheduler)))
+            delay = 1
+            scheduler.run()
+            return
+        except RedisError as error:
+            click.echo(f"Redis unreachable ({error}); trying again in {delay} s.", err=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 30)

@@ -2,9 +2,12 @@
 import time
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailer.extensions import db
 from mailer.models import Mailing, MailingRun
+
+DATABASE_AWAY = "The database does not answer; waiting for it (the workers carry on once it is back)."
 
 
 @click.group("mailings", help="Send mailings from the command line.")
@@ -18,7 +21,8 @@ def run_summary(run: MailingRun) -> str:
     seconds = max((run.finished_at - begin).total_seconds(), 0.0) if run.finished_at and begin else 0.0
     rate = run.sent_count / seconds if seconds > 0 else float(run.sent_count)
     return (f"run {run.id}: {run.sent_count} sent, {run.failed_count} failed, {run.skipped_count} skipped "
-            f"in {seconds:.1f} s ({rate:.1f} msg/s)")
+            f"in {seconds:.1f} s ({rate:.1f} msg/s)"
+            + (f"; {run.unknown_count} tries with an unknown outcome" if run.unknown_count else ""))
 
 
 @mailings_cli.command("send", help="Send mailing ID to all its clients now (a manual run).")
@@ -26,7 +30,8 @@ def run_summary(run: MailingRun) -> str:
 @click.option("--wait", is_flag=True, help="Show the progress until the run is over.")
 @click.option("--poll", default=0.5, show_default=True, help="Seconds between two progress lines.")
 def send(mailing_id, wait, poll):
-    from mailer.services.dispatch import SendingRefused, enqueue_run, start_manual_run
+    from mailer.services.runs import SendingRefused, start_manual_run
+    from mailer.services.send_queue import enqueue_run
 
     mailing = db.session.get(Mailing, mailing_id)
     if mailing is None:
@@ -44,8 +49,17 @@ def send(mailing_id, wait, poll):
         return
     last_line, quiet_since, hinted = None, time.monotonic(), False
     while True:
-        db.session.rollback()  # see the workers' commits
-        run = db.session.get(MailingRun, run_id, populate_existing=True)
+        try:
+            db.session.rollback()  # see the workers' commits
+            run = db.session.get(MailingRun, run_id, populate_existing=True)
+        except SQLAlchemyError:
+            # The database is away for a moment: the run goes on without us; keep watching.
+            db.session.close()
+            if last_line != DATABASE_AWAY:
+                click.echo(DATABASE_AWAY)
+                last_line = DATABASE_AWAY
+            time.sleep(max(poll, 1.0))
+            continue
         if not run.is_active:
             break
         line = f"run {run_id}: {run.sent_count + run.failed_count + run.skipped_count}/{run.total_count} done " \

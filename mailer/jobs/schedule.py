@@ -1,7 +1,8 @@
-"""The periodic jobs, registered with rq-scheduler when `flask scheduler run` starts.
+"""The periodic jobs, registered with rq-scheduler by `flask scheduler run`.
 
-Each has a stable id and is cancelled and created again at every start, so starting the
-scheduler twice (or two schedulers) leaves one copy of each, with the current interval.
+Each has a stable id. At start they are created afresh (a changed interval applies, jobs no
+longer defined are cancelled); before every pass the scheduler puts back any that is missing,
+so a Redis that restarted empty gets them again without a restart.
 """
 from datetime import datetime, timezone
 
@@ -13,24 +14,48 @@ PERIODIC_JOBS = (
     ("mailer-dispatch-due-mailings", "mailer.jobs.sending.dispatch_due_mailings", "DISPATCH_INTERVAL"),
     ("mailer-reconcile-sending", "mailer.jobs.sending.reconcile", "RECONCILE_INTERVAL"),
 )
+PERIODIC_PREFIX = "mailer-"
+
+
+class MailerScheduler(Scheduler):
+    """rq-scheduler that checks its periodic jobs are there before each pass."""
+
+    def enqueue_jobs(self):
+        ensure_periodic_jobs(self)
+        return super().enqueue_jobs()
+
+
+def _schedule(scheduler: Scheduler, job_id: str, function: str, setting: str) -> None:
+    interval = current_app.config[setting]
+    scheduler.schedule(
+        scheduled_time=datetime.now(timezone.utc),
+        func=function,
+        interval=interval,
+        repeat=None,  # for ever
+        id=job_id,
+        queue_name=current_app.config["RQ_QUEUE"],
+        # Ahead of the send jobs, so that a busy worker still dispatches on time.
+        at_front=True,
+        description=f"{function.rsplit('.', 1)[1]} every {interval} s",
+    )
 
 
 def register_periodic_jobs(scheduler: Scheduler) -> list[str]:
-    now = datetime.now(timezone.utc)
-    registered = []
+    """Create every periodic job afresh and cancel periodic jobs that are no longer defined."""
+    wanted = {job_id for job_id, _, _ in PERIODIC_JOBS}
+    for job in scheduler.get_jobs():
+        if job.id.startswith(PERIODIC_PREFIX) and job.id not in wanted:
+            scheduler.cancel(job.id)
     for job_id, function, setting in PERIODIC_JOBS:
         if job_id in scheduler:
             scheduler.cancel(job_id)
-        scheduler.schedule(
-            scheduled_time=now,
-            func=function,
-            interval=current_app.config[setting],
-            repeat=None,  # for ever
-            id=job_id,
-            queue_name=current_app.config["RQ_QUEUE"],
-            # Ahead of the send jobs, so that a busy worker still dispatches on time.
-            at_front=True,
-            description=f"{function.rsplit('.', 1)[1]} every {current_app.config[setting]} s",
-        )
-        registered.append(job_id)
-    return registered
+        _schedule(scheduler, job_id, function, setting)
+    return [job_id for job_id, _, _ in PERIODIC_JOBS]
+
+
+def ensure_periodic_jobs(scheduler: Scheduler) -> list[str]:
+    """Create the periodic jobs that are missing; returns their ids."""
+    missing = [(job_id, function, setting) for job_id, function, setting in PERIODIC_JOBS if job_id not in scheduler]
+    for job_id, function, setting in missing:
+        _schedule(scheduler, job_id, function, setting)
+    return [job_id for job_id, _, _ in missing]

@@ -20,7 +20,7 @@ def reconcile() -> dict:
 
 
 def send_run(run_id: int) -> dict:
-    """Send the pending deliveries of one run, chunk after chunk."""
+    """Send the due deliveries of one run over several connections, until none is left."""
     try:
         return sending.work_run(run_id)
     finally:

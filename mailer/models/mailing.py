@@ -48,6 +48,9 @@ class DeliveryStatus(StrEnum):
 class AttemptStatus(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"
+    # The try was interrupted (a crash, a lost connection after the message was handed over, a
+    # database outage): the message may or may not have been delivered.
+    UNKNOWN = "unknown"
 
 
 mailing_clients = Table(
@@ -119,6 +122,8 @@ class MailingRun(db.Model):
     sent_count: Mapped[int] = mapped_column(default=0)
     failed_count: Mapped[int] = mapped_column(default=0)
     skipped_count: Mapped[int] = mapped_column(default=0)
+    # Tries whose outcome is unknown (see AttemptStatus.UNKNOWN): those clients may have got two copies.
+    unknown_count: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -147,6 +152,7 @@ class Delivery(db.Model):
         UniqueConstraint("run_id", "client_id"),
         Index("ix_deliveries_run_status", "run_id", "status"),
         Index("ix_deliveries_status_claimed", "status", "claimed_at"),
+        Index("ix_deliveries_claim_token", "claim_token"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -158,7 +164,12 @@ class Delivery(db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
     # The Message-ID header, stored before the message is handed to the SMTP server.
     message_id_header: Mapped[str | None] = mapped_column(String(255))
+    # A claim is a lease: `claimed_at` is renewed by the live worker that holds the delivery, and
+    # `claim_token` names that worker's claim, so only its holder can record the result.
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    # The first try; transient failures are retried until SEND_RETRY_WINDOW after it.
+    first_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # For a transient failure: not to be tried again before this time.
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -9,7 +9,7 @@ from mailer.listing import paginate
 from mailer.permissions import EDIT, VIEW, can_edit, get_owned_or_404
 from mailer.runs import bp
 from mailer.runs.forms import RunActionForm
-from mailer.services import dispatch
+from mailer.services import runs, send_queue
 
 DELIVERIES_PER_PAGE = 50
 QUEUE_DOWN = ("The run is saved, but the sending queue (Redis) cannot be reached right now. "
@@ -31,13 +31,13 @@ def send_now(mailing_id: int):
     if not RunActionForm().validate_on_submit():
         abort(400)
     try:
-        run = dispatch.start_manual_run(mailing, current_user)
-    except dispatch.SendingRefused as refused:
+        run = runs.start_manual_run(mailing, current_user)
+    except runs.SendingRefused as refused:
         flash(str(refused), "danger")
         return redirect(url_for("mailings.detail", mailing_id=mailing_id))
     if not run.is_active:
         flash(f"Run {run.id} had nobody to send to: every client is unsubscribed or the mailing has none.", "info")
-    elif dispatch.enqueue_run(run.id):
+    elif send_queue.enqueue_run(run.id):
         flash(f"Sending “{mailing.name}” to {run.total_count - run.skipped_count} clients.", "success")
     else:
         flash(QUEUE_DOWN, "warning")
@@ -57,6 +57,7 @@ def progress_of(run: MailingRun) -> dict:
         "sent": run.sent_count,
         "failed": run.failed_count,
         "skipped": run.skipped_count,
+        "unknown": run.unknown_count,
         "pending": counts.get(DeliveryStatus.PENDING, 0),
         "sending": counts.get(DeliveryStatus.SENDING, 0),
         "done": done,
@@ -81,6 +82,7 @@ def detail(run_id: int):
         "runs/detail.html", run=run, mailing=mailing, progress=progress_of(run), deliveries=deliveries,
         status=status, statuses=[choice.value for choice in DeliveryStatus], can_change=can_edit(mailing),
         form=RunActionForm(),
+        failed_with_unknown=runs.failed_with_unknown_outcome(run) if run.failed_count and not run.is_active else 0,
     )
 
 
@@ -94,7 +96,7 @@ def cancel(run_id: int):
     run = get_run_or_404(run_id, EDIT)
     if not RunActionForm().validate_on_submit():
         abort(400)
-    if dispatch.cancel_run(run):
+    if runs.cancel_run(run):
         flash(f"Run {run.id} cancelled. Messages already handed to the SMTP server are not recalled.", "warning")
     else:
         flash(f"Run {run.id} was already over.", "info")
@@ -106,15 +108,19 @@ def retry(run_id: int):
     run = get_run_or_404(run_id, EDIT)
     if not RunActionForm().validate_on_submit():
         abort(400)
+    maybe_delivered = runs.failed_with_unknown_outcome(run)
     try:
-        new_run = dispatch.start_retry_run(run, current_user)
-    except dispatch.SendingRefused as refused:
+        new_run = runs.start_retry_run(run, current_user)
+    except runs.SendingRefused as refused:
         flash(str(refused), "danger")
         return redirect(url_for("runs.detail", run_id=run.id))
     if not new_run.is_active:
         flash(f"Run {new_run.id} had nobody to send to: the failed clients have unsubscribed.", "info")
-    elif dispatch.enqueue_run(new_run.id):
+    elif send_queue.enqueue_run(new_run.id):
         flash(f"Retrying {new_run.total_count - new_run.skipped_count} failed deliveries.", "success")
+        if maybe_delivered:
+            flash(f"{maybe_delivered} of them had a try with an unknown outcome and may have received the message "
+                  "already.", "warning")
     else:
         flash(QUEUE_DOWN, "warning")
     return redirect(url_for("runs.detail", run_id=new_run.id))

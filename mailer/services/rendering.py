@@ -10,7 +10,8 @@ The sending engine renders thousands of messages per second: templates are compi
 distinct content (`MailRenderer.for_message`), then each client costs one render of each part.
 """
 import binascii
-import secrets
+import random
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 from email.header import Header
@@ -19,7 +20,7 @@ from functools import lru_cache
 
 import flask_mail
 from flask import current_app
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes, pass_eval_context
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes, pass_eval_context
 from jinja2.filters import do_replace
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
@@ -210,7 +211,7 @@ def unsubscribe_token(client: Client) -> str:
     It names the address too, so a link stays bound to the person it was sent to even if the
     client's row is later deleted and its id reused, or its address changed.
     """
-    return tokens.make_token(tokens.UNSUBSCRIBE, [client.id, client.email])
+    return tokens.make_short_token(tokens.UNSUBSCRIBE, [client.id, client.email])
 
 
 def unsubscribe_url(client: Client) -> str:
@@ -240,9 +241,11 @@ def unsubscribe(client: Client) -> bool:
 # --- Building the e-mails ----------------------------------------------------------------------
 
 def make_message_id(delivery_id: int) -> str:
-    """A unique Message-ID naming the delivery, in the configured domain."""
+    """A unique Message-ID naming the delivery, in the configured domain. The random part only
+    keeps ids apart across installations and databases; it need not be secret, and os.urandom
+    (which `secrets` uses) costs more than the rest of the id on a busy machine."""
     domain = current_app.config["MAIL_MESSAGE_ID_DOMAIN"]
-    return f"<mailing.{delivery_id}.{secrets.token_hex(8)}@{domain}>"
+    return f"<mailing.{delivery_id}.{random.getrandbits(64):016x}@{domain}>"
 
 
 @dataclass(frozen=True)
@@ -288,7 +291,7 @@ class MailingMail(flask_mail.Message):
             ("From", _sender_header(self.sender)),
             ("To", ", ".join(_address(r if isinstance(r, tuple) else parseaddr(r)) for r in self.recipients)),
             ("Subject", _unstructured(self.subject)),
-            ("Date", formatdate(self.date, localtime=True)),
+            ("Date", formatdate(self.date, localtime=True) if self.date else _date_of_second(int(time.time()))),
             ("Message-ID", self.msgId),
             *(self.extra_headers or {}).items(),
             ("MIME-Version", "1.0"),
@@ -296,7 +299,7 @@ class MailingMail(flask_mail.Message):
         head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("ascii")
         if self.html is None:
             return head + _text_part(self.body, "plain")
-        boundary = f"=_{secrets.token_hex(16)}"  # "=_" cannot occur in quoted-printable text
+        boundary = f"=_{random.getrandbits(128):032x}"  # "=_" cannot occur in quoted-printable text
         return b"".join((
             head,
             f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode("ascii"),
@@ -309,6 +312,12 @@ class MailingMail(flask_mail.Message):
 
     def as_string(self) -> str:
         return self.as_bytes().decode("ascii")
+
+
+@lru_cache(maxsize=4)
+def _date_of_second(second: int) -> str:
+    """The Date header of this second: formatting the local time costs ~0.1 ms, once a second."""
+    return formatdate(second, localtime=True)
 
 
 def _text_part(text: str, subtype: str) -> bytes:
@@ -357,9 +366,9 @@ class MailRenderer:
                 if problem:
                     raise TemplateProblem(problem)
         # The footers are compiled into the bodies: one render per part and client.
-        self.subject = TEXT_ENV.from_string(subject)
-        self.text = TEXT_ENV.from_string(body_text.rstrip() + TEXT_FOOTER)
-        self.html = HTML_ENV.from_string(_append_to_body(body_html, HTML_FOOTER)) if body_html else None
+        self.subject = _compile(TEXT_ENV, subject)
+        self.text = _compile(TEXT_ENV, body_text.rstrip() + TEXT_FOOTER)
+        self.html = _compile(HTML_ENV, _append_to_body(body_html, HTML_FOOTER)) if body_html else None
 
     @classmethod
     def for_message(cls, message: Message) -> "MailRenderer":
@@ -387,8 +396,9 @@ class MailRenderer:
         except Exception as error:  # the client's data met a template edge; record it, don't crash
             raise TemplateProblem(f"Template error: {error}") from error
         # Cleaned again as sent: the saved HTML was clean, but a comment or a false {% if %} can
-        # remove the very quotes that made an attribute harmless text.
-        if html is not None:
+        # remove the very quotes that made an attribute harmless text. A Stamp (text and escaped
+        # placeholders only) cannot rearrange anything, and keeps its speed.
+        if html is not None and not isinstance(self.html, Stamp):
             html = sanitize_html(html) or ""
         return RenderedMail(subject, text, html, url)
 
@@ -406,6 +416,39 @@ def _renderer_for_content(subject: str, body_text: str, body_html: str | None) -
         return MailRenderer(subject, body_text, body_html)
     except TemplateProblem as problem:
         return problem
+
+
+class Stamp:
+    """A template that is only text and plain placeholders (`Hello {{ name }}`), the common
+    case, compiled once into its pieces: each client then costs one join, a fraction of a
+    Jinja render. Gives exactly what Jinja gives (a missing value is empty, HTML is escaped)."""
+
+    def __init__(self, pieces: list[tuple[bool, str]], escape_values: bool):
+        self.pieces = pieces  # (is a placeholder, text or placeholder name)
+        self.escape_values = escape_values
+
+    def render(self, values: dict[str, str]) -> str:
+        if self.escape_values:
+            return "".join(str(escape(values.get(text, ""))) if placeholder else text
+                           for placeholder, text in self.pieces)
+        return "".join(values.get(text, "") if placeholder else text for placeholder, text in self.pieces)
+
+
+def _compile(environment: ImmutableSandboxedEnvironment, source: str) -> "Stamp | Template":
+    """A Stamp when the template allows it, else the Jinja template."""
+    tree = environment.parse(source)
+    pieces = []
+    for node in tree.body:
+        if not isinstance(node, nodes.Output):
+            return environment.from_string(source)
+        for child in node.nodes:
+            if isinstance(child, nodes.TemplateData):
+                pieces.append((False, child.data))
+            elif isinstance(child, nodes.Name) and child.name in PLACEHOLDERS:
+                pieces.append((True, child.name))
+            else:
+                return environment.from_string(source)
+    return Stamp(pieces, escape_values=environment.autoescape is True)
 
 
 def _append_to_body(html: str, footer: str) -> str:

@@ -1,20 +1,30 @@
-"""The worker's side of sending: claim a chunk of a run's deliveries, send it over one SMTP
-connection, record every result and attempt in bulk, and close the run when nothing is left.
+"""The worker's side of sending: claim deliveries of a run, send them over several SMTP
+connections at once, record every result and attempt in bulk, and close the run when nothing
+is left.
 
-Crash safety: a claimed delivery is `sending` with `claimed_at` and its Message-ID, committed
-before any byte goes to the SMTP server. A worker that dies leaves at most its chunk in
-`sending`; the reconciler returns it to pending once the lease (SEND_LEASE_SECONDS) expires,
-so a crash re-sends at most the chunk that was in flight, and never loses a recipient.
+Crash safety. A claimed delivery is `sending`, with a claim token, a lease (`claimed_at`) and
+its Message-ID, committed before any byte goes to the SMTP server. The worker renews its leases
+while it sends (a heartbeat every third of SEND_LEASE_SECONDS), so only a dead worker's lease
+expires; the reconciler then returns those deliveries to pending. A result is written only by
+the claim that holds the delivery (or to a delivery that was returned and not claimed again),
+and the run's counters move with exactly the rows written.
+
+What a stop repeats. SIGKILL: the messages sent but not yet recorded (results are written every
+fraction of a second) are sent again, with the same Message-ID. SIGTERM: the messages in flight
+finish (cut after SEND_STOP_GRACE), the rest of the claim goes back to pending untouched.
+Database outage: the worker stops handing out messages at the first failed write, keeps its
+results and writes them once the database answers.
 """
 import logging
-import smtplib
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import flask_mail
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import Row, bindparam, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from mailer.database import is_postgresql
 from mailer.extensions import db
@@ -30,118 +40,19 @@ from mailer.models import (
     UTCDateTime,
     utcnow,
 )
-from mailer.services import dispatch, schedule
+from mailer.services import runs, send_queue, shutdown
 from mailer.services.rendering import MailRenderer, TemplateProblem, make_message_id
-from mailer.services.stats import clear_stats_cache_after_commit
+from mailer.services.transport import Reply, SenderPool, SmtpSettings, envelope_address
 
 log = logging.getLogger(__name__)
 
-# The longest wait between two tries of one delivery, whatever the back-off says.
-MAX_RETRY_DELAY = 3600
-# "Service not available, closing transmission channel": the connection is over.
-CLOSING = 421
-
-
-# SMTP -------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Reply:
-    """What became of one message: the server's reply, or the error that stopped it."""
-
-    code: int | None
-    text: str | None = None
-    error: str | None = None
-    # True when the connection cannot be used any more after this.
-    broken: bool = False
-
-    @property
-    def accepted(self) -> bool:
-        return self.code is not None and 200 <= self.code < 300
-
-    @property
-    def permanent(self) -> bool:
-        return self.code is not None and self.code >= 500
-
-
-class MailConnection(flask_mail.Connection):
-    """Flask-Mail's connection, with a socket timeout (Flask-Mail sets none, so a silent server
-    would hang the worker) and a send that returns the server's reply, which Flask-Mail drops."""
-
-    def configure_host(self) -> smtplib.SMTP:
-        settings, timeout = self.mail, current_app.config["MAIL_TIMEOUT"]
-        smtp_class = smtplib.SMTP_SSL if settings.use_ssl else smtplib.SMTP
-        host = smtp_class(settings.server, settings.port, timeout=timeout)
-        host.set_debuglevel(int(settings.debug))
-        if settings.use_tls:
-            host.starttls()
-        if settings.username and settings.password:
-            host.login(settings.username, settings.password)
-        return host
-
-    def deliver(self, data: bytes, sender: str, recipient: str) -> Reply:
-        """One SMTP transaction for one recipient (envelope addresses as `envelope_address`
-        gives them), step by step, so that each step's reply is known: a refused sender or
-        recipient, or the final answer to DATA."""
-        if self.host is None:  # MAIL_SUPPRESS_SEND
-            return Reply(250, "Not sent: MAIL_SUPPRESS_SEND is on")
-        host = self.host
-        try:
-            host.ehlo_or_helo_if_needed()
-            code, text = host.mail(sender)
-            if code != 250:
-                return self._refused(code, f"Sender refused: {_text(text)}")
-            code, text = host.rcpt(recipient)
-            if code not in (250, 251):
-                return self._refused(code, f"Recipient refused: {_text(text)}")
-            code, text = host.data(data)
-            return Reply(code, _text(text), broken=code == CLOSING)
-        except smtplib.SMTPServerDisconnected as error:
-            return Reply(None, error=f"Connection lost: {error or 'the server closed it'}", broken=True)
-        except smtplib.SMTPResponseException as error:  # e.g. DATA itself refused
-            return Reply(error.smtp_code, _text(error.smtp_error), broken=error.smtp_code == CLOSING)
-        except (OSError, smtplib.SMTPException) as error:  # timeouts, resets
-            return Reply(None, error=f"{type(error).__name__}: {error}", broken=True)
-
-    def _refused(self, code: int, text: str) -> Reply:
-        """End the refused transaction so that the connection serves the next message."""
-        if code == CLOSING:
-            return Reply(code, text, broken=True)
-        self.host.rset()
-        return Reply(code, text)
-
-    def close(self) -> None:
-        if self.host is None:
-            return
-        try:
-            self.host.quit()
-        except (OSError, smtplib.SMTPException):
-            self.host.close()
-        self.host = None
-
-
-def envelope_address(address: str) -> str:
-    """An address for MAIL FROM / RCPT TO; Flask-Mail's sanitising (IDNA domains, encoded
-    names) only where it is needed, since it costs more than the rest of a send."""
-    return address if address.isascii() else flask_mail.sanitize_address(address)
-
-
-def _text(value) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def open_connection() -> MailConnection:
-    """An open connection to the configured SMTP server; raises OSError / SMTPException."""
-    connection = MailConnection(current_app.extensions["mail"])
-    connection.host = None if connection.mail.suppress else connection.configure_host()
-    return connection
-
-
-def connection_error(error: Exception) -> str:
-    config = current_app.config
-    detail = str(error) or type(error).__name__
-    if isinstance(error, smtplib.SMTPResponseException):
-        detail = f"{error.smtp_code} {_text(error.smtp_error)}"
-    return f"Cannot connect to the SMTP server {config['MAIL_SERVER']}:{config['MAIL_PORT']}: {detail}"
+# A send job leaves the worker after this many seconds and queues its continuation, so that one
+# long run does not hold a worker for hours and other runs get their turn.
+JOB_TIME_BUDGET = 30
+# Results are written at least this often (seconds), so that a crash repeats few messages.
+RECORD_EVERY = 0.25
+# How long a worker keeps trying to write its results while the database is away.
+DATABASE_PATIENCE = 600
 
 
 # Claiming ---------------------------------------------------------------------------------------
@@ -153,18 +64,22 @@ class Claimed:
     email: str
     attempts: int
     message_id: str
-    claimed_at: datetime
+    first_attempt_at: datetime | None
+    token: str
 
 
-def claim_chunk(run_id: int, now: datetime, size: int) -> list[Claimed]:
-    """Mark up to `size` due pending deliveries of the run as `sending`, with their Message-ID,
-    and commit.
+def new_claim_token() -> str:
+    return secrets.token_hex(16)
+
+
+def claim_chunk(run_id: int, now: datetime, size: int, token: str) -> list[Claimed]:
+    """Mark up to `size` due pending deliveries of the run as `sending` under `token`, with their
+    Message-ID, and commit.
 
     The candidates are chosen first (on PostgreSQL with FOR UPDATE SKIP LOCKED, so workers
     share a run without waiting for one another), then claimed by one UPDATE that checks
     `status = 'pending'` again: a delivery is never claimed twice, even on SQLite where the
-    choice is not locked (there the UPDATE runs under the database's single write lock and
-    claims only what nobody claimed meanwhile).
+    choice is not locked (there the UPDATE runs under the database's single write lock).
     """
     due = (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now)
     candidates = (
@@ -179,7 +94,7 @@ def claim_chunk(run_id: int, now: datetime, size: int) -> list[Claimed]:
         ids = list(db.session.scalars(candidates))
         if not ids:
             break
-        rows = _mark_sending(ids, now)
+        rows = _mark_sending(ids, now, token)
         if rows:
             db.session.execute(
                 update(MailingRun)
@@ -198,37 +113,30 @@ def claim_chunk(run_id: int, now: datetime, size: int) -> list[Claimed]:
 # trip per row, and SQLAlchemy compiles a long CASE or VALUES list anew for every chunk.
 CLAIM_ON_POSTGRESQL = text("""
     UPDATE deliveries AS d
-    SET status = 'sending', claimed_at = :now, message_id_header = COALESCE(d.message_id_header, r.header)
+    SET status = 'sending', claimed_at = :now, claim_token = :token,
+        message_id_header = COALESCE(d.message_id_header, r.header)
     FROM unnest(CAST(:ids AS integer[]), CAST(:headers AS varchar[])) AS r(id, header)
     WHERE d.id = r.id AND d.status = 'pending'
-    RETURNING d.id, d.client_id, d.email, d.attempts, d.message_id_header
-""").bindparams(bindparam("now", type_=UTCDateTime()))
-
-RESULTS_ON_POSTGRESQL = text("""
-    UPDATE deliveries AS d
-    SET status = r.status, attempts = r.attempts, retry_at = r.retry_at, sent_at = r.sent_at,
-        last_code = r.code, last_response = r.response, claimed_at = NULL
-    FROM unnest(CAST(:ids AS integer[]), CAST(:claimed AS timestamptz[]), CAST(:statuses AS varchar[]),
-                CAST(:attempts AS integer[]), CAST(:retry AS timestamptz[]), CAST(:sent AS timestamptz[]),
-                CAST(:codes AS integer[]), CAST(:responses AS text[]))
-         AS r(id, claimed_at, status, attempts, retry_at, sent_at, code, response)
-    WHERE d.id = r.id AND d.status = 'sending' AND d.claimed_at = r.claimed_at
-""")
+    RETURNING d.id, d.client_id, d.email, d.attempts, d.message_id_header, d.first_attempt_at
+""").bindparams(bindparam("now", type_=UTCDateTime())).columns(first_attempt_at=UTCDateTime())
 
 
-def _mark_sending(ids: list[int], now: datetime) -> list[Claimed]:
+def _mark_sending(ids: list[int], now: datetime, token: str) -> list[Claimed]:
     """Claim those of `ids` that are still pending. The Message-ID is stored before the message
     leaves, and kept across retries, so a message sent twice after a crash carries the same
     Message-ID both times."""
     if is_postgresql(db.session):
         headers = [make_message_id(delivery_id) for delivery_id in ids]
-        rows = db.session.execute(CLAIM_ON_POSTGRESQL, {"now": now, "ids": ids, "headers": headers}).all()
-        return [Claimed(row.id, row.client_id, row.email, row.attempts, row.message_id_header, now) for row in rows]
+        rows = db.session.execute(CLAIM_ON_POSTGRESQL, {"now": now, "ids": ids, "headers": headers,
+                                                        "token": token}).all()
+        return [Claimed(row.id, row.client_id, row.email, row.attempts, row.message_id_header,
+                        row.first_attempt_at, token) for row in rows]
     rows = db.session.execute(
         update(Delivery)
         .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING)
-        .values(status=DeliveryStatus.SENDING, claimed_at=now)
-        .returning(Delivery.id, Delivery.client_id, Delivery.email, Delivery.attempts, Delivery.message_id_header)
+        .values(status=DeliveryStatus.SENDING, claimed_at=now, claim_token=token)
+        .returning(Delivery.id, Delivery.client_id, Delivery.email, Delivery.attempts, Delivery.message_id_header,
+                   Delivery.first_attempt_at)
         .execution_options(synchronize_session=False)
     ).all()
     new_headers = {row.id: make_message_id(row.id) for row in rows if not row.message_id_header}
@@ -238,11 +146,37 @@ def _mark_sending(ids: list[int], now: datetime) -> list[Claimed]:
             update(table).where(table.c.id == bindparam("b_id")).values(message_id_header=bindparam("b_header")),
             [{"b_id": delivery_id, "b_header": header} for delivery_id, header in new_headers.items()],
         )
-    return [Claimed(row.id, row.client_id, row.email, row.attempts, row.message_id_header or new_headers[row.id], now)
-            for row in rows]
+    return [Claimed(row.id, row.client_id, row.email, row.attempts, row.message_id_header or new_headers[row.id],
+                    row.first_attempt_at, token) for row in rows]
 
 
-# Sending a chunk --------------------------------------------------------------------------------
+def renew_leases(tokens: set[str], now: datetime) -> None:
+    """The heartbeat: this worker is alive and still holds these claims."""
+    if not tokens:
+        return
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.claim_token.in_(sorted(tokens)), Delivery.status == DeliveryStatus.SENDING)
+        .values(claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def release(deliveries: list[Claimed]) -> None:
+    """Give claimed deliveries that were never handed to the SMTP server back, untouched."""
+    table = Delivery.__table__
+    db.session.execute(
+        table.update()
+        .where(table.c.id == bindparam("b_id"), table.c.claim_token == bindparam("b_token"),
+               table.c.status == DeliveryStatus.SENDING.value)
+        .values(status=DeliveryStatus.PENDING.value, claimed_at=None, claim_token=None),
+        [{"b_id": delivery.id, "b_token": delivery.token} for delivery in deliveries],
+    )
+    db.session.commit()
+
+
+# Judging a reply --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Outcome:
@@ -256,110 +190,83 @@ class Outcome:
 
 def retry_delay(attempts: int) -> timedelta:
     """Back-off after the attempts-th failed try: base, 2 x base, 4 x base, ..., capped."""
-    base = current_app.config["SEND_RETRY_BASE_DELAY"]
-    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), MAX_RETRY_DELAY))
+    config = current_app.config
+    base = config["SEND_RETRY_BASE_DELAY"]
+    return timedelta(seconds=min(base * 2 ** min(max(attempts - 1, 0), 30), config["SEND_RETRY_MAX_DELAY"]))
 
 
 def judge(delivery: Claimed, reply: Reply, at: datetime) -> Outcome:
-    """sent for 2xx; failed for 5xx; a retry for 4xx, a lost connection or a timeout, until the
-    last allowed attempt, which fails."""
+    """sent for 2xx; failed for 5xx; for 4xx, a lost connection, a timeout or an unknown outcome
+    a retry with back-off, until SEND_RETRY_WINDOW after the first try, when it fails."""
     if reply.accepted:
         return Outcome(delivery, DeliveryStatus.SENT, reply, at)
-    tries = delivery.attempts + 1
-    if reply.permanent or tries >= current_app.config["SEND_MAX_ATTEMPTS"]:
+    if reply.permanent:
         return Outcome(delivery, DeliveryStatus.FAILED, reply, at)
-    return Outcome(delivery, DeliveryStatus.PENDING, reply, at, retry_at=at + retry_delay(tries))
-
-
-def send_chunk(mailing: Mailing, chunk: list[Claimed]) -> list[Outcome]:
-    """Send the chunk over one SMTP connection, opening a new one if it breaks."""
-    client_ids = [delivery.client_id for delivery in chunk if delivery.client_id is not None]
-    clients = {client.id: client for client in db.session.scalars(select(Client).where(Client.id.in_(client_ids)))}
-    sender = current_app.config["MAIL_DEFAULT_SENDER"]
-    envelope_sender = envelope_address(flask_mail.parseaddr(sender)[1] or sender)
-    renderer, template_problem = None, None
-    try:
-        renderer = MailRenderer.for_message(mailing.message)
-    except TemplateProblem as problem:
-        template_problem = str(problem)
-    # Nothing is held open in the database while talking to the SMTP server; the clients keep
-    # the values they were loaded with.
-    for client in clients.values():
-        db.session.expunge(client)
-    db.session.rollback()
-
-    outcomes: list[Outcome] = []
-    connection: MailConnection | None = None
-    unreachable: str | None = None
-    broken_in_a_row = 0
-    try:
-        for delivery in chunk:
-            now = utcnow()
-            client = clients.get(delivery.client_id)
-            if client is None:
-                outcomes.append(Outcome(delivery, DeliveryStatus.SKIPPED, None, now, note="The client was deleted"))
-                continue
-            if client.unsubscribed_at is not None:
-                outcomes.append(Outcome(delivery, DeliveryStatus.SKIPPED, None, now, note=dispatch.UNSUBSCRIBED))
-                continue
-            if renderer is None:
-                outcomes.append(Outcome(delivery, DeliveryStatus.FAILED, Reply(None, error=template_problem), now))
-                continue
-            try:
-                data = renderer.build(client, delivery.message_id, sender).as_bytes()
-            except (TemplateProblem, ValueError) as problem:  # a failed delivery, not a failed chunk
-                outcomes.append(Outcome(delivery, DeliveryStatus.FAILED, Reply(None, error=str(problem)), now))
-                continue
-            if connection is None and unreachable is None:
-                try:
-                    connection = open_connection()
-                except (OSError, smtplib.SMTPException) as error:
-                    # The server is unreachable: the rest of the chunk records the same error
-                    # rather than waiting for one more timeout each.
-                    unreachable = connection_error(error)
-            if unreachable is not None:
-                outcomes.append(judge(delivery, Reply(None, error=unreachable, broken=True), now))
-                continue
-            reply = connection.deliver(data, envelope_sender, envelope_address(delivery.email))
-            outcomes.append(judge(delivery, reply, utcnow()))
-            if reply.broken:
-                connection.close()
-                connection = None
-                broken_in_a_row += 1
-                if broken_in_a_row > 1:
-                    # Twice in a row: the server is in trouble; the rest of the chunk waits for
-                    # its retry instead of a timeout each.
-                    unreachable = reply.error or f"{reply.code} {reply.text}"
-            else:
-                broken_in_a_row = 0
-    finally:
-        if connection is not None:
-            connection.close()
-    return outcomes
+    window_ends = (delivery.first_attempt_at or at) + timedelta(seconds=current_app.config["SEND_RETRY_WINDOW"])
+    if at >= window_ends:
+        return Outcome(delivery, DeliveryStatus.FAILED, reply, at, note="gave up: the retry window is over")
+    retry_at = min(at + retry_delay(delivery.attempts + 1), window_ends)
+    return Outcome(delivery, DeliveryStatus.PENDING, reply, at, retry_at=retry_at)
 
 
 # Recording --------------------------------------------------------------------------------------
 
-def record_outcomes(run_id: int, mailing_id: int, outcomes: list[Outcome]) -> None:
-    """Write every delivery's result and every attempt in bulk, then the run's counters.
+# A result is written by the claim that holds the delivery, or to a delivery the reconciler
+# returned to pending (this worker was cut off from the database for longer than its lease)
+# that nobody claimed again: the message did go out, and its result must not be lost.
+RESULTS_ON_POSTGRESQL = text("""
+    UPDATE deliveries AS d
+    SET status = r.status, attempts = d.attempts + r.tried, retry_at = r.retry_at, sent_at = r.sent_at,
+        first_attempt_at = COALESCE(d.first_attempt_at, r.first_attempt_at),
+        last_code = r.code, last_response = r.response, claimed_at = NULL, claim_token = NULL
+    FROM unnest(CAST(:ids AS integer[]), CAST(:tokens AS varchar[]), CAST(:statuses AS varchar[]),
+                CAST(:tried AS integer[]), CAST(:retry AS timestamptz[]), CAST(:sent AS timestamptz[]),
+                CAST(:first AS timestamptz[]), CAST(:codes AS integer[]), CAST(:responses AS text[]))
+         AS r(id, token, status, tried, retry_at, sent_at, first_attempt_at, code, response)
+    WHERE d.id = r.id
+      AND ((d.status = 'sending' AND d.claim_token = r.token) OR (d.status = 'pending' AND d.claim_token IS NULL))
+    RETURNING d.status
+""")
+RESULTS_ON_SQLITE = text("""
+    UPDATE deliveries
+    SET status = :status, attempts = attempts + :tried, retry_at = :retry_at, sent_at = :sent_at,
+        first_attempt_at = COALESCE(first_attempt_at, :first_attempt_at),
+        last_code = :code, last_response = :response, claimed_at = NULL, claim_token = NULL
+    WHERE id = :id AND ((status = 'sending' AND claim_token = :token) OR (status = 'pending' AND claim_token IS NULL))
+""").bindparams(bindparam("retry_at", type_=UTCDateTime()), bindparam("sent_at", type_=UTCDateTime()),
+                bindparam("first_attempt_at", type_=UTCDateTime()))
 
-    A result is written only if the delivery is still held by this claim: if the lease expired
-    and the reconciler gave the delivery to another worker meanwhile, that worker's result wins.
+
+def attempt_status(reply: Reply) -> AttemptStatus:
+    if reply.accepted:
+        return AttemptStatus.SUCCESS
+    return AttemptStatus.UNKNOWN if reply.unknown else AttemptStatus.FAILURE
+
+
+def record_outcomes(run_id: int, mailing_id: int, outcomes: list[Outcome]) -> None:
+    """Write every delivery's result, every attempt and the run's counters in one transaction.
+
+    The counters move by the rows actually written, so they always equal what the deliveries
+    table says. Every attempt is logged, even one whose delivery was meanwhile given to another
+    worker: it happened, and the report shows that client may have got two copies.
     """
     results, attempts = [], []
     for outcome in outcomes:
         delivery, reply = outcome.delivery, outcome.reply
         tried = reply is not None
-        response = reply.text if tried and reply.error is None else (reply.error if tried else outcome.note)
+        response = outcome.note if not tried else (reply.text if reply.error is None else reply.error)
+        if tried and outcome.note:
+            response = f"{response} ({outcome.note})"
         results.append({
-            "b_id": delivery.id,
-            "b_claimed_at": delivery.claimed_at,
-            "b_status": outcome.status.value,
-            "b_attempts": delivery.attempts + (1 if tried else 0),
-            "b_retry_at": outcome.retry_at,
-            "b_sent_at": outcome.attempted_at if outcome.status == DeliveryStatus.SENT else None,
-            "b_code": reply.code if tried else None,
-            "b_response": response,
+            "id": delivery.id,
+            "token": delivery.token,
+            "status": outcome.status.value,
+            "tried": 1 if tried else 0,
+            "retry_at": outcome.retry_at,
+            "sent_at": outcome.attempted_at if outcome.status == DeliveryStatus.SENT else None,
+            "first_attempt_at": outcome.attempted_at if tried else None,
+            "code": reply.code if tried else None,
+            "response": response,
         })
         if tried:
             attempts.append({
@@ -369,164 +276,311 @@ def record_outcomes(run_id: int, mailing_id: int, outcomes: list[Outcome]) -> No
                 "client_id": delivery.client_id,
                 "email": delivery.email,
                 "attempted_at": outcome.attempted_at,
-                "status": AttemptStatus.SUCCESS if reply.accepted else AttemptStatus.FAILURE,
+                "status": attempt_status(reply),
                 "smtp_code": reply.code,
-                "smtp_response": reply.text,
+                "smtp_response": reply.text if reply.error is None else None,
                 "error": reply.error,
             })
-    if results:
-        write_results(results)
+    written = write_results(results)
     if attempts:
         db.session.execute(insert(MailingAttempt.__table__), attempts)
-    add_to_counters(run_id, outcomes)
+    unknown = sum(1 for attempt in attempts if attempt["status"] == AttemptStatus.UNKNOWN)
+    if written is None:  # some results were not this worker's to write any more: count again
+        runs.update_counters(run_id)
+    else:
+        runs.add_to_counters(
+            run_id,
+            sent=written.count(DeliveryStatus.SENT.value),
+            failed=written.count(DeliveryStatus.FAILED.value),
+            skipped=written.count(DeliveryStatus.SKIPPED.value),
+            unknown=unknown,
+        )
     db.session.commit()
 
 
-def write_results(results: list[dict]) -> None:
-    """Update each delivery still held by its claim (see RESULTS_ON_POSTGRESQL)."""
+def write_results(results: list[dict]) -> list[str] | None:
+    """Update the deliveries (see RESULTS_ON_POSTGRESQL); returns the statuses written, or None
+    when that is not known exactly (SQLite reports only how many rows changed)."""
+    if not results:
+        return []
     if is_postgresql(db.session):
-        db.session.execute(RESULTS_ON_POSTGRESQL, {
-            "ids": [result["b_id"] for result in results],
-            "claimed": [result["b_claimed_at"] for result in results],
-            "statuses": [result["b_status"] for result in results],
-            "attempts": [result["b_attempts"] for result in results],
-            "retry": [result["b_retry_at"] for result in results],
-            "sent": [result["b_sent_at"] for result in results],
-            "codes": [result["b_code"] for result in results],
-            "responses": [result["b_response"] for result in results],
-        })
-        return
-    table = Delivery.__table__
-    db.session.execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"), table.c.status == DeliveryStatus.SENDING.value,
-               table.c.claimed_at == bindparam("b_claimed_at"))
-        .values(status=bindparam("b_status"), attempts=bindparam("b_attempts"), retry_at=bindparam("b_retry_at"),
-                sent_at=bindparam("b_sent_at"), last_code=bindparam("b_code"),
-                last_response=bindparam("b_response"), claimed_at=None),
-        results,
-    )
+        columns = ("id", "token", "status", "tried", "retry_at", "sent_at", "first_attempt_at", "code", "response")
+        names = ("ids", "tokens", "statuses", "tried", "retry", "sent", "first", "codes", "responses")
+        values = {name: [result[column] for result in results] for name, column in zip(names, columns)}
+        return list(db.session.scalars(RESULTS_ON_POSTGRESQL, values))
+    changed = db.session.execute(RESULTS_ON_SQLITE, results).rowcount
+    return [result["status"] for result in results] if changed == len(results) else None
 
 
-def add_to_counters(run_id: int, outcomes: list[Outcome]) -> None:
-    """Add a chunk's results to the run's counters, in the database (several workers may add at
-    once). `finish_run` counts them again from the deliveries, exactly."""
-    totals = {status: sum(1 for outcome in outcomes if outcome.status == status)
-              for status in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)}
-    if not any(totals.values()):
-        return
-    db.session.execute(
-        update(MailingRun)
-        .where(MailingRun.id == run_id)
-        .values(
-            sent_count=MailingRun.sent_count + totals[DeliveryStatus.SENT],
-            failed_count=MailingRun.failed_count + totals[DeliveryStatus.FAILED],
-            skipped_count=MailingRun.skipped_count + totals[DeliveryStatus.SKIPPED],
+# The work on one run ----------------------------------------------------------------------------
+
+class RunSender:
+    """One send job's work on one run: claims chunks while the SMTP connections have room,
+    renders in this thread while the pool's threads wait for the server, writes results often,
+    renews its leases, and stops cleanly when asked to."""
+
+    def __init__(self, run_id: int, time_budget: float):
+        config = current_app.config
+        self.run_id = run_id
+        self.config = config
+        self.deadline = time.monotonic() + time_budget
+        self.connections = max(config["SEND_CONNECTIONS"], 1)
+        self.pool = SenderPool(SmtpSettings.from_app(), self.connections)
+        # Handed to the pool and not answered yet, by delivery id.
+        self.in_flight: dict[int, Claimed] = {}
+        self.results: list[Outcome] = []
+        self.unsent: list[Claimed] = []  # claimed, never handed over: to give back
+        self.held_tokens: set[str] = set()
+        self.stopped: str | None = None
+        self.last_record = self.last_heartbeat = time.monotonic()
+        self.grace_ends: float | None = None
+        self.mailing_id: int | None = None
+        self.renderer: MailRenderer | None = None
+        self.template_problem: str | None = None
+        self.sender = self.envelope_sender = ""
+        self.sent = self.chunks = 0
+        self.asked_for_help = False
+
+    # The loop -----------------------------------------------------------------------------------
+
+    def work(self) -> dict:
+        try:
+            while True:
+                if shutdown.requested() and self.grace_ends is None:
+                    self.stop_now()
+                if self.stopped is None and self.chunks and time.monotonic() > self.deadline:
+                    self.stopped = "time budget"
+                if self.stopped is None and len(self.in_flight) < self.connections:
+                    self.claim_more()
+                if not self.in_flight and self.stopped is not None:
+                    break
+                self.collect(timeout=0.05 if self.stopped is None and len(self.in_flight) < self.connections else 0.25)
+                self.write_if_due()
+                self.keep_alive()
+                self.pool.cut_stalled(self.config["SEND_DELIVERY_TIMEOUT"])
+                if self.grace_ends is not None and time.monotonic() > self.grace_ends:
+                    self.pool.cut_all()
+        finally:
+            self.pool.close()
+        self.write_remaining()
+        return {"run": self.run_id, "chunks": self.chunks, "sent": self.sent, "stopped": self.settle()}
+
+    def stop_now(self) -> None:
+        """SIGTERM: what has not reached a connection goes back; the rest gets a grace period."""
+        log.info("run %s: the worker is stopping; the messages in flight finish", self.run_id)
+        self.stopped = "worker stopping"
+        self.stop_handing_out()
+        self.grace_ends = time.monotonic() + self.config["SEND_STOP_GRACE"]
+
+    def claim_more(self) -> None:
+        if self.results and not self.write():  # so that a retry due now is seen as pending
+            return
+        try:
+            now = utcnow()
+            run = db.session.get(MailingRun, self.run_id, populate_existing=True)
+            reason = runs.reason_to_stop(run)
+            if reason is not None:
+                if run is not None and run.status in runs.ACTIVE:
+                    log.warning("run %s stopped: %s", self.run_id, reason)
+                    runs.cancel_run(run, now)
+                self.stopped = reason
+                db.session.rollback()
+                return
+            if self.mailing_id is None:
+                self.prepare(run.mailing)
+            token = new_claim_token()
+            chunk = claim_chunk(self.run_id, now, self.config["SEND_CHUNK_SIZE"], token)
+            if not chunk:
+                self.stopped = "nothing due"
+                return
+        except SQLAlchemyError as error:
+            self.database_lost(error)
+            return
+        self.held_tokens.add(token)
+        self.chunks += 1
+        try:
+            clients = self.load_clients(chunk)
+        except SQLAlchemyError as error:
+            self.unsent.extend(chunk)
+            self.database_lost(error)
+            return
+        for delivery in chunk:
+            self.hand_over(delivery, clients.get(delivery.client_id))
+        if not self.asked_for_help:
+            # More work than this job holds: one more job in the queue, so that an idle worker
+            # joins in (and, when it starts, asks for the next one).
+            self.asked_for_help = True
+            if self.more_due():
+                send_queue.enqueue_run(self.run_id)
+
+    def prepare(self, mailing: Mailing) -> None:
+        """What every message of the run shares: the compiled templates and the sender."""
+        self.mailing_id = mailing.id
+        try:
+            self.renderer = MailRenderer.for_message(mailing.message)
+        except TemplateProblem as problem:
+            self.template_problem = str(problem)
+        self.sender = self.config["MAIL_DEFAULT_SENDER"]
+        self.envelope_sender = envelope_address(flask_mail.parseaddr(self.sender)[1] or self.sender)
+
+    def load_clients(self, chunk: list[Claimed]) -> dict[int, Row]:
+        """The fields a message needs (rows, not ORM objects: a tenth of the cost)."""
+        ids = [delivery.client_id for delivery in chunk if delivery.client_id is not None]
+        rows = db.session.execute(
+            select(Client.id, Client.email, Client.full_name, Client.unsubscribed_at).where(Client.id.in_(ids))
+        ).all()
+        # Nothing is held open in the database while the messages go out.
+        db.session.rollback()
+        return {row.id: row for row in rows}
+
+    def more_due(self) -> bool:
+        now = utcnow()
+        found = db.session.scalar(
+            select(Delivery.id).where(Delivery.run_id == self.run_id, Delivery.status == DeliveryStatus.PENDING,
+                                      (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now)).limit(1)
         )
-        .execution_options(synchronize_session=False)
-    )
+        db.session.rollback()
+        return found is not None
+
+    def hand_over(self, delivery: Claimed, client: Row | None) -> None:
+        """Render the delivery's message and give it to a connection, or judge it at once."""
+        now = utcnow()
+        if client is None:
+            self.results.append(Outcome(delivery, DeliveryStatus.SKIPPED, None, now, note="The client was deleted"))
+            return
+        if client.unsubscribed_at is not None:
+            self.results.append(Outcome(delivery, DeliveryStatus.SKIPPED, None, now, note=runs.UNSUBSCRIBED))
+            return
+        if self.renderer is None:
+            failure = Reply(None, error=self.template_problem)
+            self.results.append(Outcome(delivery, DeliveryStatus.FAILED, failure, now))
+            return
+        try:
+            data = self.renderer.build(client, delivery.message_id, self.sender).as_bytes()
+        except (TemplateProblem, ValueError) as problem:  # a failed delivery, not a failed chunk
+            self.results.append(Outcome(delivery, DeliveryStatus.FAILED, Reply(None, error=str(problem)), now))
+            return
+        self.pool.submit(delivery.id, data, self.envelope_sender, envelope_address(delivery.email))
+        self.in_flight[delivery.id] = delivery
+
+    def collect(self, timeout: float) -> None:
+        if not self.in_flight:
+            return
+        replies = self.pool.collect(timeout)
+        now = utcnow()
+        for delivery_id, reply in replies:
+            outcome = judge(self.in_flight.pop(delivery_id), reply, now)
+            self.results.append(outcome)
+            self.sent += outcome.status == DeliveryStatus.SENT
+        if self.pool.unreachable is not None and self.stopped is None:
+            self.stopped = "SMTP server unreachable"
+
+    # Writing ------------------------------------------------------------------------------------
+
+    def write_if_due(self) -> None:
+        # Sent but unwritten results plus the messages in flight are what a SIGKILL repeats:
+        # keep them within one chunk.
+        enough = max(self.config["SEND_CHUNK_SIZE"] - self.connections, 1)
+        due = len(self.results) >= enough or (self.results and time.monotonic() - self.last_record >= RECORD_EVERY)
+        if due and self.stopped != "database unreachable":
+            self.write()
+
+    def write(self) -> bool:
+        try:
+            record_outcomes(self.run_id, self.mailing_id, self.results)
+            if self.unsent:
+                release(self.unsent)
+        except SQLAlchemyError as error:
+            self.database_lost(error)
+            return False
+        self.results, self.unsent = [], []
+        self.last_record = time.monotonic()
+        return True
+
+    def database_lost(self, error: SQLAlchemyError) -> None:
+        """Stop handing out messages: a result that cannot be written would be sent again."""
+        log.warning("run %s: the database is unreachable (%s); sending stops", self.run_id,
+                    getattr(error, "orig", error))
+        _rollback_quietly()
+        if self.stopped is None or self.stopped == "nothing due":
+            self.stopped = "database unreachable"
+        self.stop_handing_out()
+
+    def stop_handing_out(self) -> None:
+        for delivery_id in self.pool.take_back():
+            self.unsent.append(self.in_flight.pop(delivery_id))
+
+    def write_remaining(self) -> None:
+        """Write what is left; while the database is away, keep trying (with back-off)."""
+        give_up, delay = time.monotonic() + DATABASE_PATIENCE, 0.5
+        while self.results or self.unsent:
+            if self.write():
+                return
+            if time.monotonic() > give_up or shutdown.requested():
+                log.error("run %s: %d results could not be written; the reconciler will return them",
+                          self.run_id, len(self.results))
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 10)
+
+    def keep_alive(self) -> None:
+        """Renew the leases of the claims still in flight (every third of the lease)."""
+        if time.monotonic() - self.last_heartbeat < self.config["SEND_LEASE_SECONDS"] / 3:
+            return
+        self.last_heartbeat = time.monotonic()
+        open_tokens = {delivery.token for delivery in self.in_flight.values()}
+        open_tokens |= {outcome.delivery.token for outcome in self.results}
+        self.held_tokens &= open_tokens
+        try:
+            renew_leases(self.held_tokens, utcnow())
+        except SQLAlchemyError as error:
+            self.database_lost(error)
+
+    # After the loop -----------------------------------------------------------------------------
+
+    def settle(self) -> str:
+        """Close the run, come back for its retries, or leave it to another job."""
+        if self.results or self.unsent:
+            return "database unreachable"
+        reason = self.stopped or "done"
+        try:
+            if reason in ("time budget", "worker stopping", "database unreachable"):
+                # Someone must carry on: a job for the rest of the run waits in the queue.
+                send_queue.enqueue_run(self.run_id)
+            elif reason in ("nothing due", "SMTP server unreachable"):
+                settle_run(self.run_id)
+        except SQLAlchemyError as error:
+            _rollback_quietly()
+            log.warning("run %s: could not settle (%s); the reconciler will", self.run_id, error)
+        return reason
 
 
-def update_counters(run_id: int) -> None:
-    """The run's counters, counted from its deliveries (so they stay exact whoever writes)."""
-    counts = dispatch.delivery_counts(run_id)
-    db.session.execute(
-        update(MailingRun)
-        .where(MailingRun.id == run_id)
-        .values(
-            total_count=sum(counts.values()),
-            sent_count=counts.get(DeliveryStatus.SENT, 0),
-            failed_count=counts.get(DeliveryStatus.FAILED, 0),
-            skipped_count=counts.get(DeliveryStatus.SKIPPED, 0),
-        )
-        .execution_options(synchronize_session=False)
-    )
-
-
-def finish_run(run_id: int, now: datetime | None = None) -> bool:
-    """Close a run that has nothing pending or sending: done, finished_at, mailing status."""
-    now = now or utcnow()
-    update_counters(run_id)
-    result = db.session.execute(
-        update(MailingRun)
-        .where(MailingRun.id == run_id, MailingRun.status.in_(dispatch.ACTIVE))
-        .values(status=RunStatus.DONE, finished_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    run = db.session.get(MailingRun, run_id, populate_existing=True)
-    if run is not None:
-        schedule.refresh_status(run.mailing, now)
-        clear_stats_cache_after_commit(run.mailing.owner_id)
-    db.session.commit()
-    return result.rowcount > 0
-
-
-def stop_run(run: MailingRun, reason: str, now: datetime) -> None:
-    """The mailing was disabled or its owner blocked while it was sending: the run ends."""
-    log.warning("run %s stopped: %s", run.id, reason)
-    dispatch.cancel_run(run, now)
-
-
-# The job ----------------------------------------------------------------------------------------
-
-def reason_to_stop(run: MailingRun | None) -> str | None:
-    if run is None:
-        return "deleted"
-    if run.status not in dispatch.ACTIVE:
-        return run.status.value
-    if run.mailing.is_disabled:
-        return "the mailing was disabled"
-    if not run.mailing.owner.is_active:
-        return "the owner is blocked"
-    return None
+def _rollback_quietly() -> None:
+    try:
+        db.session.rollback()
+    except (SQLAlchemyError, DBAPIError):
+        db.session.close()
 
 
 def work_run(run_id: int, time_budget: float | None = None) -> dict:
-    """Send a run's pending deliveries, chunk after chunk, until none is due.
-
-    Before each chunk the run is read again: cancelled, mailing disabled or owner blocked →
-    stop. When only retries due later remain, a job is scheduled for the earliest of them;
-    when nothing is left, the run is closed.
-    """
-    config = current_app.config
-    budget = dispatch.JOB_TIME_BUDGET if time_budget is None else time_budget
-    started = time.monotonic()
-    sent = chunks = 0
-    while True:
-        now = utcnow()
-        run = db.session.get(MailingRun, run_id, populate_existing=True)
-        reason = reason_to_stop(run)
-        if reason is not None:
-            if run is not None and run.status in dispatch.ACTIVE:
-                stop_run(run, reason, now)
-            db.session.rollback()
-            return {"run": run_id, "chunks": chunks, "sent": sent, "stopped": reason}
-        mailing_id = run.mailing_id
-        chunk = claim_chunk(run_id, now, config["SEND_CHUNK_SIZE"])
-        if not chunk:
-            return {"run": run_id, "chunks": chunks, "sent": sent, "stopped": settle_run(run_id)}
-        outcomes = send_chunk(db.session.get(Mailing, mailing_id), chunk)
-        record_outcomes(run_id, mailing_id, outcomes)
-        chunks += 1
-        sent += sum(1 for outcome in outcomes if outcome.status == DeliveryStatus.SENT)
-        if time.monotonic() - started > budget:
-            # Leave the worker to other runs for a moment; a new job carries on with this one.
-            dispatch.enqueue_run(run_id, jobs=1)
-            return {"run": run_id, "chunks": chunks, "sent": sent, "stopped": "time budget"}
+    """Send a run's due deliveries until none is left, the time budget is spent, the run is
+    stopped (cancelled, disabled, owner blocked) or the worker is asked to stop."""
+    return RunSender(run_id, JOB_TIME_BUDGET if time_budget is None else time_budget).work()
 
 
 def settle_run(run_id: int) -> str:
     """Nothing could be claimed: close the run, or come back for its retries, or leave it to
-    the worker that holds its last chunk."""
+    the workers that hold its last deliveries."""
     now = utcnow()
-    state = dispatch.run_work_state(run_id, now)
+    state = runs.run_work_state(run_id, now)
     db.session.rollback()
     if state.sending:
         return "other workers are sending"
     if state.pending == 0:
-        finish_run(run_id, now)
+        runs.finish_run(run_id, now)
         return "done"
     if state.next_retry_at is not None:
-        dispatch.enqueue_run_later(run_id, state.next_retry_at)
+        send_queue.enqueue_run_later(run_id, state.next_retry_at)
         return "waiting for retries"
-    return "nothing due"
+    send_queue.enqueue_run(run_id)  # retries due already
+    return "more due"

@@ -44,10 +44,8 @@ def test_the_sink_receives_both_parts_the_headers_and_the_unsubscribe_link(
     assert got.text.startswith("Dear Ada Lovelace,\r\nour news.")
     assert link in got.text
     assert f'<a href="{link}"' in got.html
-    # The footer comes after the content; the HTML is cleaned as sent, so the document's
-    # wrapper goes as it does when a message is saved.
-    assert got.html.index("our news.") < got.html.index("Unsubscribe")
-    assert got.html.rstrip().endswith("to stop receiving these e-mails.</p>") and "<body>" not in got.html
+    # The footer goes inside the HTML document, before </body>.
+    assert got.html.rstrip().endswith("</body></html>")
 
     # The link in the mail leads to the confirmation page.
     page = client.get(local_path(link))
@@ -104,3 +102,20 @@ def test_many_messages_over_one_connection(add_message, add_client, smtp_sink):
         name = next(c.full_name for c in clients if c.email == got.recipients[0])
         assert got.subject == f"Hello {name}"
     assert len({r.message["Message-ID"] for r in received}) == 5
+
+
+def test_placeholder_only_templates_are_stamped_and_give_exactly_what_jinja_gives(app):
+    from mailer.services.rendering import HTML_ENV, TEXT_ENV, Stamp, _compile
+
+    stamped = ["Hello {{ name }}", "Dear {{name}},\n\nnews for {{ email }}.\n\n", "{# note #}Hi {{ name }}\n",
+               '<p>Hi {{ name }}</p><a href="{{ unsubscribe_url }}">x</a>', "", "{% raw %}{{ name }}{% endraw %}"]
+    rendered_by_jinja = ["{{ name|upper }}", "{% if name %}Hi {{ name }}{% else %}Hello{% endif %}",
+                         "{{ name ~ '!' }}"]
+    values = [{"name": "Ann <b>&\"'", "email": "ann@example.com", "unsubscribe_url": "https://x.test/u?a=1&b=2"},
+              {"email": "nameless@example.com", "unsubscribe_url": "https://x.test/u"}]
+    for environment in (TEXT_ENV, HTML_ENV):
+        for source in stamped + rendered_by_jinja:
+            compiled = _compile(environment, source)
+            assert isinstance(compiled, Stamp) == (source in stamped), source
+            for value in values:
+                assert compiled.render(value) == environment.from_string(source).render(value), source

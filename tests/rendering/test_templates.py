@@ -122,7 +122,7 @@ def test_html_escapes_the_clients_data_and_text_keeps_it(add_message, add_client
     client = add_client("eve@example.com", 'Eve <script>alert("x")</script>')
     mail = build_mail(message, client, message_id="<m@x>")
     assert "<script>" not in mail.html
-    assert "Dear Eve &lt;script&gt;alert(\"x\")&lt;/script&gt;" in mail.html
+    assert "Dear Eve &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in mail.html
     assert mail.body.startswith('Dear Eve <script>alert("x")</script>')
     assert mail.subject == 'For Eve <script>alert("x")</script>'
 
@@ -151,5 +151,5 @@ def test_the_unsubscribe_placeholder_is_the_clients_link(add_message, add_client
     add_client("bob@example.com", "Bob")
     mail = build_mail(message, ada, message_id="<m@x>")
     in_text = re.match(r"Leave any time: http://mailer\.test/unsubscribe/(\S+)", mail.body).group(1)
-    in_html = re.match(r'<a href="http://mailer\.test/unsubscribe/([^"]+)"[^>]*>Leave</a>', mail.html).group(1)
+    in_html = re.match(r'<a href="http://mailer\.test/unsubscribe/([^"]+)">Leave</a>', mail.html).group(1)
     assert client_for_unsubscribe_token(in_text) == client_for_unsubscribe_token(in_html) == ada

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def app(app):
-    app.config.update(SEND_CHUNK_SIZE=10, SEND_RETRY_BASE_DELAY=1, SEND_MAX_ATTEMPTS=3, MAIL_TIMEOUT=5)
+    app.config.update(SEND_CHUNK_SIZE=10, SEND_CONNECTIONS=4, SEND_RETRY_BASE_DELAY=1, SEND_RETRY_WINDOW=2,
+                      MAIL_TIMEOUT=5)
     return app
 
 
@@ -104,8 +105,9 @@ class Processes:
     """Real `python worker.py` and `flask scheduler run` processes on the test's database, Redis
     and SMTP sink, stopped at the end of the test."""
 
-    SETTINGS = ("SEND_CHUNK_SIZE", "SEND_RETRY_BASE_DELAY", "SEND_MAX_ATTEMPTS", "SEND_LEASE_SECONDS",
-                "SEND_JOBS_PER_RUN", "DISPATCH_INTERVAL", "RECONCILE_INTERVAL", "MAIL_TIMEOUT")
+    SETTINGS = ("SEND_CHUNK_SIZE", "SEND_CONNECTIONS", "SEND_RETRY_BASE_DELAY", "SEND_RETRY_MAX_DELAY",
+                "SEND_RETRY_WINDOW", "SEND_LEASE_SECONDS", "SEND_DELIVERY_TIMEOUT", "SEND_STOP_GRACE",
+                "DISPATCH_INTERVAL", "RECONCILE_INTERVAL", "MAIL_TIMEOUT")
 
     def __init__(self, app, database_uri: str, redis_url: str, smtp_port: int):
         self.app = app

@@ -20,7 +20,7 @@ from mailer.models import (
     User,
     utcnow,
 )
-from mailer.services import dispatch
+from mailer.services import dispatch, runs, send_queue
 from tests.sending.conftest import make_mailing
 
 
@@ -44,7 +44,7 @@ def test_a_due_mailing_gets_one_run_with_a_delivery_per_client_and_is_queued(app
     assert sorted(statuses) == [DeliveryStatus.PENDING] * 4 + [DeliveryStatus.SKIPPED]
     mailing = db.session.get(Mailing, mailing_id)
     assert mailing.next_run_at is None and mailing.status == MailingStatus.RUNNING
-    assert dispatch.waiting_run_ids() == {run_id}
+    assert send_queue.waiting_run_ids() == {run_id}
     assert dispatch.dispatch_due_mailings() == []  # nothing is due any more
 
 

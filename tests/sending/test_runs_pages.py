@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from mailer.extensions import db
 from mailer.models import Mailing, MailingRun, Role, RunStatus, RunTrigger, utcnow
-from mailer.services import dispatch
+from mailer.services import dispatch, runs, send_queue
 from tests.conftest import login, make_user
 from tests.sending.conftest import make_mailing, reload_run
 from tests.support import free_port
@@ -35,9 +35,9 @@ def test_send_now_creates_a_manual_run_that_the_worker_sends(app, owner, smtp_si
 def test_the_progress_json_and_the_finished_page(app, owner, smtp_sink, work, logged_in_owner):
     mailing_id = make_mailing(owner, clients=4).id
     smtp_sink.handler.replies.append("550 5.1.1 Unknown user")
-    run = dispatch.start_manual_run(db.session.get(Mailing, mailing_id), owner)
+    run = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner)
     run_id = run.id
-    dispatch.enqueue_run(run_id)
+    send_queue.enqueue_run(run_id)
 
     before = logged_in_owner.get(f"/runs/{run_id}/progress").get_json()
     assert before == {**before, "status": "queued", "active": True, "total": 4, "pending": 4, "done": 0, "percent": 0}
@@ -104,7 +104,7 @@ def test_send_now_twice_while_the_first_run_is_queued_is_refused(app, owner, log
 
 def test_who_may_send_watch_cancel_and_retry(app, owner, client):
     mailing_id = make_mailing(owner, clients=2).id
-    run_id = dispatch.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
+    run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
     make_user("other@example.com")
     make_user("manager@example.com", role=Role.MANAGER)
     make_user("admin@example.com", role=Role.ADMIN)
@@ -136,9 +136,35 @@ def test_who_may_send_watch_cancel_and_retry(app, owner, client):
 
 def test_retry_of_a_run_without_failures_is_refused_with_a_message(app, owner, smtp_sink, work, logged_in_owner):
     mailing_id = make_mailing(owner, clients=1).id
-    run_id = dispatch.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
-    dispatch.enqueue_run(run_id)
+    run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
+    send_queue.enqueue_run(run_id)
     work()
     response = logged_in_owner.post(f"/runs/{run_id}/retry", follow_redirects=True)
     assert "This run has no failed delivery to retry." in response.text
     assert len(runs_of(mailing_id)) == 1
+
+
+def test_tries_with_an_unknown_outcome_are_shown_and_retry_failed_says_they_may_have_arrived(
+        app, owner, smtp_sink, work, logged_in_owner):
+    from datetime import timedelta
+
+    from mailer.services import sending
+
+    app.config["SEND_RETRY_WINDOW"] = 0  # a try interrupted now is the last one
+    mailing_id = make_mailing(owner, clients=3).id
+    run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
+    # A worker claimed two deliveries and died; its lease is long over.
+    long_ago = utcnow() - timedelta(seconds=app.config["SEND_LEASE_SECONDS"] + 1)
+    assert len(sending.claim_chunk(run_id, long_ago, 2, sending.new_claim_token())) == 2
+    assert dispatch.reconcile()["released"] == 2
+    send_queue.enqueue_run(run_id)
+    work()
+
+    run = reload_run(run_id)
+    assert (run.status, run.sent_count, run.failed_count, run.unknown_count) == (RunStatus.DONE, 1, 2, 2)
+    page = " ".join(logged_in_owner.get(f"/runs/{run_id}").text.split())
+    assert "tries had an unknown outcome" in page
+    assert "Includes 2 that had a try with an unknown outcome" in page
+    assert logged_in_owner.get(f"/runs/{run_id}/progress").get_json()["unknown"] == 2
+    retried = logged_in_owner.post(f"/runs/{run_id}/retry", follow_redirects=True).text
+    assert "2 of them had a try with an unknown outcome and may have received the message already." in retried

@@ -11,11 +11,15 @@
   var progress = panel.querySelector(".progress");
 
   function show(data) {
-    ["sent", "failed", "skipped", "pending", "sending", "done", "total"].forEach(function (name) {
+    ["sent", "failed", "skipped", "pending", "sending", "done", "total", "unknown"].forEach(function (name) {
       panel.querySelectorAll("[data-count='" + name + "']").forEach(function (node) {
         node.textContent = data[name];
       });
     });
+    var unknown = document.getElementById("run-unknown");
+    if (unknown) {
+      unknown.classList.toggle("d-none", !data.unknown);
+    }
     bar.style.width = data.percent + "%";
     bar.textContent = data.percent + "%";
     progress.setAttribute("aria-valuenow", data.percent);

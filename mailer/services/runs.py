@@ -1,0 +1,277 @@
+"""Runs of a mailing: creating them with their deliveries ("Send now", "Retry failed", the
+schedule), cancelling, counting and closing them.
+
+A run and all its Delivery rows are created in one transaction; only after the commit is Redis
+told to work on it (`send_queue.enqueue_run`).
+"""
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, func, insert, literal, select, update
+
+from mailer.database import is_postgresql
+from mailer.extensions import db
+from mailer.models import (
+    AttemptStatus,
+    Client,
+    Delivery,
+    DeliveryStatus,
+    Mailing,
+    MailingAttempt,
+    MailingRun,
+    RunStatus,
+    RunTrigger,
+    User,
+    mailing_clients,
+    utcnow,
+)
+from mailer.services import schedule
+from mailer.services.stats import clear_stats_cache_after_commit
+
+UNSUBSCRIBED = "Unsubscribed"
+ACTIVE = (RunStatus.QUEUED, RunStatus.SENDING)
+
+
+class SendingRefused(Exception):
+    """A run cannot be started; the text is meant for the person who asked."""
+
+
+# Creating runs ----------------------------------------------------------------------------------
+
+def _delivery_status_of(client_table):
+    """pending for a subscribed client, skipped (with the reason) for an unsubscribed one."""
+    unsubscribed = client_table.unsubscribed_at.is_not(None)
+    status = case((unsubscribed, literal(DeliveryStatus.SKIPPED.value)), else_=literal(DeliveryStatus.PENDING.value))
+    reason = case((unsubscribed, literal(UNSUBSCRIBED)), else_=None)
+    return status, reason
+
+
+def _insert_deliveries(run: MailingRun, clients: select) -> None:
+    """Insert one Delivery per client row of `clients` (id, email, unsubscribed_at) in one statement."""
+    sub = clients.subquery()
+    status, reason = _delivery_status_of(sub.c)
+    rows = select(literal(run.id), sub.c.id, sub.c.email, status, reason, literal(0))
+    db.session.execute(
+        insert(Delivery).from_select(
+            ["run_id", "client_id", "email", "status", "last_response", "attempts"], rows
+        )
+    )
+
+
+def _count_new_run(run: MailingRun, now: datetime) -> None:
+    counts = delivery_counts(run.id)
+    run.total_count = sum(counts.values())
+    run.skipped_count = counts.get(DeliveryStatus.SKIPPED, 0)
+    if counts.get(DeliveryStatus.PENDING, 0) == 0:
+        # Nobody to send to (no clients, or all unsubscribed): the run is over at once.
+        run.status = RunStatus.DONE
+        run.started_at = run.finished_at = now
+
+
+def create_run(mailing: Mailing, trigger: RunTrigger, scheduled_for: datetime, now: datetime,
+               created_by: User | None = None) -> MailingRun:
+    """A run of the mailing with a delivery for each of its clients (not committed)."""
+    run = MailingRun(mailing=mailing, trigger=trigger, scheduled_for=scheduled_for,
+                     created_by_id=created_by.id if created_by else None, status=RunStatus.QUEUED)
+    db.session.add(run)
+    db.session.flush()  # the unique (mailing, scheduled_for) is checked here
+    clients = (
+        select(Client.id, Client.email, Client.unsubscribed_at)
+        .join(mailing_clients, mailing_clients.c.client_id == Client.id)
+        .where(mailing_clients.c.mailing_id == mailing.id)
+    )
+    _insert_deliveries(run, clients)
+    _count_new_run(run, now)
+    return run
+
+
+def delivery_counts(run_id: int) -> dict[DeliveryStatus, int]:
+    rows = db.session.execute(
+        select(Delivery.status, func.count()).where(Delivery.run_id == run_id).group_by(Delivery.status)
+    )
+    return {DeliveryStatus(status): count for status, count in rows}
+
+
+def check_sendable(mailing: Mailing) -> None:
+    if mailing.is_disabled:
+        raise SendingRefused("This mailing was disabled by a manager; it cannot be sent.")
+    if not mailing.owner.is_active:
+        raise SendingRefused("The owner of this mailing is blocked; it cannot be sent.")
+    active = db.session.scalar(
+        select(MailingRun.id).where(MailingRun.mailing_id == mailing.id, MailingRun.status.in_(ACTIVE)).limit(1)
+    )
+    if active is not None:
+        raise SendingRefused(f"This mailing is being sent already (run {active}); wait for it or cancel it.")
+
+
+def lock_mailing(mailing: Mailing) -> None:
+    """On PostgreSQL, serialise the creation of runs of one mailing (dispatcher, Send now)."""
+    if is_postgresql(db.session):
+        db.session.execute(select(Mailing.id).where(Mailing.id == mailing.id).with_for_update())
+
+
+def start_manual_run(mailing: Mailing, user: User | None, now: datetime | None = None) -> MailingRun:
+    """"Send now": a manual run to every client of the mailing, committed (not yet enqueued)."""
+    now = now or utcnow()
+    lock_mailing(mailing)
+    check_sendable(mailing)
+    run = create_run(mailing, RunTrigger.MANUAL, now, now, created_by=user)
+    if schedule.refresh_status(mailing, now):
+        clear_stats_cache_after_commit(mailing.owner_id)
+    db.session.commit()
+    return run
+
+
+def retry_candidates(run: MailingRun):
+    """The failed deliveries of `run`, as client rows for `_insert_deliveries`."""
+    return (
+        select(Client.id, Client.email, Client.unsubscribed_at)
+        .join(Delivery, Delivery.client_id == Client.id)
+        .where(Delivery.run_id == run.id, Delivery.status == DeliveryStatus.FAILED)
+    )
+
+
+def failed_with_unknown_outcome(run: MailingRun) -> int:
+    """Failed deliveries of `run` that had a try with an unknown outcome: they may have been
+    delivered, so a retry may give those clients a second copy."""
+    return db.session.scalar(
+        select(func.count(func.distinct(Delivery.id)))
+        .join(MailingAttempt, MailingAttempt.delivery_id == Delivery.id)
+        .where(Delivery.run_id == run.id, Delivery.status == DeliveryStatus.FAILED,
+               MailingAttempt.status == AttemptStatus.UNKNOWN)
+    ) or 0
+
+
+def start_retry_run(run: MailingRun, user: User | None, now: datetime | None = None) -> MailingRun:
+    """"Retry failed": a new run holding only the failed deliveries of `run`, committed."""
+    now = now or utcnow()
+    mailing = run.mailing
+    lock_mailing(mailing)
+    if run.is_active:
+        raise SendingRefused("This run is still sending; retry its failures once it is over.")
+    check_sendable(mailing)
+    failed = retry_candidates(run)
+    if db.session.scalar(select(func.count()).select_from(failed.subquery())) == 0:
+        raise SendingRefused("This run has no failed delivery to retry.")
+    retry = MailingRun(mailing=mailing, trigger=RunTrigger.RETRY, scheduled_for=now, retry_of_id=run.id,
+                       created_by_id=user.id if user else None, status=RunStatus.QUEUED)
+    db.session.add(retry)
+    db.session.flush()
+    _insert_deliveries(retry, failed)
+    _count_new_run(retry, now)
+    if schedule.refresh_status(mailing, now):
+        clear_stats_cache_after_commit(mailing.owner_id)
+    db.session.commit()
+    return retry
+
+
+# Ending runs ------------------------------------------------------------------------------------
+
+def cancel_run(run: MailingRun, now: datetime | None = None) -> bool:
+    """Stop a queued or sending run. Workers finish the messages in flight and stop; deliveries
+    not sent yet stay pending. False when the run was over already."""
+    now = now or utcnow()
+    result = db.session.execute(
+        update(MailingRun)
+        .where(MailingRun.id == run.id, MailingRun.status.in_(ACTIVE))
+        .values(status=RunStatus.CANCELLED, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:
+        db.session.rollback()
+        return False
+    db.session.refresh(run)
+    if schedule.refresh_status(run.mailing, now):
+        clear_stats_cache_after_commit(run.mailing.owner_id)
+    db.session.commit()
+    return True
+
+
+def update_counters(run_id: int) -> None:
+    """The run's counters, counted from its deliveries and attempts (exact whoever writes)."""
+    counts = delivery_counts(run_id)
+    unknown = db.session.scalar(
+        select(func.count()).where(MailingAttempt.run_id == run_id, MailingAttempt.status == AttemptStatus.UNKNOWN)
+    )
+    db.session.execute(
+        update(MailingRun)
+        .where(MailingRun.id == run_id)
+        .values(
+            total_count=sum(counts.values()),
+            sent_count=counts.get(DeliveryStatus.SENT, 0),
+            failed_count=counts.get(DeliveryStatus.FAILED, 0),
+            skipped_count=counts.get(DeliveryStatus.SKIPPED, 0),
+            unknown_count=unknown,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def add_to_counters(run_id: int, sent: int = 0, failed: int = 0, skipped: int = 0, unknown: int = 0) -> None:
+    """Add results to the run's counters in the database (several workers may add at once)."""
+    if not (sent or failed or skipped or unknown):
+        return
+    db.session.execute(
+        update(MailingRun)
+        .where(MailingRun.id == run_id)
+        .values(
+            sent_count=MailingRun.sent_count + sent,
+            failed_count=MailingRun.failed_count + failed,
+            skipped_count=MailingRun.skipped_count + skipped,
+            unknown_count=MailingRun.unknown_count + unknown,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def finish_run(run_id: int, now: datetime | None = None) -> bool:
+    """Close a run that has nothing pending or sending: done, finished_at, mailing status."""
+    now = now or utcnow()
+    update_counters(run_id)
+    result = db.session.execute(
+        update(MailingRun)
+        .where(MailingRun.id == run_id, MailingRun.status.in_(ACTIVE))
+        .values(status=RunStatus.DONE, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    run = db.session.get(MailingRun, run_id, populate_existing=True)
+    if run is not None:
+        schedule.refresh_status(run.mailing, now)
+        clear_stats_cache_after_commit(run.mailing.owner_id)
+    db.session.commit()
+    return result.rowcount > 0
+
+
+def reason_to_stop(run: MailingRun | None) -> str | None:
+    """Why a worker must not send more of this run, or None."""
+    if run is None:
+        return "deleted"
+    if run.status not in ACTIVE:
+        return run.status.value
+    if run.mailing.is_disabled:
+        return "the mailing was disabled"
+    if not run.mailing.owner.is_active:
+        return "the owner is blocked"
+    return None
+
+
+@dataclass(frozen=True)
+class WorkState:
+    pending: int
+    sending: int
+    # When the earliest pending delivery may be tried; None when one may be tried now.
+    next_retry_at: datetime | None
+
+
+def run_work_state(run_id: int, now: datetime) -> WorkState:
+    row = db.session.execute(
+        select(
+            func.count().filter(Delivery.status == DeliveryStatus.PENDING),
+            func.count().filter(Delivery.status == DeliveryStatus.SENDING),
+            func.count().filter(Delivery.status == DeliveryStatus.PENDING,
+                                (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now)),
+            func.min(Delivery.retry_at).filter(Delivery.status == DeliveryStatus.PENDING),
+        ).where(Delivery.run_id == run_id)
+    ).one()
+    pending, sending, due, earliest = row
+    return WorkState(pending, sending, None if due else earliest)

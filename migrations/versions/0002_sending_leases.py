@@ -1,0 +1,40 @@
+"""sending engine v2: renewable claims, the retry window, tries with an unknown outcome
+
+Revision ID: 0002
+Revises: 0001
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+ATTEMPT_STATUS_CHECK = "ck_mailing_attempts_attemptstatus"
+
+
+def upgrade():
+    with op.batch_alter_table("deliveries") as batch_op:
+        batch_op.add_column(sa.Column("claim_token", sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("first_attempt_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index("ix_deliveries_claim_token", ["claim_token"], unique=False)
+    with op.batch_alter_table("mailing_runs") as batch_op:
+        batch_op.add_column(sa.Column("unknown_count", sa.Integer(), server_default="0", nullable=False))
+    with op.batch_alter_table("mailing_attempts") as batch_op:
+        batch_op.drop_constraint(op.f(ATTEMPT_STATUS_CHECK), type_="check")
+        batch_op.create_check_constraint("attemptstatus", "status IN ('success', 'failure', 'unknown')")
+
+
+def downgrade():
+    op.execute("UPDATE mailing_attempts SET status = 'failure' WHERE status = 'unknown'")
+    with op.batch_alter_table("mailing_attempts") as batch_op:
+        batch_op.drop_constraint(op.f(ATTEMPT_STATUS_CHECK), type_="check")
+        batch_op.create_check_constraint("attemptstatus", "status IN ('success', 'failure')")
+    with op.batch_alter_table("mailing_runs") as batch_op:
+        batch_op.drop_column("unknown_count")
+    with op.batch_alter_table("deliveries") as batch_op:
+        batch_op.drop_index("ix_deliveries_claim_token")
+        batch_op.drop_column("first_attempt_at")
+        batch_op.drop_column("claim_token")
