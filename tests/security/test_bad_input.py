@@ -1,5 +1,7 @@
 """The inputs that answered 500 before, each with the clear answer it gets now (the fuzz test
 covers every route; these name the cases)."""
+import io
+
 import pytest
 
 from mailer.extensions import rq
@@ -65,3 +67,13 @@ def test_the_rq_dashboard_with_unknown_jobs_and_pages(admin):
 def test_requeue_all_does_not_answer_get(app, admin):
     rq.queue.enqueue(demo_job)
     assert admin.get(f"/rq/requeue/{app.config['RQ_QUEUE']}").status_code == 405
+
+
+def test_a_nul_byte_inside_an_imported_file_is_an_invalid_row(logged_in):
+    csv_file = io.BytesIO("email,full_name\nada@example.com,Ada\x00Lovelace\nbob@exa\x00mple.com,Bob\n".encode())
+    response = logged_in.post("/clients/import", data={"file": (csv_file, "clients.csv"), "on_existing": "skip"},
+                              content_type="multipart/form-data")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert page.count("the row contains a NUL character") == 2
+    assert "Ada" not in logged_in.get("/clients/").get_data(as_text=True)

@@ -7,7 +7,7 @@ own with the next value in turn, so that a field is also tried while the others 
 absent.
 """
 import io
-import re
+from html.parser import HTMLParser
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -34,8 +34,6 @@ HOSTILE_PATH_TEXT = ["%00", "%20", "x" * 5000]
 # Query arguments read by the list and report pages, the admin panel and the RQ dashboard.
 QUERY_ARGUMENTS = ["page", "owner", "q", "sort", "status", "view", "date_from", "date_to", "next"]
 MORE_QUERY_ARGUMENTS = ["per_page", "id", "url", "search", "flt0_0", "page_size", "desc"]
-FIELD_NAME = re.compile(r'<(?:input|select|textarea)\b[^>]*\bname="([^"]+)"', re.IGNORECASE)
-FILE_FIELD = re.compile(r'<input\b[^>]*type="file"[^>]*\bname="([^"]+)"', re.IGNORECASE)
 SKIPPED_FIELDS = {"csrf_token", "submit"}
 # Logging out would end the visitor's session for the routes after it.
 SKIPPED_ENDPOINTS = {"auth.logout"}
@@ -53,27 +51,66 @@ class Findings:
             self.failures.append(f"{response.status_code} {method} {path[:120]} {what[:120]!r}")
 
 
-FORM = re.compile(r"<form\b([^>]*)>(.*?)</form>", re.IGNORECASE | re.DOTALL)
-
-
 @dataclass
 class PageFields:
-    """The fields of the forms a page shows: its filters (GET) and its forms (POST)."""
+    """The fields of the forms a page shows: its filters (GET), its forms (POST) with the values
+    they hold as shown (checked radios, selected options, filled inputs), and its file fields."""
 
     get: list[str] = field(default_factory=list)
     post: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    shown: dict[str, str] = field(default_factory=dict)
+
+
+class FormReader(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.fields = PageFields()
+        self.method = None
+        self.select = None
+
+    def add(self, name: str | None, value: str | None = None, *, is_file: bool = False) -> None:
+        if not name or name in SKIPPED_FIELDS or self.method is None:
+            return
+        if is_file:
+            self.fields.files.append(name)
+            return
+        names = self.fields.post if self.method == "post" else self.fields.get
+        if name not in names:
+            names.append(name)
+        if value is not None and self.method == "post":
+            self.fields.shown.setdefault(name, value)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "form":
+            self.method = (attributes.get("method") or "get").lower()
+        elif tag == "input":
+            kind = (attributes.get("type") or "text").lower()
+            checked = kind not in ("radio", "checkbox") or "checked" in attributes
+            self.add(attributes.get("name"), attributes.get("value", "") if checked else None,
+                     is_file=kind == "file")
+        elif tag == "textarea":
+            self.add(attributes.get("name"), "")
+        elif tag == "select":
+            self.select = attributes.get("name")
+            self.add(self.select)
+        elif tag == "option" and self.select and ("selected" in attributes or self.select not in self.fields.shown):
+            if "selected" in attributes:
+                self.fields.shown.pop(self.select, None)
+            self.add(self.select, attributes.get("value", ""))
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.method = None
+        elif tag == "select":
+            self.select = None
 
 
 def form_fields(html: str) -> PageFields:
-    fields = PageFields()
-    for attributes, body in FORM.findall(html):
-        files = FILE_FIELD.findall(body)
-        names = [name for name in FIELD_NAME.findall(body) if name not in SKIPPED_FIELDS and name not in files]
-        target = fields.post if 'method="post"' in attributes.lower() else fields.get
-        target.extend(name for name in names if name not in target)
-        fields.files.extend(name for name in files if name not in fields.files)
-    return fields
+    reader = FormReader()
+    reader.feed(html)
+    return reader.fields
 
 
 def hostile_paths(route: Route, values: dict) -> list[str]:
@@ -87,8 +124,14 @@ def hostile_paths(route: Route, values: dict) -> list[str]:
 
 
 def file_upload(value: str):
-    content = f"email,full_name\n{value}@example.com,{value}\n".encode("utf-8", "surrogatepass")
-    return io.BytesIO(content), "hostile.csv"
+    """A CSV file (the import; other file fields refuse it): one row with the value in the
+    address, one with a valid address and the value in the other cells."""
+    address = f"fuzz{next(UPLOADS)}@example.com"  # a new client each time, never one to skip
+    content = f"email,full_name,comment\n{value}@example.com,A,B\n{address},{value},{value}\n"
+    return io.BytesIO(content.encode()), "hostile.csv"
+
+
+UPLOADS = count()
 
 
 def fuzz_route(client, route: Route, values: dict, findings: Findings, rotation: count) -> None:
@@ -122,15 +165,22 @@ def fuzz_route(client, route: Route, values: dict, findings: Findings, rotation:
         if is_hidden(route):
             continue  # the admin panel's and the dashboard's own code: the pass above is enough
         # ...then each field alone, with the next value in turn.
+        # (On POST the other fields keep the values the page shows, so that the form can pass;
+        # the few file fields get every value.)
         for name in single:
-            value = HOSTILE[next(rotation) % len(HOSTILE)]
-            findings.check(send(client, method, path, [name], fields.files, value), method, path, f"{name} = {value}")
+            tried = HOSTILE if name in fields.files else [HOSTILE[next(rotation) % len(HOSTILE)]]
+            for value in tried:
+                findings.check(send(client, method, path, [name], fields.files, value, fields.shown), method, path,
+                               f"{name} = {value}")
 
 
-def send(client, method: str, path: str, names: list[str], file_fields: list[str], value: str):
+def send(client, method: str, path: str, names: list[str], file_fields: list[str], value: str,
+         others: dict[str, str] | None = None):
     if method == "GET":
         return client.get(path, query_string={name: value for name in names})
-    return client.post(path, data={name: file_upload(value) if name in file_fields else value for name in names})
+    data = {**(others or {}), **{name: value for name in names}}
+    return client.post(path, data={name: file_upload(value) if name in file_fields else text
+                                   for name, text in data.items()})
 
 
 VISITORS = ["anonymous", "owner", "manager", "admin"]
