@@ -56,6 +56,12 @@ class Config:
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Mailer <mailer@localhost>")
     MAIL_TIMEOUT = env_int("MAIL_TIMEOUT", 30)
+    # Throttling of the built-in server, in limits notation ("50 per second; 10000 per hour");
+    # empty means no rate limit, 0 connections means no connection limit.
+    MAIL_RATE_LIMIT = os.environ.get("MAIL_RATE_LIMIT", "").strip()
+    MAIL_MAX_CONNECTIONS = env_int("MAIL_MAX_CONNECTIONS", 0)
+    # Encrypts the SMTP passwords and DKIM keys stored in the database; SECRET_KEY when unset.
+    MAIL_SECRETS_KEY = os.environ.get("MAIL_SECRETS_KEY") or None
     # Domain used in Message-IDs of mailing messages.
     MAIL_MESSAGE_ID_DOMAIN = os.environ.get("MAIL_MESSAGE_ID_DOMAIN", "mailer.localhost")
 
@@ -90,6 +96,8 @@ class Config:
     # address), together: per client address, and per recipient address.
     MAIL_LIMIT_PER_ADDRESS = os.environ.get("MAIL_LIMIT_PER_ADDRESS", "10 per hour")
     MAIL_LIMIT_PER_RECIPIENT = os.environ.get("MAIL_LIMIT_PER_RECIPIENT", "3 per hour")
+    # Confirmation e-mails for sender addresses that one user may have sent (add, send again).
+    SENDER_CONFIRM_LIMIT = os.environ.get("SENDER_CONFIRM_LIMIT", "10 per hour")
 
     # Statistics cache (Flask-Caching on Redis).
     CACHE_TYPE = "RedisCache"  # on the Redis of REDIS_URL

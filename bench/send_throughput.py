@@ -4,12 +4,13 @@
         [--connections N] [--database-url URL] [--redis-url URL]
 
 Creates N clients and one mailing (text + HTML) for a throw-away owner and starts a fast SMTP
-sink in its own process (bench/fast_sink.py; `--latency` makes it hold each message's final
+sink in its own process (tests/fast_sink.py; `--latency` makes it hold each message's final
 answer that many milliseconds, as a relay does). Then, for each number of workers asked for,
 starts that many real `python worker.py` processes, sends the mailing with "Send now" and times
 the run from its first claim to its end (every delivery and attempt recorded), and checks with
-the sink that every client got exactly one message. Finally it measures the raw limit: the same
-messages, built beforehand, with plain smtplib over one connection to the same sink.
+the sink that every client got exactly one message. The raw limit, measured before and after (the
+higher counts, so the ratio errs low): the same messages, built beforehand, with plain smtplib over
+one connection to the same sink.
 
 DATABASE_URL and REDIS_URL are used when set; otherwise a temporary SQLite file and a Redis
 server started for the run. The jobs go to a queue of their own, so running workers are not
@@ -28,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.fast_sink import FastSink  # noqa: E402
+from tests.fast_sink import FastSink  # noqa: E402
 
 
 def start_redis():
@@ -120,7 +121,24 @@ def main() -> None:
         db.session.commit()
         owner_id, mailing_id = owner.id, mailing.id
 
+        # The raw limit: the same messages, built beforehand, over one plain smtplib connection.
+        renderer = MailRenderer.for_message(db.session.get(Mailing, mailing_id).message)
+        limit = args.raw_messages or (args.clients if not args.latency else min(args.clients, 2000))
+        clients = db.session.scalars(select(Client).where(Client.owner_id == owner_id)
+                                     .order_by(Client.id).limit(limit)).all()
+        prebuilt = [(client.email, renderer.build(client, make_message_id(number)).as_bytes())
+                    for number, client in enumerate(clients)]
+        db.session.rollback()
+
+        def raw_limit() -> float:
+            started = time.perf_counter()
+            with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
+                for recipient, data in prebuilt:
+                    smtp.sendmail("mailer@localhost", [recipient], data)
+            return len(prebuilt) / (time.perf_counter() - started)
+
         try:
+            raw_rate = raw_limit()
             for count in worker_counts:
                 workers = start_workers(count, environment)
                 try:
@@ -148,19 +166,7 @@ def main() -> None:
                       f"{received['repeated_recipients']} repeated, up to {received['most_connections']} "
                       f"connections; {'exact' if exact else 'NOT EXACT'}", flush=True)
 
-            # The raw limit: the same messages, built beforehand, over one plain smtplib connection.
-            renderer = MailRenderer.for_message(db.session.get(Mailing, mailing_id).message)
-            limit = args.raw_messages or (args.clients if not args.latency else min(args.clients, 2000))
-            clients = db.session.scalars(select(Client).where(Client.owner_id == owner_id)
-                                         .order_by(Client.id).limit(limit)).all()
-            prebuilt = [(client.email, renderer.build(client, make_message_id(number)).as_bytes())
-                        for number, client in enumerate(clients)]
-            db.session.rollback()
-            started = time.perf_counter()
-            with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
-                for recipient, data in prebuilt:
-                    smtp.sendmail("mailer@localhost", [recipient], data)
-            raw_rate = len(prebuilt) / (time.perf_counter() - started)
+            raw_rate = max(raw_rate, raw_limit())  # measured before and after; the higher counts
         finally:
             db.session.rollback()
             db.session.execute(delete(Mailing).where(Mailing.owner_id == owner_id))

@@ -76,7 +76,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from mailer import auth, clients, mailings, main, messages, reports, runs, unsubscribe, users
+    from mailer import auth, clients, mailings, main, messages, reports, runs, senders, unsubscribe, users
     # Deny by default: every blueprint but main, auth and unsubscribe requires login in its
     # own package (bp.before_request(require_login)).
     app.register_blueprint(main.bp)
@@ -86,6 +86,7 @@ def register_blueprints(app: Flask) -> None:
         (clients.bp, "/clients"),
         (messages.bp, "/messages"),
         (mailings.bp, "/mailings"),
+        (senders.bp, "/senders"),
         (runs.bp, "/runs"),
         (reports.bp, "/reports"),
         (users.bp, "/users"),

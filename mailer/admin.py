@@ -7,7 +7,7 @@ app the factory creates.
 from datetime import datetime, timezone
 from enum import Enum
 
-from flask import Flask, abort, g, redirect, request, url_for
+from flask import Flask, abort, flash, g, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
@@ -17,11 +17,13 @@ from flask_admin.form import DateTimeField, SecureForm, Select2Field
 from flask_admin.menu import MenuLink
 from flask_admin.model import typefmt
 from flask_admin.model.form import converts
+from flask_admin.model.template import EndpointLinkRowAction
 from flask_admin.theme import Bootstrap4Theme
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from sqlalchemy import func, inspect, select
-from wtforms import validators
+from wtforms import BooleanField, PasswordField, TextAreaField, validators
 from wtforms.validators import ValidationError
 
 from mailer.extensions import db
@@ -39,13 +41,20 @@ from mailer.models import (
     Role,
     RunStatus,
     RunTrigger,
+    SenderIdentity,
+    SmtpServer,
     User,
 )
-from mailer.services import accounts
+from mailer.services import accounts, secrets
 from mailer.services import clients as client_service
 from mailer.services import messages as message_service
+from mailer.services import senders as sender_service
+from mailer.services import servers as server_service
 from mailer.services.clients import ClientError
+from mailer.services.dkim_signing import public_key_record
 from mailer.services.messages import MessageError
+from mailer.services.senders import IdentityError
+from mailer.services.servers import ServerError
 from mailer.services.stats import clear_stats_cache
 from mailer.listing import SEARCH_MAX_LENGTH
 from mailer.urls import MAX_ID, positive_int
@@ -297,7 +306,8 @@ class MailingView(OwnedStatsView):
     column_filters = (EnumEqual(Mailing.status, "Status", MailingStatus), EnumEqual(Mailing.repeat, "Repeat", Repeat))
     column_default_sort = ("id", True)
     # Disabling records who did it: that goes through the mailing's page.
-    form_columns = ("owner", "name", "message", "clients", "start_at", "end_at", "repeat", "status", "next_run_at")
+    form_columns = ("owner", "name", "message", "clients", "start_at", "end_at", "repeat", "status", "next_run_at",
+                    "sender_identity", "smtp_server")
     form_ajax_refs = {
         "owner": USER_AJAX,
         "message": {"fields": ("subject",), "page_size": 20},
@@ -313,6 +323,11 @@ class MailingView(OwnedStatsView):
             raise ValidationError("Every client must belong to the mailing's owner.")
         if model.start_at and model.end_at and model.start_at >= model.end_at:
             raise ValidationError("The start must be before the end.")
+        if model.sender_identity is not None:
+            try:
+                sender_service.check_for_mailing(owner_id, model.sender_identity.id)
+            except IdentityError as error:
+                raise ValidationError(str(error)) from None
 
 
 class MailingRunView(ReadOnlyModelView):
@@ -338,6 +353,142 @@ class MailingAttemptView(ReadOnlyModelView):
     column_default_sort = ("attempted_at", True)
 
 
+def format_password(view, context, model, name) -> str:
+    # Secrets are never shown back, only whether one is stored.
+    return "stored" if model.has_password else "—"
+
+
+def format_dkim(view, context, model, name) -> str:
+    if not model.has_dkim:
+        return "—"
+    return f"{model.dkim_selector}._domainkey.{model.dkim_domain}"
+
+
+def format_dkim_record(view, context, model, name):
+    if not model.has_dkim:
+        return "—"
+    try:
+        record = public_key_record(secrets.decrypt(model.dkim_private_key_encrypted))
+    except secrets.SecretError as error:
+        return str(error)
+    return Markup("TXT record at <code>{}</code>:<br><code class=\"text-break\">{}</code>").format(
+        f"{model.dkim_selector}._domainkey.{model.dkim_domain}", record)
+
+
+class SmtpServerView(SecureModelView):
+    """SMTP servers. Passwords and DKIM keys are write-only: the form takes a new one, or a tick
+    to remove the stored one, and nothing shows them back."""
+
+    column_list = ("id", "name", "host", "port", "security", "username", "has_password", "rate_limit",
+                   "max_connections", "is_default", "dkim")
+    column_details_list = ("id", "name", "host", "port", "security", "username", "has_password", "rate_limit",
+                           "max_connections", "is_default", "dkim", "dkim_record", "created_at")
+    column_labels = {"has_password": "Password", "is_default": "Default", "dkim": "DKIM",
+                     "dkim_record": "DKIM DNS record", "max_connections": "Max connections", "username": "User name",
+                     "rate_limit": "Rate limit", "dkim_selector": "DKIM selector", "dkim_domain": "DKIM domain"}
+    column_formatters = {"has_password": format_password, "dkim": format_dkim}
+    column_formatters_detail = {"has_password": format_password, "dkim": format_dkim,
+                                "dkim_record": format_dkim_record}
+    column_searchable_list = ("name", "host")
+    column_default_sort = ("name", False)
+    column_extra_row_actions = [
+        EndpointLinkRowAction("fa fa-plug", ".check_connection", title="Test connection", id_arg="server_id"),
+    ]
+    form_columns = ("name", "host", "port", "security", "username", "new_password", "clear_password",
+                    "rate_limit", "max_connections", "is_default", "dkim_selector", "dkim_domain",
+                    "new_dkim_private_key", "clear_dkim_private_key")
+    form_extra_fields = {
+        "new_password": PasswordField("Password", description="Stored encrypted and never shown. "
+                                      "Leave empty to keep the stored one."),
+        "clear_password": BooleanField("Remove the stored password"),
+        "new_dkim_private_key": TextAreaField("DKIM private key", render_kw={"rows": 4},
+                                              description="PEM (-----BEGIN PRIVATE KEY-----). Stored encrypted "
+                                              "and never shown. Leave empty to keep the stored one."),
+        "clear_dkim_private_key": BooleanField("Remove the stored DKIM key"),
+    }
+    form_args = {
+        "port": {"description": "587 for STARTTLS, 465 for TLS, 25 for a relay without encryption."},
+        "rate_limit": {"description": "Messages the server allows, e.g. “50 per second” or several joined by "
+                                      "“;”: “50 per second; 10000 per hour”. Empty: no limit."},
+        "max_connections": {"description": "Connections open at once, over every worker. Empty: no limit."},
+        "is_default": {"label": "Default server",
+                       "description": "Used by mailings that name no server. Marking this one unmarks the other."},
+        "dkim_selector": {"description": "With the domain and the key below, messages through this server are "
+                                         "signed with DKIM."},
+    }
+
+    def on_model_change(self, form, model, is_created):
+        super().on_model_change(form, model, is_created)
+        for name in ("new_password", "clear_password", "new_dkim_private_key", "clear_dkim_private_key"):
+            model.__dict__.pop(name, None)  # form.populate_obj copies the extra fields onto the row too
+        try:
+            server_service.prepare_server(
+                model,
+                new_password=form.new_password.data or None,
+                clear_password=form.clear_password.data,
+                new_dkim_key=form.new_dkim_private_key.data or None,
+                clear_dkim_key=form.clear_dkim_private_key.data,
+            )
+        except ServerError as error:
+            field = form._fields.get(error.field or "")
+            if field is not None:
+                field.errors = [*field.errors, str(error)]
+            raise ValidationError(str(error)) from None
+
+    list_template = "admin/smtp_servers_list.html"
+
+    def render(self, template, **kwargs):
+        if template == self.list_template:
+            try:
+                kwargs["builtin"] = server_service.builtin_server()
+            except ServerError as error:
+                flash(str(error), "error")
+                kwargs["builtin"] = None
+        return super().render(template, **kwargs)
+
+    @expose("/check/<int:server_id>", methods=["GET", "POST"])
+    def check_connection(self, server_id: int):
+        server = db.session.get(SmtpServer, server_id)
+        if server is None:
+            abort(404)
+        return self.connection_page(server.name, server,
+                                    lambda: server_service.check_server(server))
+
+    @expose("/check/builtin", methods=["GET", "POST"])
+    def check_builtin(self):
+        try:
+            settings = server_service.builtin_server()
+        except ServerError as error:
+            flash(str(error), "error")
+            return redirect(url_for(".index_view"))
+        return self.connection_page(settings.name, settings, lambda: server_service.check_connection(settings))
+
+    def connection_page(self, name: str, settings, run_check):
+        form = AdminForm()
+        report = run_check() if request.method == "POST" and form.validate() else None
+        return self.render("admin/smtp_check.html", name=name, settings=settings, form=form, report=report,
+                           return_url=url_for(".index_view"))
+
+
+class SenderIdentityView(SecureModelView):
+    """Owners' sender addresses. An admin may look, fix a name or delete; an address is only
+    ever confirmed by its owner following the link sent to it."""
+
+    can_create = False
+    column_list = ("id", "owner", "name", "email", "reply_to", "confirmed_at", "created_at")
+    column_searchable_list = ("email", "name")
+    column_default_sort = ("id", True)
+    form_columns = ("name", "reply_to")
+
+    def on_model_change(self, form, model, is_created):
+        super().on_model_change(form, model, is_created)
+        # The same rules as the owner's own form.
+        try:
+            sender_service.update_identity(model, model.name, model.reply_to)
+        except IdentityError as error:
+            raise ValidationError(str(error)) from None
+
+
 # (view class, model, URL under /admin, menu category)
 MODEL_VIEWS = [
     (UserView, User, "users", "Accounts"),
@@ -345,6 +496,8 @@ MODEL_VIEWS = [
     (ClientView, Client, "clients", "Content"),
     (MessageView, Message, "messages", "Content"),
     (MailingView, Mailing, "mailings", "Content"),
+    (SmtpServerView, SmtpServer, "smtp-servers", "Sending"),
+    (SenderIdentityView, SenderIdentity, "sender-identities", "Sending"),
     (MailingRunView, MailingRun, "runs", "Sending log"),
     (DeliveryView, Delivery, "deliveries", "Sending log"),
     (MailingAttemptView, MailingAttempt, "attempts", "Sending log"),

@@ -34,6 +34,7 @@ NAV_SECTIONS = [
     ("clients.index", "Clients", "user"),
     ("messages.index", "Messages", "user"),
     ("mailings.index", "Mailings", "user"),
+    ("senders.index", "Senders", "user"),
     ("reports.index", "Reports", "user"),
     ("users.index", "Users", "manager"),
     ("admin.index", "Admin", "admin"),

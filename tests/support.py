@@ -51,6 +51,7 @@ class ReceivedMail:
     sender: str
     recipients: list[str]
     message: EmailMessage
+    raw: bytes = b""  # the DATA as received, for signature checks
 
     @property
     def subject(self) -> str:
@@ -102,19 +103,21 @@ class RecordingHandler:
                 reply = self.replies.pop(0)
                 if not reply.startswith("2"):
                     return reply
-            message = email.message_from_bytes(envelope.original_content or envelope.content,
-                                               policy=email.policy.default)
-            self.received.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message))
+            raw = envelope.original_content or envelope.content
+            message = email.message_from_bytes(raw, policy=email.policy.default)
+            self.received.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message, raw))
         return "250 2.0.0 Accepted"
 
 
 class SmtpSink:
-    """An aiosmtpd server on a free port in a background thread."""
+    """An aiosmtpd server on a free port in a background thread. It offers SMTPUTF8 (aiosmtpd's
+    default); `smtp_options` go to aiosmtpd's SMTP class, e.g. enable_SMTPUTF8=False, or
+    authenticator=... with auth_require_tls=False."""
 
-    def __init__(self):
+    def __init__(self, **smtp_options):
         self.handler = RecordingHandler()
         self.port = free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **smtp_options)
         self.controller.start()
 
     @property

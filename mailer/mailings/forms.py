@@ -7,6 +7,8 @@ from wtforms.validators import DataRequired, InputRequired, Length, ValidationEr
 
 from mailer.models import Repeat
 from mailer.services import mailings as mailing_service
+from mailer.services import senders as sender_service
+from mailer.services import servers as server_service
 from mailer.timezones import user_zone
 from mailer.urls import positive_int
 
@@ -24,6 +26,16 @@ def strip(value):
 def viewer_zone():
     """Times are typed in the zone of the person at the keyboard, as the pages show them."""
     return user_zone(current_user)
+
+
+def optional_id(value):
+    """A select's value as an id; the blank choice ("use the default") is None."""
+    if value in (None, "", "None"):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1  # no such row: the service refuses it with a message
 
 
 def check_year(form, field) -> None:
@@ -52,12 +64,21 @@ class MailingForm(FlaskForm):
                                 validators=[InputRequired("Enter when the mailing ends."), check_year])
     repeat = SelectField("Repeat", choices=[SelectChoice(value, label) for value, label in mailing_service.REPEAT_CHOICES],
                          default=Repeat.NONE.value)
+    sender_identity = SelectField("From", coerce=optional_id, validate_choice=False)
+    smtp_server = SelectField("SMTP server", coerce=optional_id, validate_choice=False)
     submit = SubmitField("Save mailing")
 
     def __init__(self, owner_id: int, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.owner_id = owner_id
         self.message.choices = [SelectChoice(id_, subject) for id_, subject in mailing_service.message_choices(owner_id)]
+        # Only confirmed addresses are offered; the service refuses any other id that is sent.
+        identities = sender_service.confirmed_identities(owner_id)
+        self.sender_identity.choices = [SelectChoice("", "Default: your first confirmed sender address"
+                                                     if identities else "Default: the site's sender address")]
+        self.sender_identity.choices += [SelectChoice(identity.id, str(identity)) for identity in identities]
+        self.smtp_server.choices = [SelectChoice("", f"Default: {server_service.default_server_name()}")]
+        self.smtp_server.choices += [SelectChoice(id_, name) for id_, name in server_service.server_choices()]
 
     @cached_property
     def client_options(self) -> list[mailing_service.ClientOption]:
@@ -72,6 +93,8 @@ class MailingForm(FlaskForm):
             start_at=self.start_at.data,
             end_at=self.end_at.data,
             repeat=Repeat(self.repeat.data),
+            sender_identity_id=self.sender_identity.data,
+            smtp_server_id=self.smtp_server.data,
         )
 
     @property

@@ -8,6 +8,8 @@ from mailer.mailings.forms import ConfirmForm, MailingForm
 from mailer.models import Mailing, utcnow
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404, manager_required
 from mailer.services import mailings as mailing_service
+from mailer.services import senders as sender_service
+from mailer.services import servers as server_service
 from mailer.services.mailings import MailingError
 from mailer.urls import positive_int
 
@@ -78,6 +80,8 @@ def detail(mailing_id: int):
         has_report="reports.mailing" in views,
         has_message_page="messages.detail" in views,
         action_form=ConfirmForm(),
+        sender=sender_service.sender_for_mailing(mailing),
+        server_name=server_service.server_name_for_mailing(mailing),
     )
 
 
@@ -91,6 +95,8 @@ def edit(mailing_id: int):
         form.clients.data = mailing_service.selected_client_ids(mailing)
         form.start_at.data, form.end_at.data = mailing.start_at, mailing.end_at
         form.repeat.data = mailing.repeat.value
+        form.sender_identity.data = mailing.sender_identity_id
+        form.smtp_server.data = mailing.smtp_server_id
     if form.validate_on_submit():
         try:
             mailing_service.update_mailing(mailing, form.to_data(), utcnow())

@@ -15,6 +15,7 @@ from mailer.models.mailing import (
     mailing_clients,
 )
 from mailer.models.message import Message
+from mailer.models.sender import Security, SenderIdentity, SmtpServer
 from mailer.models.user import Role, User, user_roles
 
 __all__ = [
@@ -31,6 +32,9 @@ __all__ = [
     "Role",
     "RunStatus",
     "RunTrigger",
+    "Security",
+    "SenderIdentity",
+    "SmtpServer",
     "UTCDateTime",
     "User",
     "mailing_clients",

@@ -1,13 +1,14 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, func
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.extensions import db
 from mailer.models.base import UTCDateTime, enum_column, utcnow
 from mailer.models.client import Client
 from mailer.models.message import Message
+from mailer.models.sender import SenderIdentity, SmtpServer
 from mailer.models.user import User
 
 
@@ -80,6 +81,10 @@ class Mailing(db.Model):
     # Set by a manager: a disabled mailing is never sent, and its owner cannot re-enable it.
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disabled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Both optional: None means the owner's first confirmed identity and the default server.
+    sender_identity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sender_identities.id", ondelete="SET NULL"), index=True)
+    smtp_server_id: Mapped[int | None] = mapped_column(ForeignKey("smtp_servers.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()
@@ -88,6 +93,8 @@ class Mailing(db.Model):
     owner: Mapped[User] = relationship(foreign_keys=[owner_id])
     disabled_by: Mapped[User | None] = relationship(foreign_keys=[disabled_by_id])
     message: Mapped[Message] = relationship()
+    sender_identity: Mapped[SenderIdentity | None] = relationship()
+    smtp_server: Mapped[SmtpServer | None] = relationship()
     clients: Mapped[list[Client]] = relationship(secondary=mailing_clients, order_by=Client.email)
     runs: Mapped[list["MailingRun"]] = relationship(
         back_populates="mailing", order_by="MailingRun.id.desc()", cascade="all, delete-orphan", passive_deletes=True
@@ -144,6 +151,11 @@ class MailingRun(db.Model):
         return self.status in (RunStatus.QUEUED, RunStatus.SENDING)
 
 
+def _where(condition: str) -> dict:
+    """The options of a partial index, on PostgreSQL and SQLite alike."""
+    return {"postgresql_where": text(condition), "sqlite_where": text(condition)}
+
+
 class Delivery(db.Model):
     """The state of one client in one run; what makes sending crash-safe."""
 
@@ -151,8 +163,11 @@ class Delivery(db.Model):
     __table_args__ = (
         UniqueConstraint("run_id", "client_id"),
         Index("ix_deliveries_run_status", "run_id", "status"),
-        Index("ix_deliveries_status_claimed", "status", "claimed_at"),
-        Index("ix_deliveries_claim_token", "claim_token"),
+        # Partial indexes stay small however large a run is: the claim reads a run's pending
+        # deliveries in id order, the reconciler the expired leases, the heartbeat its claims.
+        Index("ix_deliveries_pending", "run_id", "id", **_where("status = 'pending'")),
+        Index("ix_deliveries_sending", "claimed_at", **_where("status = 'sending'")),
+        Index("ix_deliveries_claim_token", "claim_token", **_where("claim_token IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -3,13 +3,13 @@ from flask import abort, flash, jsonify, redirect, render_template, request, url
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from mailer.extensions import db
+from mailer.extensions import db, rq
 from mailer.models import Delivery, DeliveryStatus, Mailing, MailingRun
 from mailer.listing import paginate
 from mailer.permissions import EDIT, VIEW, can_edit, get_owned_or_404
 from mailer.runs import bp
 from mailer.runs.forms import RunActionForm
-from mailer.services import runs, send_queue
+from mailer.services import runs, send_queue, throttle
 
 DELIVERIES_PER_PAGE = 50
 QUEUE_DOWN = ("The run is saved, but the sending queue (Redis) cannot be reached right now. "
@@ -44,6 +44,14 @@ def send_now(mailing_id: int):
     return redirect(url_for("runs.detail", run_id=run.id))
 
 
+def held_back_by(run: MailingRun) -> str | None:
+    """The server limit the run is waiting for right now, in words, or None."""
+    if not run.is_active:
+        return None
+    note = throttle.held_back(rq.connection, run.id)
+    return f"the SMTP server's limit of {note['limit']}" if note else None
+
+
 def progress_of(run: MailingRun) -> dict:
     counts = dict(db.session.execute(
         select(Delivery.status, func.count()).where(Delivery.run_id == run.id).group_by(Delivery.status)
@@ -58,6 +66,7 @@ def progress_of(run: MailingRun) -> dict:
         "failed": run.failed_count,
         "skipped": run.skipped_count,
         "unknown": run.unknown_count,
+        "held_back": held_back_by(run),
         "pending": counts.get(DeliveryStatus.PENDING, 0),
         "sending": counts.get(DeliveryStatus.SENDING, 0),
         "done": done,

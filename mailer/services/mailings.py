@@ -16,10 +16,11 @@ from mailer.models import (
     Message,
     Repeat,
     RunStatus,
+    SmtpServer,
     User,
     mailing_clients,
 )
-from mailer.services import schedule
+from mailer.services import schedule, senders
 from mailer.services.stats import clear_stats_cache_after_commit
 
 NAME_MAX_LENGTH = 200
@@ -61,6 +62,9 @@ class MailingData:
     start_at: datetime
     end_at: datetime
     repeat: Repeat
+    # None: the owner's first confirmed sender identity, and the default server.
+    sender_identity_id: int | None = None
+    smtp_server_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,12 @@ def check_owned(owner_id: int, data: MailingData) -> None:
     owned = set(db.session.scalars(select(Client.id).where(Client.owner_id == owner_id)))
     if not wanted <= owned:
         raise MailingError("Choose clients from your own list.", "clients")
+    try:
+        senders.check_for_mailing(owner_id, data.sender_identity_id)
+    except senders.IdentityError as error:
+        raise MailingError(str(error), "sender_identity") from None
+    if data.smtp_server_id is not None and db.session.get(SmtpServer, data.smtp_server_id) is None:
+        raise MailingError("Choose one of the servers listed.", "smtp_server")
 
 
 # Listing ----------------------------------------------------------------------------------------
@@ -213,7 +223,8 @@ def create_mailing(owner: User, data: MailingData, now: datetime) -> Mailing:
     check_owned(owner.id, data)
     mailing = Mailing(owner=owner, name=data.name.strip(), message_id=data.message_id,
                       start_at=data.start_at, end_at=data.end_at, repeat=data.repeat,
-                      status=MailingStatus.CREATED)
+                      status=MailingStatus.CREATED, sender_identity_id=data.sender_identity_id,
+                      smtp_server_id=data.smtp_server_id)
     db.session.add(mailing)
     db.session.flush()
     set_clients(mailing, data.client_ids)
@@ -235,6 +246,8 @@ def update_mailing(mailing: Mailing, data: MailingData, now: datetime) -> None:
     check_owned(mailing.owner_id, data)
     mailing.name = data.name.strip()
     mailing.message_id = data.message_id
+    mailing.sender_identity_id = data.sender_identity_id
+    mailing.smtp_server_id = data.smtp_server_id
     set_clients(mailing, data.client_ids)
     if not keep_schedule:
         mailing.start_at, mailing.end_at, mailing.repeat = data.start_at, data.end_at, data.repeat

@@ -15,7 +15,7 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 from email.header import Header
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import formatdate, parseaddr
 from functools import lru_cache
 
 import flask_mail
@@ -28,6 +28,7 @@ from markupsafe import escape
 from mailer.extensions import db
 from mailer.models import Client, Message, utcnow
 from mailer.services import tokens
+from mailer.services.addresses import header_address
 from mailer.services.html import sanitize_html
 from mailer.services.stats import clear_stats_cache
 
@@ -263,17 +264,18 @@ class MailingMail(flask_mail.Message):
     engine does per recipient, and its header folders either turn a long List-Unsubscribe URL
     into encoded words (which mail programs don't parse) or leave body lines over the SMTP limit.
     The structure here is fixed and small: text, or multipart/alternative of text and HTML, each
-    part 7bit when it can be, quoted-printable otherwise; headers in plain ASCII.
+    part 7bit when it can be, quoted-printable otherwise; headers in plain ASCII, except an
+    address whose local part is not ASCII, which stays UTF-8 (RFC 6532: for SMTPUTF8 servers).
     """
 
     def __init__(self, *, subject: str, recipient: tuple[str, str], body: str, html: str | None,
-                 sender: str, message_id: str, extra_headers: dict[str, str]):
+                 sender: str, message_id: str, extra_headers: dict[str, str], reply_to: str | None = None):
         # Flask-Mail's constructor would make a Message-ID of its own with socket.getfqdn(), which
         # can cost a DNS lookup per message; every attribute that Flask-Mail reads is set here.
         self.subject = subject
         self.recipients = [recipient]
         self.sender = sender
-        self.reply_to = None
+        self.reply_to = reply_to
         self.cc = []
         self.bcc = []
         self.body = body
@@ -290,13 +292,14 @@ class MailingMail(flask_mail.Message):
         headers = [
             ("From", _sender_header(self.sender)),
             ("To", ", ".join(_address(r if isinstance(r, tuple) else parseaddr(r)) for r in self.recipients)),
+            *([("Reply-To", _sender_header(self.reply_to))] if self.reply_to else []),
             ("Subject", _unstructured(self.subject)),
             ("Date", formatdate(self.date, localtime=True) if self.date else _date_of_second(int(time.time()))),
             ("Message-ID", self.msgId),
             *(self.extra_headers or {}).items(),
             ("MIME-Version", "1.0"),
         ]
-        head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("ascii")
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("utf-8")
         if self.html is None:
             return head + _text_part(self.body, "plain")
         boundary = f"=_{random.getrandbits(128):032x}"  # "=_" cannot occur in quoted-printable text
@@ -311,7 +314,7 @@ class MailingMail(flask_mail.Message):
         ))
 
     def as_string(self) -> str:
-        return self.as_bytes().decode("ascii")
+        return self.as_bytes().decode("utf-8")
 
 
 @lru_cache(maxsize=4)
@@ -348,12 +351,7 @@ def _sender_header(sender: str) -> str:
 
 def _address(pair: tuple[str, str]) -> str:
     name, address = pair
-    name = " ".join(name.split())
-    if not address.isascii():
-        return flask_mail.sanitize_address((name, address))
-    if name.isascii():
-        return formataddr((name, address))
-    return formataddr((Header(name, "utf-8").encode(), address))
+    return header_address(name, address)
 
 
 class MailRenderer:
@@ -402,9 +400,10 @@ class MailRenderer:
             html = sanitize_html(html) or ""
         return RenderedMail(subject, text, html, url)
 
-    def build(self, client: Client, message_id: str, sender: str | None = None) -> MailingMail:
+    def build(self, client: Client, message_id: str, sender: str | None = None,
+              reply_to: str | None = None) -> MailingMail:
         """The e-mail for this client, ready for `mail.send` or `connection.send`."""
-        return mail_for(self.render(client), client, message_id=message_id, sender=sender)
+        return mail_for(self.render(client), client, message_id=message_id, sender=sender, reply_to=reply_to)
 
 
 # Keyed by the content itself: an edited message gets a new entry, and the strings of a loaded
@@ -458,7 +457,8 @@ def _append_to_body(html: str, footer: str) -> str:
     return html[:closing] + footer + html[closing:]
 
 
-def mail_for(rendered: RenderedMail, client: Client, *, message_id: str, sender: str | None = None) -> MailingMail:
+def mail_for(rendered: RenderedMail, client: Client, *, message_id: str, sender: str | None = None,
+             reply_to: str | None = None) -> MailingMail:
     return MailingMail(
         subject=rendered.subject,
         # A name with a line break must not break the To: header.
@@ -466,6 +466,7 @@ def mail_for(rendered: RenderedMail, client: Client, *, message_id: str, sender:
         body=rendered.text,
         html=rendered.html,
         sender=sender or current_app.config["MAIL_DEFAULT_SENDER"],
+        reply_to=reply_to,
         message_id=message_id,
         extra_headers={
             "List-Unsubscribe": f"<{rendered.unsubscribe_url}>",
@@ -475,6 +476,7 @@ def mail_for(rendered: RenderedMail, client: Client, *, message_id: str, sender:
     )
 
 
-def build_mail(message: Message, client: Client, *, message_id: str, sender: str | None = None) -> MailingMail:
+def build_mail(message: Message, client: Client, *, message_id: str, sender: str | None = None,
+               reply_to: str | None = None) -> MailingMail:
     """The e-mail of `message` for `client`; raises TemplateProblem if it cannot be rendered."""
-    return MailRenderer.for_message(message).build(client, message_id, sender)
+    return MailRenderer.for_message(message).build(client, message_id, sender, reply_to)

@@ -242,17 +242,35 @@ def finish_run(run_id: int, now: datetime | None = None) -> bool:
     return result.rowcount > 0
 
 
-def reason_to_stop(run: MailingRun | None) -> str | None:
-    """Why a worker must not send more of this run, or None."""
-    if run is None:
+def stop_reason(run_id: int) -> str | None:
+    """Why a worker must not send more of this run (deleted, over, paused, cancelled, mailing
+    disabled, owner blocked), or None. One query: it is asked before every chunk."""
+    row = db.session.execute(
+        select(MailingRun.status, Mailing.disabled_at, User.is_active)
+        .join(Mailing, Mailing.id == MailingRun.mailing_id)
+        .join(User, User.id == Mailing.owner_id)
+        .where(MailingRun.id == run_id)
+    ).one_or_none()
+    if row is None:
         return "deleted"
-    if run.status not in ACTIVE:
-        return run.status.value
-    if run.mailing.is_disabled:
+    if row.status not in ACTIVE:
+        return RunStatus(row.status).value
+    if row.disabled_at is not None:
         return "the mailing was disabled"
-    if not run.mailing.owner.is_active:
+    if not row.is_active:
         return "the owner is blocked"
     return None
+
+
+def mark_started(run_id: int, now: datetime) -> None:
+    """queued → sending, with the time of the first claim."""
+    db.session.execute(
+        update(MailingRun)
+        .where(MailingRun.id == run_id, MailingRun.status == RunStatus.QUEUED)
+        .values(status=RunStatus.SENDING, started_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
 
 
 @dataclass(frozen=True)

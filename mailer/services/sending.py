@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 import flask_mail
 from flask import current_app
-from sqlalchemy import Row, bindparam, insert, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from mailer.database import is_postgresql
@@ -36,13 +36,13 @@ from mailer.models import (
     Mailing,
     MailingAttempt,
     MailingRun,
-    RunStatus,
     UTCDateTime,
     utcnow,
 )
 from mailer.services import runs, send_queue, shutdown
 from mailer.services.rendering import MailRenderer, TemplateProblem, make_message_id
-from mailer.services.transport import Reply, SenderPool, SmtpSettings, envelope_address
+from mailer.services.throttle import Limits, Throttle
+from mailer.services.transport import NOT_SENT, Reply, SenderPool, SmtpSettings, envelope_address
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +58,28 @@ DATABASE_PATIENCE = 600
 # Claiming ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class Recipient:
+    """What a message needs of the client, read when the delivery is claimed."""
+
+    id: int
+    email: str
+    full_name: str
+    unsubscribed_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Claimed:
     id: int
-    client_id: int | None
+    client: Recipient | None  # None when the client was deleted
     email: str
     attempts: int
     message_id: str
     first_attempt_at: datetime | None
     token: str
+
+    @property
+    def client_id(self) -> int | None:
+        return self.client.id if self.client else None
 
 
 def new_claim_token() -> str:
@@ -74,80 +88,96 @@ def new_claim_token() -> str:
 
 def claim_chunk(run_id: int, now: datetime, size: int, token: str) -> list[Claimed]:
     """Mark up to `size` due pending deliveries of the run as `sending` under `token`, with their
-    Message-ID, and commit.
+    Message-ID, and commit; returns them with their clients' current name and address. Nothing
+    is claimed from a run that is no longer queued or sending (cancelled or paused meanwhile).
 
-    The candidates are chosen first (on PostgreSQL with FOR UPDATE SKIP LOCKED, so workers
-    share a run without waiting for one another), then claimed by one UPDATE that checks
-    `status = 'pending'` again: a delivery is never claimed twice, even on SQLite where the
-    choice is not locked (there the UPDATE runs under the database's single write lock).
+    On PostgreSQL one statement chooses (FOR UPDATE SKIP LOCKED, so workers share a run without
+    waiting for one another), claims and reads them. On SQLite the candidates are chosen, then
+    claimed by an UPDATE that checks `status = 'pending'` again under the database's single write
+    lock: a delivery is never claimed twice.
     """
+    if is_postgresql(db.session):
+        rows = db.session.execute(CLAIM_ON_POSTGRESQL, {
+            "run_id": run_id, "now": now, "size": size, "token": token,
+            "domain": current_app.config["MAIL_MESSAGE_ID_DOMAIN"]}).all()
+        db.session.commit()
+        return [_claimed(row, token) for row in rows]
     due = (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now)
+    run_active = select(MailingRun.id).where(MailingRun.id == run_id, MailingRun.status.in_(runs.ACTIVE)).exists()
     candidates = (
         select(Delivery.id)
-        .where(Delivery.run_id == run_id, Delivery.status == DeliveryStatus.PENDING, due)
+        .where(Delivery.run_id == run_id, Delivery.status == DeliveryStatus.PENDING, due, run_active)
         .order_by(Delivery.id)
         .limit(size)
     )
-    if is_postgresql(db.session):
-        candidates = candidates.with_for_update(skip_locked=True)
     for _ in range(3):  # another worker may take the candidates first; then choose again
         ids = list(db.session.scalars(candidates))
         if not ids:
             break
-        rows = _mark_sending(ids, now, token)
-        if rows:
-            db.session.execute(
-                update(MailingRun)
-                .where(MailingRun.id == run_id, MailingRun.status == RunStatus.QUEUED)
-                .values(status=RunStatus.SENDING, started_at=now)
-                .execution_options(synchronize_session=False)
-            )
+        claimed = _claim_on_sqlite(ids, now, token)
+        if claimed:
             db.session.commit()
-            return sorted(rows, key=lambda claimed: claimed.id)
+            return claimed
         db.session.rollback()
     db.session.rollback()
     return []
 
 
-# One statement for the whole chunk on PostgreSQL: psycopg2 runs an executemany as one round
-# trip per row, and SQLAlchemy compiles a long CASE or VALUES list anew for every chunk.
+# Choose, claim and read in one round trip. The Message-ID is made here for a first claim and
+# kept for every later one (see make_message_id for its form).
 CLAIM_ON_POSTGRESQL = text("""
-    UPDATE deliveries AS d
-    SET status = 'sending', claimed_at = :now, claim_token = :token,
-        message_id_header = COALESCE(d.message_id_header, r.header)
-    FROM unnest(CAST(:ids AS integer[]), CAST(:headers AS varchar[])) AS r(id, header)
-    WHERE d.id = r.id AND d.status = 'pending'
-    RETURNING d.id, d.client_id, d.email, d.attempts, d.message_id_header, d.first_attempt_at
-""").bindparams(bindparam("now", type_=UTCDateTime())).columns(first_attempt_at=UTCDateTime())
+    WITH candidates AS (
+        SELECT id FROM deliveries
+        WHERE run_id = :run_id AND status = 'pending' AND (retry_at IS NULL OR retry_at <= :now)
+          AND EXISTS (SELECT 1 FROM mailing_runs WHERE id = :run_id AND status IN ('queued', 'sending'))
+        ORDER BY id LIMIT :size
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE deliveries AS d
+        SET status = 'sending', claimed_at = :now, claim_token = :token,
+            message_id_header = COALESCE(d.message_id_header, '<mailing.' || d.id || '.'
+                                         || substr(md5(random()::text || d.id::text), 1, 16) || '@' || :domain || '>')
+        FROM candidates WHERE d.id = candidates.id
+        RETURNING d.id, d.client_id, d.email, d.attempts, d.message_id_header, d.first_attempt_at
+    )
+    SELECT claimed.*, c.email AS client_email, c.full_name, c.unsubscribed_at
+    FROM claimed LEFT JOIN clients AS c ON c.id = claimed.client_id
+    ORDER BY claimed.id
+""").bindparams(bindparam("now", type_=UTCDateTime())).columns(
+    first_attempt_at=UTCDateTime(), unsubscribed_at=UTCDateTime())
 
 
-def _mark_sending(ids: list[int], now: datetime, token: str) -> list[Claimed]:
-    """Claim those of `ids` that are still pending. The Message-ID is stored before the message
-    leaves, and kept across retries, so a message sent twice after a crash carries the same
-    Message-ID both times."""
-    if is_postgresql(db.session):
-        headers = [make_message_id(delivery_id) for delivery_id in ids]
-        rows = db.session.execute(CLAIM_ON_POSTGRESQL, {"now": now, "ids": ids, "headers": headers,
-                                                        "token": token}).all()
-        return [Claimed(row.id, row.client_id, row.email, row.attempts, row.message_id_header,
-                        row.first_attempt_at, token) for row in rows]
+def _claimed(row, token: str) -> Claimed:
+    client = (Recipient(row.client_id, row.client_email, row.full_name, row.unsubscribed_at)
+              if row.client_email is not None else None)
+    return Claimed(row.id, client, row.email, row.attempts, row.message_id_header, row.first_attempt_at, token)
+
+
+def _claim_on_sqlite(ids: list[int], now: datetime, token: str) -> list[Claimed]:
     rows = db.session.execute(
         update(Delivery)
         .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING)
         .values(status=DeliveryStatus.SENDING, claimed_at=now, claim_token=token)
-        .returning(Delivery.id, Delivery.client_id, Delivery.email, Delivery.attempts, Delivery.message_id_header,
-                   Delivery.first_attempt_at)
+        .returning(Delivery.id)
         .execution_options(synchronize_session=False)
+    ).scalars().all()
+    if not rows:
+        return []
+    table = Delivery.__table__
+    db.session.execute(
+        update(table).where(table.c.id == bindparam("b_id"), table.c.message_id_header.is_(None))
+        .values(message_id_header=bindparam("b_header")),
+        [{"b_id": delivery_id, "b_header": make_message_id(delivery_id)} for delivery_id in rows],
+    )
+    claimed = db.session.execute(
+        select(Delivery.id, Delivery.client_id, Delivery.email, Delivery.attempts, Delivery.message_id_header,
+               Delivery.first_attempt_at, Client.email.label("client_email"), Client.full_name,
+               Client.unsubscribed_at)
+        .outerjoin(Client, Client.id == Delivery.client_id)
+        .where(Delivery.id.in_(rows))
+        .order_by(Delivery.id)
     ).all()
-    new_headers = {row.id: make_message_id(row.id) for row in rows if not row.message_id_header}
-    if new_headers:
-        table = Delivery.__table__
-        db.session.execute(
-            update(table).where(table.c.id == bindparam("b_id")).values(message_id_header=bindparam("b_header")),
-            [{"b_id": delivery_id, "b_header": header} for delivery_id, header in new_headers.items()],
-        )
-    return [Claimed(row.id, row.client_id, row.email, row.attempts, row.message_id_header or new_headers[row.id],
-                    row.first_attempt_at, token) for row in rows]
+    return [_claimed(row, token) for row in claimed]
 
 
 def renew_leases(tokens: set[str], now: datetime) -> None:
@@ -215,17 +245,34 @@ def judge(delivery: Claimed, reply: Reply, at: datetime) -> Outcome:
 # returned to pending (this worker was cut off from the database for longer than its lease)
 # that nobody claimed again: the message did go out, and its result must not be lost.
 RESULTS_ON_POSTGRESQL = text("""
-    UPDATE deliveries AS d
-    SET status = r.status, attempts = d.attempts + r.tried, retry_at = r.retry_at, sent_at = r.sent_at,
-        first_attempt_at = COALESCE(d.first_attempt_at, r.first_attempt_at),
-        last_code = r.code, last_response = r.response, claimed_at = NULL, claim_token = NULL
-    FROM unnest(CAST(:ids AS integer[]), CAST(:tokens AS varchar[]), CAST(:statuses AS varchar[]),
-                CAST(:tried AS integer[]), CAST(:retry AS timestamptz[]), CAST(:sent AS timestamptz[]),
-                CAST(:first AS timestamptz[]), CAST(:codes AS integer[]), CAST(:responses AS text[]))
-         AS r(id, token, status, tried, retry_at, sent_at, first_attempt_at, code, response)
-    WHERE d.id = r.id
-      AND ((d.status = 'sending' AND d.claim_token = r.token) OR (d.status = 'pending' AND d.claim_token IS NULL))
-    RETURNING d.status
+    WITH written AS (
+        UPDATE deliveries AS d
+        SET status = r.status, attempts = d.attempts + r.tried, retry_at = r.retry_at, sent_at = r.sent_at,
+            first_attempt_at = COALESCE(d.first_attempt_at, r.first_attempt_at),
+            last_code = r.code, last_response = r.response, claimed_at = NULL, claim_token = NULL
+        FROM unnest(CAST(:ids AS integer[]), CAST(:tokens AS varchar[]), CAST(:statuses AS varchar[]),
+                    CAST(:tried AS integer[]), CAST(:retry AS timestamptz[]), CAST(:sent AS timestamptz[]),
+                    CAST(:first AS timestamptz[]), CAST(:codes AS integer[]), CAST(:responses AS text[]))
+             AS r(id, token, status, tried, retry_at, sent_at, first_attempt_at, code, response)
+        WHERE d.id = r.id
+          AND ((d.status = 'sending' AND d.claim_token = r.token) OR (d.status = 'pending' AND d.claim_token IS NULL))
+        RETURNING d.status
+    ), logged AS (
+        INSERT INTO mailing_attempts (mailing_id, run_id, delivery_id, client_id, email, attempted_at, status,
+                                      smtp_code, smtp_response, error)
+        SELECT :mailing_id, :run_id, a.delivery_id, a.client_id, a.email, a.attempted_at, a.status, a.code,
+               a.response, a.error
+        FROM unnest(CAST(:a_deliveries AS integer[]), CAST(:a_clients AS integer[]), CAST(:a_emails AS varchar[]),
+                    CAST(:a_times AS timestamptz[]), CAST(:a_statuses AS varchar[]), CAST(:a_codes AS integer[]),
+                    CAST(:a_responses AS text[]), CAST(:a_errors AS text[]))
+             AS a(delivery_id, client_id, email, attempted_at, status, code, response, error)
+    )
+    UPDATE mailing_runs
+    SET sent_count = sent_count + (SELECT count(*) FROM written WHERE status = 'sent'),
+        failed_count = failed_count + (SELECT count(*) FROM written WHERE status = 'failed'),
+        skipped_count = skipped_count + (SELECT count(*) FROM written WHERE status = 'skipped'),
+        unknown_count = unknown_count + :unknown
+    WHERE id = :run_id
 """)
 RESULTS_ON_SQLITE = text("""
     UPDATE deliveries
@@ -244,7 +291,8 @@ def attempt_status(reply: Reply) -> AttemptStatus:
 
 
 def record_outcomes(run_id: int, mailing_id: int, outcomes: list[Outcome]) -> None:
-    """Write every delivery's result, every attempt and the run's counters in one transaction.
+    """Write every delivery's result, every attempt and the run's counters in one transaction
+    (one statement on PostgreSQL).
 
     The counters move by the rows actually written, so they always equal what the deliveries
     table says. Every attempt is logged, even one whose delivery was meanwhile given to another
@@ -281,35 +329,41 @@ def record_outcomes(run_id: int, mailing_id: int, outcomes: list[Outcome]) -> No
                 "smtp_response": reply.text if reply.error is None else None,
                 "error": reply.error,
             })
-    written = write_results(results)
+    unknown = sum(1 for attempt in attempts if attempt["status"] == AttemptStatus.UNKNOWN)
+    if is_postgresql(db.session):
+        db.session.execute(RESULTS_ON_POSTGRESQL, _as_arrays(results, attempts, run_id, mailing_id, unknown))
+        db.session.commit()
+        return
+    changed = db.session.execute(RESULTS_ON_SQLITE, results).rowcount if results else 0
     if attempts:
         db.session.execute(insert(MailingAttempt.__table__), attempts)
-    unknown = sum(1 for attempt in attempts if attempt["status"] == AttemptStatus.UNKNOWN)
-    if written is None:  # some results were not this worker's to write any more: count again
+    if changed == len(results):
+        statuses = [result["status"] for result in results]
+        runs.add_to_counters(run_id, sent=statuses.count(DeliveryStatus.SENT.value),
+                             failed=statuses.count(DeliveryStatus.FAILED.value),
+                             skipped=statuses.count(DeliveryStatus.SKIPPED.value), unknown=unknown)
+    else:  # some results were not this worker's to write any more; SQLite does not say which
         runs.update_counters(run_id)
-    else:
-        runs.add_to_counters(
-            run_id,
-            sent=written.count(DeliveryStatus.SENT.value),
-            failed=written.count(DeliveryStatus.FAILED.value),
-            skipped=written.count(DeliveryStatus.SKIPPED.value),
-            unknown=unknown,
-        )
     db.session.commit()
 
 
-def write_results(results: list[dict]) -> list[str] | None:
-    """Update the deliveries (see RESULTS_ON_POSTGRESQL); returns the statuses written, or None
-    when that is not known exactly (SQLite reports only how many rows changed)."""
-    if not results:
-        return []
-    if is_postgresql(db.session):
-        columns = ("id", "token", "status", "tried", "retry_at", "sent_at", "first_attempt_at", "code", "response")
-        names = ("ids", "tokens", "statuses", "tried", "retry", "sent", "first", "codes", "responses")
-        values = {name: [result[column] for result in results] for name, column in zip(names, columns)}
-        return list(db.session.scalars(RESULTS_ON_POSTGRESQL, values))
-    changed = db.session.execute(RESULTS_ON_SQLITE, results).rowcount
-    return [result["status"] for result in results] if changed == len(results) else None
+def _as_arrays(results: list[dict], attempts: list[dict], run_id: int, mailing_id: int, unknown: int) -> dict:
+    """The parameters of RESULTS_ON_POSTGRESQL: one array per column (psycopg2 runs an
+    executemany as one round trip per row)."""
+    def column(rows: list[dict], name: str) -> list:
+        return [row[name] for row in rows]
+
+    return {
+        "run_id": run_id, "mailing_id": mailing_id, "unknown": unknown,
+        "ids": column(results, "id"), "tokens": column(results, "token"), "statuses": column(results, "status"),
+        "tried": column(results, "tried"), "retry": column(results, "retry_at"), "sent": column(results, "sent_at"),
+        "first": column(results, "first_attempt_at"), "codes": column(results, "code"),
+        "responses": column(results, "response"),
+        "a_deliveries": column(attempts, "delivery_id"), "a_clients": column(attempts, "client_id"),
+        "a_emails": column(attempts, "email"), "a_times": column(attempts, "attempted_at"),
+        "a_statuses": [attempt["status"].value for attempt in attempts], "a_codes": column(attempts, "smtp_code"),
+        "a_responses": column(attempts, "smtp_response"), "a_errors": column(attempts, "error"),
+    }
 
 
 # The work on one run ----------------------------------------------------------------------------
@@ -325,7 +379,7 @@ class RunSender:
         self.config = config
         self.deadline = time.monotonic() + time_budget
         self.connections = max(config["SEND_CONNECTIONS"], 1)
-        self.pool = SenderPool(SmtpSettings.from_app(), self.connections)
+        self.pool: SenderPool | None = None  # made by `prepare`, for the mailing's server
         # Handed to the pool and not answered yet, by delivery id.
         self.in_flight: dict[int, Claimed] = {}
         self.results: list[Outcome] = []
@@ -357,11 +411,13 @@ class RunSender:
                 self.collect(timeout=0.05 if self.stopped is None and len(self.in_flight) < self.connections else 0.25)
                 self.write_if_due()
                 self.keep_alive()
-                self.pool.cut_stalled(self.config["SEND_DELIVERY_TIMEOUT"])
-                if self.grace_ends is not None and time.monotonic() > self.grace_ends:
-                    self.pool.cut_all()
+                if self.pool is not None:
+                    self.pool.cut_stalled(self.config["SEND_DELIVERY_TIMEOUT"])
+                    if self.grace_ends is not None and time.monotonic() > self.grace_ends:
+                        self.pool.cut_all()
         finally:
-            self.pool.close()
+            if self.pool is not None:
+                self.pool.close()
         self.write_remaining()
         return {"run": self.run_id, "chunks": self.chunks, "sent": self.sent, "stopped": self.settle()}
 
@@ -377,41 +433,41 @@ class RunSender:
             return
         try:
             now = utcnow()
-            run = db.session.get(MailingRun, self.run_id, populate_existing=True)
-            reason = runs.reason_to_stop(run)
+            reason = runs.stop_reason(self.run_id)
             if reason is not None:
-                if run is not None and run.status in runs.ACTIVE:
-                    log.warning("run %s stopped: %s", self.run_id, reason)
-                    runs.cancel_run(run, now)
-                self.stopped = reason
-                db.session.rollback()
+                self.stop_run(reason, now)
                 return
             if self.mailing_id is None:
-                self.prepare(run.mailing)
+                self.prepare(db.session.get(MailingRun, self.run_id).mailing)
             token = new_claim_token()
             chunk = claim_chunk(self.run_id, now, self.config["SEND_CHUNK_SIZE"], token)
             if not chunk:
                 self.stopped = "nothing due"
                 return
+            if not self.chunks:
+                runs.mark_started(self.run_id, now)
         except SQLAlchemyError as error:
             self.database_lost(error)
             return
         self.held_tokens.add(token)
         self.chunks += 1
-        try:
-            clients = self.load_clients(chunk)
-        except SQLAlchemyError as error:
-            self.unsent.extend(chunk)
-            self.database_lost(error)
-            return
         for delivery in chunk:
-            self.hand_over(delivery, clients.get(delivery.client_id))
+            self.hand_over(delivery)
         if not self.asked_for_help:
             # More work than this job holds: one more job in the queue, so that an idle worker
             # joins in (and, when it starts, asks for the next one).
             self.asked_for_help = True
             if self.more_due():
                 send_queue.enqueue_run(self.run_id)
+
+    def stop_run(self, reason: str, now: datetime) -> None:
+        """The run must not go on: a disabled mailing or a blocked owner ends it."""
+        self.stopped = reason
+        if reason in ("the mailing was disabled", "the owner is blocked"):
+            run = db.session.get(MailingRun, self.run_id)
+            log.warning("run %s stopped: %s", self.run_id, reason)
+            runs.cancel_run(run, now)
+        db.session.rollback()
 
     def prepare(self, mailing: Mailing) -> None:
         """What every message of the run shares: the compiled templates and the sender."""
@@ -422,16 +478,19 @@ class RunSender:
             self.template_problem = str(problem)
         self.sender = self.config["MAIL_DEFAULT_SENDER"]
         self.envelope_sender = envelope_address(flask_mail.parseaddr(self.sender)[1] or self.sender)
-
-    def load_clients(self, chunk: list[Claimed]) -> dict[int, Row]:
-        """The fields a message needs (rows, not ORM objects: a tenth of the cost)."""
-        ids = [delivery.client_id for delivery in chunk if delivery.client_id is not None]
-        rows = db.session.execute(
-            select(Client.id, Client.email, Client.full_name, Client.unsubscribed_at).where(Client.id.in_(ids))
-        ).all()
-        # Nothing is held open in the database while the messages go out.
+        limits = Limits("builtin", self.config["MAIL_RATE_LIMIT"], self.config["MAIL_MAX_CONNECTIONS"] or None)
+        self.open_pool(SmtpSettings.from_app(), limits)
         db.session.rollback()
-        return {row.id: row for row in rows}
+
+    def open_pool(self, settings: SmtpSettings, limits: Limits) -> None:
+        """The sending threads for this server: no more than its connection limit allows."""
+        throttle = None
+        if limits.any:
+            throttle = Throttle(limits, self.config["REDIS_URL"], self.run_id,
+                                slot_seconds=self.config["SEND_DELIVERY_TIMEOUT"] + 30)
+        if limits.max_connections:
+            self.connections = min(self.connections, limits.max_connections)
+        self.pool = SenderPool(settings, self.connections, throttle)
 
     def more_due(self) -> bool:
         now = utcnow()
@@ -442,9 +501,9 @@ class RunSender:
         db.session.rollback()
         return found is not None
 
-    def hand_over(self, delivery: Claimed, client: Row | None) -> None:
+    def hand_over(self, delivery: Claimed) -> None:
         """Render the delivery's message and give it to a connection, or judge it at once."""
-        now = utcnow()
+        now, client = utcnow(), delivery.client
         if client is None:
             self.results.append(Outcome(delivery, DeliveryStatus.SKIPPED, None, now, note="The client was deleted"))
             return
@@ -469,6 +528,9 @@ class RunSender:
         replies = self.pool.collect(timeout)
         now = utcnow()
         for delivery_id, reply in replies:
+            if reply is NOT_SENT:
+                self.unsent.append(self.in_flight.pop(delivery_id))
+                continue
             outcome = judge(self.in_flight.pop(delivery_id), reply, now)
             self.results.append(outcome)
             self.sent += outcome.status == DeliveryStatus.SENT
@@ -507,6 +569,8 @@ class RunSender:
         self.stop_handing_out()
 
     def stop_handing_out(self) -> None:
+        if self.pool is None:
+            return
         for delivery_id in self.pool.take_back():
             self.unsent.append(self.in_flight.pop(delivery_id))
 

@@ -11,6 +11,7 @@ CONFIRM = "confirm-email"
 RESET = "reset-password"
 CHANGE_EMAIL = "change-email"
 UNSUBSCRIBE = "unsubscribe"
+SENDER_IDENTITY = "sender-identity"
 
 
 @lru_cache(maxsize=32)

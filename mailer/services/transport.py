@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import flask_mail
 from flask import current_app
 
+from mailer.services.throttle import Throttle
+
 log = logging.getLogger(__name__)
 
 # "Service not available, closing transmission channel": the connection is over.
@@ -30,6 +32,8 @@ CLOSING = 421
 # rest of the job: the messages still queued get the same answer at once instead of a timeout each.
 BROKEN_IN_A_ROW_LIMIT = 3
 DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
+# A connection that has had nothing to send for this long gives its throttle slot back.
+IDLE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,10 @@ class Reply:
         return self.error if self.error is not None else f"{self.code} {self.text}"
 
 
+# A message a stopping worker never sent (it was still waiting for the server's throttle).
+NOT_SENT = Reply(None, error="Not sent: the worker stopped while waiting for the server's limits")
+
+
 def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
@@ -111,8 +119,10 @@ class SmtpTransport:
     """One SMTP connection, opened on first use and again after it breaks. Used by one thread at
     a time; `abort` may be called from another thread to end a stalled transaction."""
 
-    def __init__(self, settings: SmtpSettings):
+    def __init__(self, settings: SmtpSettings, throttle: Throttle | None = None):
         self.settings = settings
+        self.throttle = throttle
+        self.slot = throttle.new_token() if throttle else None
         self.host: smtplib.SMTP | None = None
         # When the transaction in progress began (time.monotonic()), None when idle.
         self.busy_since: float | None = None
@@ -122,14 +132,20 @@ class SmtpTransport:
         gives them. Never raises for anything the server or the network does."""
         if self.settings.suppress:
             return Reply(250, "Not sent: MAIL_SUPPRESS_SEND is on")
+        if self.throttle and not ((self.host is not None or self.throttle.take_connection(self.slot))
+                                  and self.throttle.wait_for_rate()):
+            return NOT_SENT
         self.busy_since = time.monotonic()
         try:
             if self.host is None:
                 try:
                     self.host = self.settings.connect()
                 except (OSError, smtplib.SMTPException) as error:
+                    self.close()
                     return Reply(None, error=describe_error(self.settings, error), broken=True)
             reply = self._transaction(self.host, data, sender, recipient)
+            if self.throttle:
+                self.throttle.renew_connection(self.slot)
             if reply.broken:
                 self.close()
             return reply
@@ -206,6 +222,8 @@ class SmtpTransport:
 
     def close(self) -> None:
         host, self.host = self.host, None
+        if self.throttle:
+            self.throttle.give_back_connection(self.slot)
         if host is None:
             return
         try:
@@ -222,15 +240,16 @@ class SenderPool:
     must stop handing out work.
     """
 
-    def __init__(self, settings: SmtpSettings, size: int):
+    def __init__(self, settings: SmtpSettings, size: int, throttle: Throttle | None = None):
         self.settings = settings
+        self.throttle = throttle
         self.outgoing: queue.SimpleQueue = queue.SimpleQueue()
         self.replies: queue.SimpleQueue = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.broken_in_a_row = 0
         # Set once the server looks unreachable; the messages still queued fail with it at once.
         self.unreachable: str | None = None
-        self.transports = [SmtpTransport(settings) for _ in range(max(size, 1))]
+        self.transports = [SmtpTransport(settings, throttle) for _ in range(max(size, 1))]
         self.threads = [threading.Thread(target=self._serve, args=(transport,), name=f"smtp-{number}", daemon=True)
                         for number, transport in enumerate(self.transports)]
         for thread in self.threads:
@@ -253,7 +272,10 @@ class SenderPool:
                 return done
 
     def take_back(self) -> list:
-        """Remove the messages no connection has started; returns their keys."""
+        """Remove the messages no connection has started; returns their keys. Those waiting for
+        the throttle come back as NOT_SENT replies."""
+        if self.throttle:
+            self.throttle.stopped.set()
         keys = []
         while True:
             try:
@@ -265,7 +287,14 @@ class SenderPool:
 
     def _serve(self, transport: SmtpTransport) -> None:
         while True:
-            item = self.outgoing.get()
+            try:
+                item = self.outgoing.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                # Nothing to send for a while: an idle connection would hold one of the
+                # server's connection slots that another worker may need.
+                if transport.throttle and transport.throttle.limits.max_connections:
+                    transport.close()
+                continue
             if item is None:
                 return
             key, data, sender, recipient = item

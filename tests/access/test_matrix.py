@@ -32,6 +32,7 @@ from mailer.models import (
     Role,
     RunStatus,
     RunTrigger,
+    SenderIdentity,
     User,
 )
 from mailer.services import accounts
@@ -53,6 +54,7 @@ ID_ARGUMENTS = {
     "delivery_id": "delivery",
     "attempt_id": "attempt",
     "user_id": "user",
+    "identity_id": "identity",
 }
 
 METHODS = ("GET", "POST")
@@ -136,7 +138,9 @@ class World:
         mailing = db.session.get(Mailing, self.ids["mailing"])
         run = db.session.get(MailingRun, self.ids["run"])
         owner = db.session.get(User, self.ids["user"])
+        identity = db.session.get(SenderIdentity, self.ids["identity"])
         return (
+            identity and (identity.name, identity.email, identity.reply_to, identity.confirmed_at),
             client and (client.email, client.full_name, client.comment, client.unsubscribed_at),
             message and (message.subject, message.body_text, message.body_html),
             mailing and (mailing.name, mailing.status, mailing.disabled_at, mailing.start_at, mailing.end_at,
@@ -149,7 +153,8 @@ class World:
 
 
 def make_objects(owner: User) -> dict[str, int]:
-    """A client, a message and a mailing of `owner`, with a run, a delivery and an attempt.
+    """A client, a message, a sender identity and a mailing of `owner`, with a run, a delivery and
+    an attempt.
 
     Made again after a request wrongly changed them, hence the address numbered per set.
     """
@@ -163,14 +168,15 @@ def make_objects(owner: User) -> dict[str, int]:
                      total_count=1, sent_count=0, failed_count=1)
     delivery = Delivery(run=run, client=client, email=client.email, status=DeliveryStatus.FAILED, attempts=1,
                         last_code=550, last_response="5.1.1 No such user")
-    db.session.add_all([client, message, mailing, run, delivery])
+    identity = SenderIdentity(owner=owner, name="Alice", email=f"alice{number}@example.com")
+    db.session.add_all([client, message, mailing, run, delivery, identity])
     db.session.flush()
     attempt = MailingAttempt(mailing=mailing, run=run, delivery=delivery, client=client, email=client.email,
                              status=AttemptStatus.FAILURE, smtp_code=550, smtp_response="5.1.1 No such user")
     db.session.add(attempt)
     db.session.commit()
     return {"client": client.id, "message": message.id, "mailing": mailing.id, "run": run.id,
-            "delivery": delivery.id, "attempt": attempt.id, "user": owner.id}
+            "delivery": delivery.id, "attempt": attempt.id, "user": owner.id, "identity": identity.id}
 
 
 @pytest.fixture

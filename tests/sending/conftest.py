@@ -107,7 +107,7 @@ class Processes:
 
     SETTINGS = ("SEND_CHUNK_SIZE", "SEND_CONNECTIONS", "SEND_RETRY_BASE_DELAY", "SEND_RETRY_MAX_DELAY",
                 "SEND_RETRY_WINDOW", "SEND_LEASE_SECONDS", "SEND_DELIVERY_TIMEOUT", "SEND_STOP_GRACE",
-                "DISPATCH_INTERVAL", "RECONCILE_INTERVAL", "MAIL_TIMEOUT")
+                "DISPATCH_INTERVAL", "RECONCILE_INTERVAL", "MAIL_TIMEOUT", "MAIL_RATE_LIMIT", "MAIL_MAX_CONNECTIONS")
 
     def __init__(self, app, database_uri: str, redis_url: str, smtp_port: int):
         self.app = app

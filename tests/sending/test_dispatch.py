@@ -7,7 +7,7 @@ from rq_scheduler import Scheduler
 from sqlalchemy import func, select
 
 from mailer.extensions import db, rq
-from mailer.jobs.schedule import PERIODIC_JOBS, register_periodic_jobs
+from mailer.jobs.schedule import PERIODIC_JOBS, MailerScheduler, register_periodic_jobs
 from mailer.models import (
     Delivery,
     DeliveryStatus,
@@ -20,7 +20,7 @@ from mailer.models import (
     User,
     utcnow,
 )
-from mailer.services import dispatch, runs, send_queue
+from mailer.services import dispatch, send_queue
 from tests.sending.conftest import make_mailing
 
 
@@ -137,6 +137,21 @@ def test_the_periodic_jobs_are_registered_once_with_stable_ids(app):
     assert jobs["mailer-dispatch-due-mailings"].func_name == "mailer.jobs.sending.dispatch_due_mailings"
     assert jobs["mailer-dispatch-due-mailings"].meta["interval"] == 7
     assert jobs["mailer-reconcile-sending"].meta["interval"] == app.config["RECONCILE_INTERVAL"]
+
+
+def test_the_scheduler_puts_back_lost_periodic_jobs_and_cancels_retired_ones(app):
+    scheduler = MailerScheduler(queue_name=app.config["RQ_QUEUE"], connection=rq.connection)
+    scheduler.schedule(scheduled_time=utcnow(), func="mailer.jobs.sending.reconcile", interval=60, repeat=None,
+                       id="mailer-retired-job", queue_name=app.config["RQ_QUEUE"])
+    register_periodic_jobs(scheduler)
+    assert "mailer-retired-job" not in scheduler
+
+    rq.connection.flushdb()  # Redis restarted empty
+    assert list(scheduler.get_jobs()) == []
+    scheduler.enqueue_jobs()  # the scheduler's next pass
+
+    assert {job.id for job in scheduler.get_jobs()} | set(rq.queue.get_job_ids()) >= {
+        job_id for job_id, _, _ in PERIODIC_JOBS}
 
 
 def test_a_periodic_job_goes_ahead_of_waiting_send_jobs(app):

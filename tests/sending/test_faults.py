@@ -1,13 +1,16 @@
-"""The sending engine under faults, with real worker and scheduler processes: a server slower
-than the lease, SIGTERM, several workers on one run, Redis restarted empty, PostgreSQL stopped.
-What the SMTP sink received is counted per recipient."""
+"""The sending engine under faults and limits, with real worker and scheduler processes: a server
+slower than the lease, SIGTERM, several workers on one run, Redis restarted empty, PostgreSQL
+stopped, a server's rate and connection limits. What the SMTP sink received is counted per
+recipient."""
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,10 +22,11 @@ from sqlalchemy import func, select
 from config import database_url
 from mailer import create_app
 from mailer.extensions import db, rq
-from mailer.models import AttemptStatus, Delivery, DeliveryStatus, MailingAttempt, MailingRun, RunStatus
-from mailer.services import dispatch
+from mailer.models import AttemptStatus, Delivery, DeliveryStatus, MailingAttempt, MailingRun, RunStatus, utcnow
+from mailer.services import dispatch, throttle
 from tests.conftest import make_user
-from tests.sending.conftest import deliveries, make_mailing, reload_run, wait_until
+from tests.sending.conftest import ROOT, deliveries, make_mailing, reload_run, wait_until
+from tests.fast_sink import FastSink
 from tests.support import RedisServer, free_port
 
 
@@ -235,9 +239,13 @@ def test_postgresql_stopped_mid_run_repeats_at_most_the_messages_in_flight(smtp_
     app, server = app_on_own_postgresql
     connections = app.config["SEND_CONNECTIONS"]
     smtp_sink.handler.delay = 0.03
-    make_mailing(make_user("pg-owner@example.com"), clients=400)
+    mailing = make_mailing(make_user("pg-owner@example.com"), clients=400, start_at=utcnow() + timedelta(days=1))
     processes.worker()
-    [run_id] = dispatch.dispatch_due_mailings()
+    # Send now from the command line, watching the run with --wait through the outage.
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi.py", "mailings", "send", str(mailing.id), "--wait"],
+        cwd=ROOT, env=processes.environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run_id = wait_until(lambda: db.session.scalar(select(MailingRun.id)) if not db.session.rollback() else None)
     wait_until(lambda: len(smtp_sink.received) >= 40, timeout=60)
 
     db.session.remove()
@@ -248,6 +256,44 @@ def test_postgresql_stopped_mid_run_repeats_at_most_the_messages_in_flight(smtp_
 
     run = wait_until(lambda: run_over(run_id), timeout=120, interval=0.5)
     assert (run.status, run.sent_count) == (RunStatus.DONE, 400)
+    output, _ = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, output
+    assert "Traceback" not in output and f"run {run_id}: 400 sent, 0 failed" in output
     copies = copies_per_client(smtp_sink)
     assert len(copies) == 400
     assert len([address for address, count in copies.items() if count > 1]) <= connections
+
+
+@pytest.fixture
+def fast_sink(app, processes):
+    """The fast SMTP sink (its own process), which counts connections and messages per second."""
+    sink = FastSink()
+    app.config["MAIL_PORT"] = sink.port
+    app.extensions["mail"].port = sink.port
+    processes.smtp_port = sink.port
+    yield sink
+    sink.stop()
+
+
+def test_a_servers_rate_and_connection_limits_hold_across_three_workers(app, owner, processes, fast_sink):
+    app.config.update(MAIL_RATE_LIMIT="20 per second", MAIL_MAX_CONNECTIONS=2, SEND_CHUNK_SIZE=10)
+    make_mailing(owner, clients=80)
+    for _ in range(3):
+        processes.worker()
+    wait_until(lambda: len(Worker.all(connection=rq.connection)) == 3, timeout=30)
+    [run_id] = dispatch.dispatch_due_mailings()
+
+    held_back = set()
+    while run_over(run_id) is None:
+        held_back.add(throttle.held_back(rq.connection, run_id) is not None)
+        time.sleep(0.2)
+
+    received = fast_sink.stats()
+    assert reload_run(run_id).sent_count == 80
+    assert received["messages"] == received["recipients"] == 80 and received["repeated_recipients"] == 0
+    assert received["most_connections"] <= 2
+    # A moving window of one second lets 20 through; a message's arrival may trail its count by
+    # the time it takes to send, hence the small margin.
+    assert received["busiest_second"] <= 22
+    assert received["seconds"] >= 4  # 80 messages at 20 a second cannot all arrive in fewer
+    assert True in held_back  # the run page could say what held it back

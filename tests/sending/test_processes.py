@@ -1,13 +1,11 @@
 """The whole path with real processes: `flask scheduler run` dispatching on its schedule,
-`python worker.py` sending, a worker killed in the middle of a run, two workers on one run."""
+`python worker.py` sending, a worker killed in the middle of a run, `flask mailings send --wait`.
+(Several workers on one run, and other faults: test_faults.py.)"""
 from collections import Counter
 
-import pytest
-from rq.job import Job
-from rq.registry import FinishedJobRegistry
 from sqlalchemy import func, select
 
-from mailer.extensions import db, rq
+from mailer.extensions import db
 from mailer.models import AttemptStatus, Delivery, DeliveryStatus, MailingRun, RunStatus
 from mailer.services import dispatch
 from tests.sending.conftest import attempts, deliveries, make_mailing, reload_run, wait_until
@@ -73,31 +71,6 @@ def test_a_worker_killed_mid_run_loses_nobody_and_repeats_at_most_its_chunk(app,
     # The messages sent twice carried the same Message-ID both times.
     for address in twice:
         assert len({mail.message["Message-ID"] for mail in smtp_sink.to(address)}) == 1
-
-
-def test_two_workers_share_one_run_without_sending_anything_twice(app, owner, smtp_sink, processes, database_uri):
-    if not database_uri.startswith("postgresql"):
-        pytest.skip("several workers claim in parallel only on PostgreSQL (FOR UPDATE SKIP LOCKED); "
-                    "SQLite has a single writer")
-    app.config.update(SEND_CHUNK_SIZE=20)
-    make_mailing(owner, clients=1000)
-    processes.worker()
-    processes.worker()
-    from rq import Worker
-
-    wait_until(lambda: len(Worker.all(connection=rq.connection)) == 2, timeout=30)
-    [run_id] = dispatch.dispatch_due_mailings()
-    run = wait_until(lambda: run_over(run_id), timeout=90, interval=0.2)
-
-    assert run.sent_count == 1000
-    per_address = Counter(address for mail in smtp_sink.received for address in mail.recipients)
-    assert len(per_address) == 1000 and set(per_address.values()) == {1}
-    assert db.session.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "sent")) == 1000
-    # Both jobs of the run did part of the work.
-    registry = FinishedJobRegistry(queue=rq.queue)
-    results = [Job.fetch(job_id, connection=rq.connection).return_value() for job_id in registry.get_job_ids()]
-    chunks = sorted(result["chunks"] for result in results if result and result.get("run") == run_id)
-    assert len(chunks) == 2 and chunks[0] > 0 and sum(chunks) == 50
 
 
 def test_flask_mailings_send_wait_shows_progress_and_the_summary(app, owner, smtp_sink, processes):

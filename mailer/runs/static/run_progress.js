@@ -11,14 +11,18 @@
   var progress = panel.querySelector(".progress");
 
   function show(data) {
-    ["sent", "failed", "skipped", "pending", "sending", "done", "total", "unknown"].forEach(function (name) {
+    ["sent", "failed", "skipped", "pending", "sending", "done", "total", "unknown", "held_back"].forEach(function (name) {
       panel.querySelectorAll("[data-count='" + name + "']").forEach(function (node) {
-        node.textContent = data[name];
+        node.textContent = data[name] === null ? "" : data[name];
       });
     });
     var unknown = document.getElementById("run-unknown");
     if (unknown) {
       unknown.classList.toggle("d-none", !data.unknown);
+    }
+    var heldBack = document.getElementById("run-held-back");
+    if (heldBack) {
+      heldBack.classList.toggle("d-none", !data.held_back);
     }
     bar.style.width = data.percent + "%";
     bar.textContent = data.percent + "%";

@@ -1,10 +1,11 @@
-"""A fast SMTP sink for benchmarks: asyncio protocol, no parsing beyond what SMTP needs.
+"""A fast SMTP sink for benchmarks and tests: asyncio protocol, no parsing beyond what SMTP needs.
 
 aiosmtpd caps near 900 messages/s on this kind of machine, so a benchmark measured against it
 measures aiosmtpd. This sink answers each command with a fixed reply, can hold the answer to
 the end of DATA for `latency` seconds (as a relay does while it queues the message), and counts
 what it received per recipient and per Message-ID, so a benchmark can check that nothing was
-lost or sent twice. It runs in a process of its own.
+lost or sent twice, and how many connections and messages per second it saw at most (for the
+throttling tests). It runs in a process of its own.
 
     process = FastSink(latency=0.02); ...; process.stats(); process.stop()
 """
@@ -12,6 +13,7 @@ import asyncio
 import multiprocessing
 import re
 import socket
+import time
 from collections import Counter
 
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
@@ -89,12 +91,14 @@ class SinkState:
         self.messages = 0
         self.per_recipient: Counter = Counter()
         self.per_message_id: Counter = Counter()
+        self.per_second: Counter = Counter()
         self.connections = self.most_connections = 0
 
     def count(self, recipients: list[bytes], message_id: bytes) -> None:
         self.messages += 1
         self.per_recipient.update(recipients)
         self.per_message_id[message_id] += 1
+        self.per_second[int(time.time())] += 1
 
     def stats(self) -> dict:
         return {
@@ -103,6 +107,8 @@ class SinkState:
             "repeated_recipients": sum(1 for count in self.per_recipient.values() if count > 1),
             "repeated_message_ids": sum(1 for count in self.per_message_id.values() if count > 1),
             "most_connections": self.most_connections,
+            "busiest_second": max(self.per_second.values(), default=0),
+            "seconds": len(self.per_second),
         }
 
     def reset(self) -> None:

@@ -1,0 +1,41 @@
+from flask_wtf import FlaskForm
+from wtforms import EmailField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from mailer.services import senders as sender_service
+
+
+def strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def checked_address(form, field) -> None:
+    if field.data:
+        try:
+            sender_service.normalize_address(field.data, field.name)
+        except sender_service.IdentityError as error:
+            raise ValidationError(str(error)) from None
+
+
+class IdentityForm(FlaskForm):
+    name = StringField("Name", filters=[strip], validators=[Optional(), Length(max=sender_service.NAME_MAX_LENGTH)],
+                       description="Shown to recipients before the address, e.g. “Alice from Example Shop”.")
+    email = EmailField("E-mail address", filters=[strip], validators=[
+        DataRequired("Enter an e-mail address."), Length(max=sender_service.EMAIL_MAX_LENGTH), checked_address],
+        description="We send a confirmation link to it; it can be used once you have followed that link.")
+    reply_to = EmailField("Reply-To (optional)", filters=[strip], validators=[
+        Optional(), Length(max=sender_service.EMAIL_MAX_LENGTH), checked_address],
+        description="Where replies go, if not to the address above.")
+    submit = SubmitField("Save sender address")
+
+
+class EditIdentityForm(IdentityForm):
+    """The address itself is what was confirmed: only the name and the Reply-To change."""
+
+    email = None
+
+
+class ActionForm(FlaskForm):
+    """A POST-only action (resend the link, delete): only the CSRF token."""
+
+    submit = SubmitField("Confirm")
