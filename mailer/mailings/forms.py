@@ -33,9 +33,9 @@ def optional_id(value):
     if value in (None, "", "None"):
         return None
     try:
-        return int(value)
+        return positive_int(value)
     except (TypeError, ValueError):
-        return -1  # no such row: the service refuses it with a message
+        return -1  # no such row (nor one a database column could hold): the service refuses it
 
 
 def check_year(form, field) -> None:
