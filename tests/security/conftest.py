@@ -12,7 +12,7 @@ def world_values(owner) -> dict[str, object]:
     # make_objects numbers its addresses by the owner's clients, which the requests may have
     # deleted: the sender addresses of earlier sets step aside.
     for identity in db.session.scalars(select(SenderIdentity).where(SenderIdentity.owner_id == owner.id)):
-        identity.email = f"earlier-{identity.id}-{identity.email}"
+        identity.email = f"earlier-{identity.id}@example.com"
     db.session.commit()
     ids = make_objects(owner)
     values = {name: ids[kind] for name, kind in ID_ARGUMENTS.items()}
