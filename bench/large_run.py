@@ -43,6 +43,8 @@ def main() -> None:
 
     from sqlalchemy import delete, func, select, text
 
+    from flask_migrate import upgrade
+
     from config import database_url
     from mailer import create_app
     from mailer.extensions import db
@@ -62,7 +64,7 @@ def main() -> None:
         "EXTERNAL_URL": "https://mailer.example.com",
     }
     with app.app_context():
-        db.create_all()
+        upgrade(directory=str(ROOT / "migrations"))  # the schema as production has it
         owner = User(email=f"bench-{secrets.token_hex(6)}@example.com", password_hash="-", full_name="Bench")
         message = Message(owner=owner, subject="News for {{ name }}",
                           body_text="Hello {{ name }},\n\n" + "This month in our shop: new arrivals and offers.\n" * 12)

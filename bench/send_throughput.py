@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="ms the sink takes to accept a message")
     parser.add_argument("--workers", default="1", help="worker processes, e.g. 1 or 1,2 (default 1)")
     parser.add_argument("--connections", type=int, default=None, help="SEND_CONNECTIONS (default: the setting's)")
+    parser.add_argument("--rate-limit", default="", help='MAIL_RATE_LIMIT for the workers, e.g. "50 per second"')
+    parser.add_argument("--max-connections", type=int, default=0, help="MAIL_MAX_CONNECTIONS for the workers")
     parser.add_argument("--raw-messages", type=int, default=None,
                         help="messages for the raw limit (default: all, at most 2000 with a latency)")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
@@ -67,6 +69,8 @@ def main() -> None:
     worker_counts = [int(count) for count in args.workers.split(",")]
 
     from sqlalchemy import delete, func, insert, select
+
+    from flask_migrate import upgrade
 
     from config import database_url
     from mailer import create_app
@@ -93,11 +97,12 @@ def main() -> None:
         "REDIS_URL": redis_url, "RQ_QUEUE": queue, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(sink.port),
         "EXTERNAL_URL": "https://mailer.example.com",
         **({"SEND_CONNECTIONS": str(args.connections)} if args.connections else {}),
+        "MAIL_RATE_LIMIT": args.rate_limit, "MAIL_MAX_CONNECTIONS": str(args.max_connections),
     }
     app = create_app("testing", **settings)
     results = []
     with app.app_context():
-        db.create_all()
+        upgrade(directory=str(ROOT / "migrations"))  # the schema as production has it
         engine = db.engine.dialect.name
         owner = User(email=f"bench-{secrets.token_hex(6)}@example.com", password_hash="-", full_name="Bench")
         message = Message(owner=owner, subject="News for {{ name }}",
@@ -182,7 +187,9 @@ def main() -> None:
     size = sum(len(data) for _, data in prebuilt) // len(prebuilt)
     print()
     print(f"database {engine}, {args.clients} clients, message {size} bytes, sink latency {args.latency:g} ms, "
-          f"SEND_CONNECTIONS {app.config['SEND_CONNECTIONS']}, chunk {app.config['SEND_CHUNK_SIZE']}")
+          f"SEND_CONNECTIONS {app.config['SEND_CONNECTIONS']}, chunk {app.config['SEND_CHUNK_SIZE']}"
+          + (f", MAIL_RATE_LIMIT {args.rate_limit!r}" if args.rate_limit else "")
+          + (f", MAIL_MAX_CONNECTIONS {args.max_connections}" if args.max_connections else ""))
     print(f"raw smtplib, one connection, pre-built messages: {raw_rate:.0f} msg/s")
     for count, sent, seconds, rate, exact, _ in results:
         print(f"mailer, {count} worker(s): {rate:.0f} msg/s = {rate / raw_rate:.2f} x raw"

@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import flask_mail
 from flask import current_app
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -39,10 +38,12 @@ from mailer.models import (
     UTCDateTime,
     utcnow,
 )
-from mailer.services import runs, send_queue, shutdown
+from mailer.services import dkim_signing, runs, send_queue, senders, servers, shutdown
+from mailer.services.addresses import AddressError, envelope_address
+from mailer.services.secrets import SecretError
 from mailer.services.rendering import MailRenderer, TemplateProblem, make_message_id
 from mailer.services.throttle import Limits, Throttle
-from mailer.services.transport import NOT_SENT, Reply, SenderPool, SmtpSettings, envelope_address
+from mailer.services.transport import NOT_SENT, Reply, SenderPool, SmtpSettings
 
 log = logging.getLogger(__name__)
 
@@ -391,7 +392,9 @@ class RunSender:
         self.mailing_id: int | None = None
         self.renderer: MailRenderer | None = None
         self.template_problem: str | None = None
-        self.sender = self.envelope_sender = ""
+        self.sender: senders.SenderHeaders | None = None
+        self.server: servers.ServerSettings | None = None
+        self.setup_problem: str | None = None
         self.sent = self.chunks = 0
         self.asked_for_help = False
 
@@ -470,16 +473,23 @@ class RunSender:
         db.session.rollback()
 
     def prepare(self, mailing: Mailing) -> None:
-        """What every message of the run shares: the compiled templates and the sender."""
+        """What every message of the run shares: the compiled templates, the sender and the
+        server (with its limits and DKIM key)."""
         self.mailing_id = mailing.id
         try:
             self.renderer = MailRenderer.for_message(mailing.message)
         except TemplateProblem as problem:
             self.template_problem = str(problem)
-        self.sender = self.config["MAIL_DEFAULT_SENDER"]
-        self.envelope_sender = envelope_address(flask_mail.parseaddr(self.sender)[1] or self.sender)
-        limits = Limits("builtin", self.config["MAIL_RATE_LIMIT"], self.config["MAIL_MAX_CONNECTIONS"] or None)
-        self.open_pool(SmtpSettings.from_app(), limits)
+        try:
+            self.sender = senders.sender_for_mailing(mailing)
+            self.server = servers.server_for_mailing(mailing)
+        except (servers.ServerError, SecretError, AddressError) as problem:
+            # A setting an admin must fix: every message waits for its retry meanwhile.
+            self.setup_problem = f"The mailing's server or sender cannot be used: {problem}"
+            log.error("run %s: %s", self.run_id, self.setup_problem)
+        else:
+            self.open_pool(SmtpSettings.for_server(self.server),
+                           Limits(self.server.key, self.server.rate_limits, self.server.max_connections))
         db.session.rollback()
 
     def open_pool(self, settings: SmtpSettings, limits: Limits) -> None:
@@ -514,12 +524,20 @@ class RunSender:
             failure = Reply(None, error=self.template_problem)
             self.results.append(Outcome(delivery, DeliveryStatus.FAILED, failure, now))
             return
+        if self.setup_problem is not None:
+            self.results.append(judge(delivery, Reply(None, error=self.setup_problem), now))
+            return
         try:
-            data = self.renderer.build(client, delivery.message_id, self.sender).as_bytes()
-        except (TemplateProblem, ValueError) as problem:  # a failed delivery, not a failed chunk
+            recipient = envelope_address(delivery.email)
+            data = self.renderer.build(client, delivery.message_id, self.sender.from_header,
+                                       self.sender.reply_to).as_bytes()
+        except (TemplateProblem, AddressError, ValueError) as problem:  # this delivery fails, not the chunk
             self.results.append(Outcome(delivery, DeliveryStatus.FAILED, Reply(None, error=str(problem)), now))
             return
-        self.pool.submit(delivery.id, data, self.envelope_sender, envelope_address(delivery.email))
+        if self.server.dkim is not None:
+            data = dkim_signing.sign(data, self.server.dkim)
+        smtputf8 = recipient.needs_smtputf8 or not self.sender.envelope_from.split("@")[0].isascii()
+        self.pool.submit(delivery.id, data, self.sender.envelope_from, recipient.address, smtputf8)
         self.in_flight[delivery.id] = delivery
 
     def collect(self, timeout: float) -> None:

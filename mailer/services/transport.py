@@ -15,6 +15,7 @@ import queue
 import re
 import smtplib
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from dataclasses import dataclass
 import flask_mail
 from flask import current_app
 
+from mailer.models import Security
+from mailer.services.addresses import smtputf8_refusal
+from mailer.services.servers import ServerSettings
 from mailer.services.throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,7 @@ class SmtpSettings:
     password: str | None = None
     timeout: float = 30
     suppress: bool = False
+    name: str = "The SMTP server"
 
     @classmethod
     def from_app(cls) -> "SmtpSettings":
@@ -54,17 +59,27 @@ class SmtpSettings:
         return cls(mail.server, mail.port, mail.use_tls, mail.use_ssl, mail.username, mail.password,
                    current_app.config["MAIL_TIMEOUT"], mail.suppress)
 
+    @classmethod
+    def for_server(cls, server: ServerSettings) -> "SmtpSettings":
+        """A server of the admin panel's (or the built-in one), as `servers.server_for_mailing` gives it."""
+        mail = current_app.extensions["mail"]
+        return cls(server.host, server.port, server.security == Security.STARTTLS, server.security == Security.TLS,
+                   server.username, server.password, current_app.config["MAIL_TIMEOUT"], mail.suppress,
+                   server.name)
+
     @property
     def label(self) -> str:
         return f"{self.host}:{self.port}"
 
     def connect(self) -> smtplib.SMTP:
         """An open, greeted (and, as configured, encrypted and logged-in) connection."""
-        smtp_class = smtplib.SMTP_SSL if self.use_ssl else smtplib.SMTP
-        host = smtp_class(self.host, self.port, timeout=self.timeout)
+        if self.use_ssl:
+            host = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=ssl.create_default_context())
+        else:
+            host = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         try:
             if self.use_tls:
-                host.starttls()
+                host.starttls(context=ssl.create_default_context())
             if self.username and self.password:
                 host.login(self.username, self.password)
         except BaseException:
@@ -84,6 +99,9 @@ class Reply:
     broken: bool = False
     # True when the message was handed over and the answer was lost: it may have been delivered.
     unknown: bool = False
+    # True when trying again cannot help (e.g. an international address and a server without
+    # SMTPUTF8), whatever the code.
+    final: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -91,7 +109,7 @@ class Reply:
 
     @property
     def permanent(self) -> bool:
-        return self.code is not None and self.code >= 500
+        return self.final or (self.code is not None and self.code >= 500)
 
     @property
     def description(self) -> str:
@@ -106,13 +124,31 @@ def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def describe_error(settings: SmtpSettings, error: Exception) -> str:
-    detail = str(error) or type(error).__name__
+def human_error(error: Exception, timeout: float) -> str:
+    """What went wrong, in words for the attempt log (never Python's exception text)."""
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        return f"the server refused the login ({error.smtp_code} {_text(error.smtp_error)})"
     if isinstance(error, smtplib.SMTPResponseException):
-        detail = f"{error.smtp_code} {_text(error.smtp_error)}"
-    elif isinstance(error, (TimeoutError, socket.timeout)):
-        detail = f"no answer within {settings.timeout:g} s"
-    return f"Cannot connect to the SMTP server {settings.label}: {detail}"
+        return f"the server answered {error.smtp_code} {_text(error.smtp_error)}"
+    if isinstance(error, (TimeoutError, socket.timeout)):
+        return f"no answer within {timeout:g} s"
+    if isinstance(error, ConnectionRefusedError):
+        return "the server refused the connection (is it running, on this port?)"
+    if isinstance(error, socket.gaierror):
+        return "the server's name could not be found"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return "the server's TLS certificate could not be verified"
+    if isinstance(error, ssl.SSLError):
+        return "the TLS handshake with the server failed"
+    if isinstance(error, (smtplib.SMTPServerDisconnected, ConnectionResetError, BrokenPipeError)):
+        return "the server closed the connection"
+    if isinstance(error, smtplib.SMTPNotSupportedError):
+        return "the server does not support what its settings ask for (STARTTLS or login)"
+    return f"a network error ({type(error).__name__})"
+
+
+def describe_error(settings: SmtpSettings, error: Exception) -> str:
+    return f"Cannot connect to the SMTP server {settings.label}: {human_error(error, settings.timeout)}"
 
 
 class SmtpTransport:
@@ -127,9 +163,10 @@ class SmtpTransport:
         # When the transaction in progress began (time.monotonic()), None when idle.
         self.busy_since: float | None = None
 
-    def deliver(self, data: bytes, sender: str, recipient: str) -> Reply:
-        """One SMTP transaction for one recipient; envelope addresses as `envelope_address`
-        gives them. Never raises for anything the server or the network does."""
+    def deliver(self, data: bytes, sender: str, recipient: str, smtputf8: bool = False) -> Reply:
+        """One SMTP transaction for one recipient; envelope addresses with IDNA domains, and
+        `smtputf8` when one of them has a non-ASCII local part. Never raises for anything the
+        server or the network does."""
         if self.settings.suppress:
             return Reply(250, "Not sent: MAIL_SUPPRESS_SEND is on")
         if self.throttle and not ((self.host is not None or self.throttle.take_connection(self.slot))
@@ -143,7 +180,7 @@ class SmtpTransport:
                 except (OSError, smtplib.SMTPException) as error:
                     self.close()
                     return Reply(None, error=describe_error(self.settings, error), broken=True)
-            reply = self._transaction(self.host, data, sender, recipient)
+            reply = self._transaction(self.host, data, sender, recipient, smtputf8)
             if self.throttle:
                 self.throttle.renew_connection(self.slot)
             if reply.broken:
@@ -152,19 +189,24 @@ class SmtpTransport:
         finally:
             self.busy_since = None
 
-    def _transaction(self, host: smtplib.SMTP, data: bytes, sender: str, recipient: str) -> Reply:
+    def _transaction(self, host: smtplib.SMTP, data: bytes, sender: str, recipient: str, smtputf8: bool) -> Reply:
         handed_over = False
         try:
             host.ehlo_or_helo_if_needed()
+            if smtputf8 and not host.has_extn("smtputf8"):
+                address = recipient if not recipient.split("@")[0].isascii() else sender
+                return Reply(None, error=smtputf8_refusal(address, self.settings.name), final=True)
+            options = ["SMTPUTF8"] if smtputf8 else []
             if host.has_extn("pipelining"):
                 # RFC 2920: MAIL, RCPT and DATA in one write, their three replies read after.
                 # Half the round trips of a step-by-step transaction, and each step's reply is
                 # still known.
-                host.send(f"MAIL FROM:{smtplib.quoteaddr(sender)}\r\nRCPT TO:{smtplib.quoteaddr(recipient)}\r\n"
-                          "DATA\r\n")
+                commands = (f"MAIL FROM:{smtplib.quoteaddr(sender)}{''.join(' ' + o for o in options)}\r\n"
+                            f"RCPT TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n")
+                host.send(commands.encode("utf-8" if smtputf8 else "ascii"))
                 replies = [host.getreply(), host.getreply(), host.getreply()]
             else:
-                replies = [host.mail(sender)]
+                replies = [host.mail(sender, options)]
                 if replies[0][0] == 250:
                     replies.append(host.rcpt(recipient))
                     if replies[1][0] in (250, 251):
@@ -183,9 +225,7 @@ class SmtpTransport:
         except smtplib.SMTPResponseException as error:
             return Reply(error.smtp_code, _text(error.smtp_error), broken=True, unknown=handed_over)
         except (OSError, smtplib.SMTPException) as error:  # timeouts, resets, a closed connection
-            detail = str(error) or type(error).__name__
-            if isinstance(error, (TimeoutError, socket.timeout)):
-                detail = f"no answer within {self.settings.timeout:g} s"
+            detail = human_error(error, self.settings.timeout)
             if handed_over:
                 return Reply(None, error=f"Connection lost after the message was handed over ({detail}); "
                                          "it may have been delivered", broken=True, unknown=True)
@@ -255,9 +295,9 @@ class SenderPool:
         for thread in self.threads:
             thread.start()
 
-    def submit(self, key, data: bytes, sender: str, recipient: str) -> None:
+    def submit(self, key, data: bytes, sender: str, recipient: str, smtputf8: bool = False) -> None:
         """Queue one message; its Reply comes out of `collect` with `key`."""
-        self.outgoing.put((key, data, sender, recipient))
+        self.outgoing.put((key, data, sender, recipient, smtputf8))
 
     def collect(self, timeout: float) -> list[tuple[object, Reply]]:
         """The replies that are ready, waiting up to `timeout` seconds for the first one."""
@@ -297,13 +337,13 @@ class SenderPool:
                 continue
             if item is None:
                 return
-            key, data, sender, recipient = item
-            self.replies.put((key, self._send(transport, data, sender, recipient)))
+            key, data, sender, recipient, smtputf8 = item
+            self.replies.put((key, self._send(transport, data, sender, recipient, smtputf8)))
 
-    def _send(self, transport: SmtpTransport, data: bytes, sender: str, recipient: str) -> Reply:
+    def _send(self, transport: SmtpTransport, data: bytes, sender: str, recipient: str, smtputf8: bool) -> Reply:
         if self.unreachable is not None:
             return Reply(None, error=self.unreachable, broken=True)
-        reply = transport.deliver(data, sender, recipient)
+        reply = transport.deliver(data, sender, recipient, smtputf8)
         with self.lock:
             if reply.broken and not reply.unknown and reply.code is None:
                 self.broken_in_a_row += 1
@@ -349,9 +389,3 @@ class MailConnection(flask_mail.Connection):
         host = SmtpSettings.from_app().connect()
         host.set_debuglevel(int(self.mail.debug))
         return host
-
-
-def envelope_address(address: str) -> str:
-    """An address for MAIL FROM / RCPT TO; Flask-Mail's sanitising (IDNA domains, encoded
-    names) only where it is needed, since it costs more than the rest of a send."""
-    return address if address.isascii() else flask_mail.sanitize_address(address)
