@@ -6,6 +6,10 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: dev test install migrate clean
 
+# Only these local targets run the development configuration (its public secret key, the
+# debugger); anything else that starts Mailer without MAILER_CONFIG gets production.
+migrate dev: export MAILER_CONFIG ?= development
+
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -1,13 +1,14 @@
-"""Configuration classes. Every setting comes from the environment (or a `.env` file)."""
+"""Configuration classes. Every setting comes from the environment.
+
+The entry points (`wsgi.py`, `worker.py`, the `flask` command) first read a `.env` file at the top
+of the checkout into the environment (`load_env_file`); importing this module reads no file, so
+the tests, which import it directly, never see a developer's `.env`.
+"""
 import os
 from pathlib import Path
 
-from dotenv import load_dotenv
-
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_PATH = Path(os.environ.get("MAILER_INSTANCE_DIR", BASE_DIR / "instance"))
-
-load_dotenv(BASE_DIR / ".env")
 
 DEV_SECRET_KEY = "dev-secret-key-change-me"
 
@@ -87,8 +88,14 @@ class Config:
     RATELIMIT_SWALLOW_ERRORS = True
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_KEY_PREFIX = "mailer-limits"
+    # Failed logins from one client address, and for one account from one client address (the
+    # account's owner, elsewhere, is never locked out).
     LOGIN_LIMIT_PER_ADDRESS = os.environ.get("LOGIN_LIMIT_PER_ADDRESS", "20 per minute")
-    LOGIN_LIMIT_PER_ACCOUNT = os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute")
+    LOGIN_LIMIT_PER_ACCOUNT = os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute; 30 per hour")
+    # Forms that send an e-mail (registration, confirmation link, password reset, change of
+    # address), together: per client address, and per recipient address.
+    MAIL_LIMIT_PER_ADDRESS = os.environ.get("MAIL_LIMIT_PER_ADDRESS", "10 per hour")
+    MAIL_LIMIT_PER_RECIPIENT = os.environ.get("MAIL_LIMIT_PER_RECIPIENT", "3 per hour")
     # Confirmation e-mails for sender addresses that one user may have sent (add, send again).
     SENDER_CONFIRM_LIMIT = os.environ.get("SENDER_CONFIRM_LIMIT", "10 per hour")
 
@@ -119,6 +126,10 @@ class Config:
     # On SIGTERM, how long the messages in flight may take to finish before they are cut.
     SEND_STOP_GRACE = env_int("SEND_STOP_GRACE", 5)
     RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 30)
+
+    # How many reverse proxies in front of the app add X-Forwarded-For / -Proto / -Host; their
+    # headers are believed for the client's address, scheme and host. 0: nobody's are.
+    TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
 
     AVATAR_MAX_BYTES = env_int("AVATAR_MAX_BYTES", 1024 * 1024)
     MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 32 * 1024 * 1024)

@@ -11,9 +11,14 @@ import time
 from redis.exceptions import RedisError
 from rq import Worker
 
-from mailer import create_app
-from mailer.extensions import rq
-from mailer.services import shutdown
+from envfile import load_env_file
+
+load_env_file()
+
+# Mailer reads its settings from the environment just loaded.
+from mailer import create_app  # noqa: E402
+from mailer.extensions import rq  # noqa: E402
+from mailer.services import shutdown  # noqa: E402
 
 log = logging.getLogger("mailer.worker")
 LONGEST_RECONNECT_DELAY = 30

@@ -3,7 +3,7 @@ import os
 
 from flask import Flask
 
-from config import CONFIGS, ProductionConfig
+from config import CONFIGS, ProductionConfig, env_bool
 
 
 def create_app(config: str | type | None = None, **overrides) -> Flask:
@@ -18,6 +18,7 @@ def create_app(config: str | type | None = None, **overrides) -> Flask:
     if config_class is ProductionConfig or issubclass(config_class, ProductionConfig):
         ProductionConfig.check(app.config.get("SECRET_KEY"))
 
+    register_url_converters(app)
     register_extensions(app)
     register_blueprints(app)
     register_rq_dashboard(app)
@@ -25,17 +26,33 @@ def create_app(config: str | type | None = None, **overrides) -> Flask:
     register_errorhandlers(app)
     register_template_helpers(app)
     register_cli(app)
+    register_security(app)
     return app
 
 
 def resolve_config(config: str | type | None) -> type:
+    """The configuration class to use: the one asked for, else MAILER_CONFIG, else production.
+
+    Development (a public secret key, the debugger) is only ever chosen on purpose: by
+    MAILER_CONFIG=development, which `make dev` sets, or by `flask run --debug` (FLASK_DEBUG=1).
+    A server started with no settings at all is production, which refuses to run without a
+    real SECRET_KEY.
+    """
     if isinstance(config, type):
         return config
-    name = config or os.environ.get("MAILER_CONFIG") or os.environ.get("FLASK_CONFIG") or "development"
+    name = config or os.environ.get("MAILER_CONFIG") or os.environ.get("FLASK_CONFIG")
+    if not name:
+        name = "development" if env_bool("FLASK_DEBUG") else "production"
     try:
         return CONFIGS[name]
     except KeyError:
         raise RuntimeError(f"Unknown configuration {name!r}; choose one of {', '.join(CONFIGS)}.") from None
+
+
+def register_url_converters(app: Flask) -> None:
+    from mailer.urls import init_url_converters
+
+    init_url_converters(app)
 
 
 def register_extensions(app: Flask) -> None:
@@ -99,6 +116,12 @@ def register_template_helpers(app: Flask) -> None:
     from mailer.templating import init_templating
 
     init_templating(app)
+
+
+def register_security(app: Flask) -> None:
+    from mailer.security import init_security
+
+    init_security(app)
 
 
 def register_cli(app: Flask) -> None:

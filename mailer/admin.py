@@ -10,6 +10,7 @@ from enum import Enum
 from flask import Flask, abort, flash, g, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
+from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
 from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_admin.contrib.sqla.form import AdminModelConverter
 from flask_admin.form import DateTimeField, SecureForm, Select2Field
@@ -56,6 +57,8 @@ from mailer.services.messages import MessageError
 from mailer.services.senders import IdentityError
 from mailer.services.servers import ServerError
 from mailer.services.stats import clear_stats_cache
+from mailer.listing import SEARCH_MAX_LENGTH
+from mailer.urls import MAX_ID, positive_int
 
 
 class AdminForm(SecureForm):
@@ -111,6 +114,18 @@ class EnumEqual(FilterEqual):
         return self.enum_class(value)
 
 
+class IdAjaxModelLoader(QueryAjaxModelLoader):
+    """The owner, message and client pickers: a value that is no id names no row (a form error),
+    rather than reaching the database."""
+
+    def get_one(self, pk):
+        try:
+            positive_int(pk)
+        except (TypeError, ValueError):
+            return None
+        return super().get_one(pk)
+
+
 class AdminOnly:
     def is_accessible(self) -> bool:
         return current_user.is_authenticated and current_user.is_admin
@@ -150,6 +165,31 @@ class SecureModelView(AdminOnly, ModelView):
     can_export = False
     page_size = 50
     column_display_pk = True
+
+    def _get_list_extra_args(self):
+        view_args = super()._get_list_extra_args()
+        # A page past any table, or a search longer than any value, would only make the database
+        # fail or crawl: the first page, and the search cut to the list pages' length.
+        if not 0 <= view_args.page <= MAX_ID // self.page_size:
+            view_args.page = 0
+        if view_args.sort is not None and not 0 <= view_args.sort <= MAX_ID:
+            view_args.sort = None
+        if view_args.search:
+            view_args.search = view_args.search[:SEARCH_MAX_LENGTH]
+        return view_args
+
+    def _create_ajax_loader(self, name, options):
+        related_model = getattr(self.model, name).property.mapper.class_
+        return IdAjaxModelLoader(name, self.session, related_model, **options)
+
+    def get_one(self, id):
+        # Every table has an integer id: anything else (?id=abc, a number past the column's
+        # range) names no row, rather than an error from the database.
+        try:
+            positive_int(id)
+        except (TypeError, ValueError):
+            return None
+        return super().get_one(id)
 
 
 class ReadOnlyModelView(SecureModelView):

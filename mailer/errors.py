@@ -11,6 +11,7 @@ TITLES = {
     404: "Page not found",
     405: "Method not allowed",
     413: "File too large",
+    414: "Address too long",
     429: "Too many attempts",
     500: "Something went wrong",
 }
@@ -21,6 +22,7 @@ EXPLANATIONS = {
     404: "There is nothing here. Check the address, or go back to the home page.",
     405: "This page cannot be used this way.",
     413: "The file you sent is larger than this site accepts.",
+    414: "The address is longer than any page of this site uses.",
     429: "Too many attempts in a short time. Wait a minute, then try again.",
     500: "An unexpected error happened. It has been logged; please try again.",
 }
@@ -47,7 +49,9 @@ def init_errors(app: Flask) -> None:
     def http_error(error: HTTPException):
         if error.code is None or error.code < 400:
             return error
-        return render_error(error.code)
+        # A message given with abort(code, message) is for the person; Werkzeug's defaults are not.
+        custom = error.description if error.description != type(error).description else None
+        return render_error(error.code, custom)
 
     @app.errorhandler(500)
     def server_error(error):

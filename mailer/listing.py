@@ -3,7 +3,9 @@ from flask import request
 from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
+from mailer.extensions import db
 from mailer.permissions import can_view_all
+from mailer.urls import positive_int
 
 SEARCH_MAX_LENGTH = 200
 
@@ -14,8 +16,15 @@ def list_arguments(sort_columns: dict, default_sort: str) -> dict:
     sort = request.args.get("sort", default_sort)
     if sort.lstrip("-") not in sort_columns:
         sort = default_sort
-    owner_id = request.args.get("owner", type=int) if can_view_all() else None
+    owner_id = request.args.get("owner", type=positive_int) if can_view_all() else None
     return {"q": request.args.get("q", "").strip()[:SEARCH_MAX_LENGTH], "sort": sort, "owner": owner_id}
+
+
+def paginate(query: Select, per_page: int):
+    """One page of `query`, numbered by the `page` argument; a page number that is not one
+    (text, zero, negative, past any database's range) shows the first page."""
+    return db.paginate(query, page=request.args.get("page", 1, type=positive_int), per_page=per_page,
+                       max_per_page=per_page, error_out=False)
 
 
 def visible_rows(model, viewer, *, owner_id: int | None = None, view_all: bool = False) -> Select:

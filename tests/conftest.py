@@ -1,11 +1,22 @@
 """Fixtures: a fresh database per test, a real Redis and a real SMTP sink.
 
-DATABASE_URL and REDIS_URL are used when set (CI points them at PostgreSQL and Redis);
-otherwise each test gets its own SQLite file and the session starts its own redis-server.
+The tests use only their own settings: TEST_DATABASE_URL and TEST_REDIS_URL when set (CI points
+them at a PostgreSQL database and a Redis database kept for the tests; both are emptied);
+otherwise each test gets its own SQLite file and the session starts its own redis-server. The
+application's DATABASE_URL and REDIS_URL are removed from the environment before anything reads
+them, and no `.env` file is read, by these tests or by the processes they start.
 """
 import os
 import re
 from urllib.parse import urlsplit
+
+# Before the configuration is imported: nothing below may reach the database or the Redis of a
+# developer's shell, and the `flask` processes the tests start must not read a `.env` file.
+os.environ.pop("DATABASE_URL", None)
+os.environ.pop("REDIS_URL", None)
+os.environ.pop("MAILER_CONFIG", None)
+os.environ.pop("FLASK_CONFIG", None)
+os.environ["FLASK_SKIP_DOTENV"] = "1"
 
 import pytest
 from flask import g
@@ -26,7 +37,7 @@ CHROMIUM_CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/b
 
 @pytest.fixture(scope="session")
 def redis_url():
-    url = os.environ.get("REDIS_URL")
+    url = os.environ.get("TEST_REDIS_URL")
     if url:
         yield url
         return
@@ -44,7 +55,7 @@ def smtp_sink():
 
 @pytest.fixture(scope="session")
 def shared_database_url():
-    return os.environ.get("DATABASE_URL")
+    return os.environ.get("TEST_DATABASE_URL")
 
 
 @pytest.fixture

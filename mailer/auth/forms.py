@@ -1,11 +1,34 @@
+from functools import cache
+from pathlib import Path
+
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp, ValidationError
 
 from mailer.timezones import country_choices, timezone_choices
 
-PASSWORD_RULES = [DataRequired(), Length(min=8, max=128, message="Use 8 to 128 characters.")]
+COMMON_PASSWORDS_FILE = Path(__file__).with_name("common_passwords.txt")
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def not_a_common_password(form, field):
+    """Refuse the passwords tried first by anyone guessing, and the account's own address."""
+    password = (field.data or "").strip().lower()
+    email = getattr(form, "email", None)
+    own_address = ((email.data if email is not None else None) or getattr(current_user, "email", "") or "").lower()
+    if password in common_passwords() or (own_address and password in {own_address, own_address.split("@")[0]}):
+        raise ValidationError("This password is too easy to guess: choose a less common one, such as a few "
+                              "unrelated words.")
+
+
+PASSWORD_RULES = [DataRequired(), Length(min=8, max=128, message="Use 8 to 128 characters."), not_a_common_password]
 EMAIL_RULES = [DataRequired(), Email(message="Enter a valid e-mail address.", check_deliverability=False),
                Length(max=254)]
 PHONE_RULES = [Optional(), Length(max=32),

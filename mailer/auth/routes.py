@@ -1,4 +1,5 @@
 from flask import abort, current_app, flash, redirect, render_template, request, send_from_directory, session, url_for
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
 from mailer.auth import bp
@@ -16,6 +17,7 @@ from mailer.auth.forms import (
 )
 from mailer.errors import render_error
 from mailer.extensions import db, limiter
+from mailer.permissions import can_view_all
 from mailer.services import accounts
 from mailer.services.accounts import AccountError
 from mailer.urls import redirect_next
@@ -23,12 +25,40 @@ from mailer.urls import redirect_next
 EMAIL_NOT_SENT = "We could not send the e-mail right now. Please try again in a few minutes."
 
 
-def login_account_key() -> str:
-    """Throttle key for the account being tried, whatever address the attempts come from."""
-    return "login-account:" + accounts.normalize_email(request.form.get("email", ""))
+def login_attempt_key() -> str:
+    """Throttle key for one account tried from one address: someone guessing a password is
+    slowed down without locking the account's owner, who logs in from elsewhere, out."""
+    return f"login:{get_remote_address()}:{accounts.normalize_email(request.form.get('email', ''))}"
+
+
+def login_failed(response) -> bool:
+    # Only failures count: the owner's own logins never bring them nearer to a limit.
+    return response.status_code != 302
+
+
+def mail_recipient_key() -> str:
+    """Throttle key for the address an e-mail would go to (registration, confirmation, reset,
+    change of address): nobody can have one mailbox flooded, from however many addresses."""
+    return "mail-to:" + accounts.normalize_email(request.form.get("email", ""))
+
+
+def form_accepted(response) -> bool:
+    # A form with errors sends nothing and costs nothing; an accepted one redirects.
+    return response.status_code == 302
+
+
+def limit_mail(view):
+    """The limits of every form that sends an e-mail: per client address and per recipient,
+    shared by all these forms; only accepted forms count."""
+    per_address = limiter.shared_limit(lambda: current_app.config["MAIL_LIMIT_PER_ADDRESS"], scope="mail-from",
+                                       methods=["POST"], deduct_when=form_accepted)
+    per_recipient = limiter.shared_limit(lambda: current_app.config["MAIL_LIMIT_PER_RECIPIENT"], scope="mail-to",
+                                         methods=["POST"], key_func=mail_recipient_key, deduct_when=form_accepted)
+    return per_address(per_recipient(view))
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@limit_mail
 def register():
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
@@ -60,6 +90,7 @@ def confirm(token: str):
 
 
 @bp.route("/confirm", methods=["GET", "POST"])
+@limit_mail
 def resend_confirmation():
     form = EmailOnlyForm()
     if form.validate_on_submit():
@@ -73,8 +104,9 @@ def resend_confirmation():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"], methods=["POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"], key_func=login_account_key)
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"], methods=["POST"], deduct_when=login_failed)
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"], key_func=login_attempt_key,
+               deduct_when=login_failed)
 def login():
     if current_user.is_authenticated:
         return redirect_next(request.args.get("next"))
@@ -110,13 +142,20 @@ def too_many_login_attempts(error):
 def logout():
     form = LogoutForm()
     if form.validate_on_submit():
-        logout_user()
+        if current_user.is_authenticated:
+            # Session cookies live in the browser: moving the account's auth version on is what
+            # makes every copy of them, and every remember-me cookie, useless from now on.
+            accounts.end_sessions(current_user)
+            db.session.commit()
+        # Cleared first: logout_user() then leaves its mark to delete the remember-me cookie.
         session.clear()
+        logout_user()
         flash("You are logged out.", "info")
     return redirect(url_for("main.index"))
 
 
 @bp.route("/reset", methods=["GET", "POST"])
+@limit_mail
 def reset_request():
     form = EmailOnlyForm()
     if form.validate_on_submit():
@@ -196,6 +235,9 @@ def remove_avatar():
 @bp.route("/avatar/<int:user_id>")
 @login_required
 def avatar(user_id: int):
+    # One's own avatar; managers and admins see everyone's (the users page). Nobody else's.
+    if user_id != current_user.id and not can_view_all():
+        abort(404)
     user = db.session.get(accounts.User, user_id)
     if user is None or not user.avatar_filename:
         abort(404)
@@ -204,6 +246,7 @@ def avatar(user_id: int):
 
 @bp.route("/profile/email", methods=["POST"])
 @login_required
+@limit_mail
 def change_email():
     form = ChangeEmailForm()
     if form.validate_on_submit():

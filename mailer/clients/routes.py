@@ -7,7 +7,7 @@ from mailer.clients.forms import ClientForm, DeleteForm, ImportForm
 from mailer.errors import render_error
 from mailer.extensions import db
 from mailer.models import Client
-from mailer.listing import list_arguments
+from mailer.listing import list_arguments, paginate
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404
 from mailer.services import client_import
 from mailer.services import clients as client_service
@@ -23,7 +23,7 @@ def index():
     view_all = can_view_all()
     query = client_service.list_query(current_user, search=arguments["q"], sort=arguments["sort"],
                                       owner_id=arguments["owner"], view_all=view_all)
-    page = db.paginate(query, per_page=PER_PAGE, error_out=False)
+    page = paginate(query, PER_PAGE)
     return render_template("clients/index.html", page=page, arguments=arguments, view_all=view_all,
                            owners=client_service.all_owners() if view_all else [], can_edit=can_edit)
 

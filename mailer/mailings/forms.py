@@ -19,6 +19,7 @@ from mailer.services import mailings as mailing_service
 from mailer.services import senders as sender_service
 from mailer.services import servers as server_service
 from mailer.timezones import user_zone
+from mailer.urls import positive_int
 
 # datetime-local inputs send "2030-01-31T09:00"; the first format is also the one rendered.
 DATETIME_LOCAL_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
@@ -42,9 +43,9 @@ def optional_id(value):
     if value in (None, "", "None"):
         return None
     try:
-        return int(value)
+        return positive_int(value)
     except (TypeError, ValueError):
-        return -1  # no such row: the service refuses it with a message
+        return -1  # no such row (nor one a database column could hold): the service refuses it
 
 
 def check_year(form, field) -> None:
@@ -67,9 +68,10 @@ class MailingForm(FlaskForm):
 
     name = StringField("Name", filters=[strip], validators=[
         DataRequired("Give the mailing a name."), Length(max=mailing_service.NAME_MAX_LENGTH)])
-    message = SelectField("Message", coerce=int, validate_choice=False,
+    # positive_int: a number no id can have is a form error, not a database error.
+    message = SelectField("Message", coerce=positive_int, validate_choice=False,
                           validators=[InputRequired("Choose a message.")])
-    clients = SelectMultipleField("Clients", coerce=int, validate_choice=False)
+    clients = SelectMultipleField("Clients", coerce=positive_int, validate_choice=False)
     # Only on a new mailing: "now" starts it as it is saved, and the page then follows its run.
     when = RadioField("When", choices=[SelectChoice(SEND_NOW, "Send as soon as it is saved"),
                                        SelectChoice(SCHEDULE, "Start at a date and time")], default=SCHEDULE)

@@ -3,6 +3,7 @@ from flask_login import current_user
 
 from mailer.extensions import db
 from mailer.mailings import bp
+from mailer.listing import SEARCH_MAX_LENGTH, paginate
 from mailer.mailings.forms import ConfirmForm, DisableForm, MailingForm
 from mailer.models import Mailing, utcnow
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404, manager_required
@@ -11,6 +12,7 @@ from mailer.services import mailings as mailing_service
 from mailer.services import senders as sender_service
 from mailer.services import servers as server_service
 from mailer.services.mailings import MailingError
+from mailer.urls import positive_int
 
 PER_PAGE = 20
 CLIENTS_PER_PAGE = 50
@@ -19,16 +21,15 @@ CLIENTS_PER_PAGE = 50
 @bp.route("/")
 def index():
     if can_view_all():
-        owner_filter = request.args.get("owner", type=int)
+        owner_filter = request.args.get("owner", type=positive_int)
         owners = mailing_service.owners_with_mailings()
     else:
         owner_filter, owners = current_user.id, []
-    search = request.args.get("q", "")
+    search = request.args.get("q", "").strip()[:SEARCH_MAX_LENGTH]
     status = request.args.get("status", "")
     sort = request.args.get("sort", mailing_service.DEFAULT_SORT)
     query = mailing_service.mailings_query(owner_filter, search=search, status=status, sort=sort)
-    page = db.paginate(query, page=request.args.get("page", 1, type=int), per_page=PER_PAGE,
-                       max_per_page=PER_PAGE, error_out=False)
+    page = paginate(query, PER_PAGE)
     return render_template(
         "mailings/index.html",
         page=page,
@@ -81,9 +82,7 @@ def start_if_due(mailing: Mailing):
 @bp.route("/<int:mailing_id>")
 def detail(mailing_id: int):
     mailing = get_owned_or_404(Mailing, mailing_id, VIEW)
-    clients = db.paginate(mailing_service.mailing_clients_query(mailing),
-                          page=request.args.get("page", 1, type=int), per_page=CLIENTS_PER_PAGE,
-                          max_per_page=CLIENTS_PER_PAGE, error_out=False)
+    clients = paginate(mailing_service.mailing_clients_query(mailing), CLIENTS_PER_PAGE)
     views = current_app.view_functions
     return render_template(
         "mailings/detail.html",

@@ -3,6 +3,7 @@ from flask_login import current_user, login_required
 
 from mailer.main import bp
 from mailer.permissions import admin_required
+from mailer.security import mail_preview_response
 from mailer.services import outbox, stats
 
 # The first steps of a new user, in order; a link shows only when its page exists.
@@ -49,3 +50,15 @@ def outbox_message(name: str):
         abort(404)
     text, html = outbox.message_parts(message)
     return render_template("main/outbox_message.html", name=name, message=message, text=text, html=html)
+
+
+@bp.route("/outbox/<name>/html")
+@login_required
+@admin_required
+def outbox_message_html(name: str):
+    """The HTML part alone, for the sandboxed frame of the message's page."""
+    outbox_enabled()
+    message = outbox.read_message(name)
+    if message is None:
+        abort(404)
+    return mail_preview_response(outbox.message_parts(message)[1])

@@ -5,8 +5,9 @@ from mailer.extensions import db
 from mailer.messages import bp
 from mailer.messages.forms import DeleteForm, MessageForm, TestSendForm
 from mailer.models import Message
-from mailer.listing import list_arguments
+from mailer.listing import list_arguments, paginate
 from mailer.permissions import EDIT, VIEW, admin_permission, can_edit, can_view_all, get_owned_or_404
+from mailer.security import mail_preview_response
 from mailer.services import messages as message_service
 from mailer.services.clients import all_owners
 from mailer.services.messages import MessageError, MessageInUse
@@ -20,7 +21,7 @@ def index():
     view_all = can_view_all()
     query = message_service.list_query(current_user, search=arguments["q"], sort=arguments["sort"],
                                        owner_id=arguments["owner"], view_all=view_all)
-    page = db.paginate(query, per_page=PER_PAGE, error_out=False)
+    page = paginate(query, PER_PAGE)
     return render_template("messages/index.html", page=page, arguments=arguments, view_all=view_all,
                            owners=all_owners() if view_all else [], can_edit=can_edit)
 
@@ -78,6 +79,16 @@ def detail(message_id: int):
     return render_template("messages/detail.html", message=message, can_edit=can_edit(message),
                            mailings=message_service.mailings_using(message), test_form=TestSendForm(),
                            preview=preview, preview_clients=message_service.preview_client_choices(message.owner_id))
+
+
+@bp.route("/<int:message_id>/preview")
+def preview_html(message_id: int):
+    """The HTML a client receives (`?client=`, else a sample one), as a document of its own for
+    the sandboxed frame of the message's page: it gets its own restrictive CSP."""
+    message = get_owned_or_404(Message, message_id, VIEW)
+    result = message_service.preview(message.owner_id, message.subject, message.body_text, message.body_html,
+                                     request.args.get("client", type=int))
+    return mail_preview_response(result.html if not result.problem else "")
 
 
 @bp.route("/<int:message_id>/edit", methods=["GET", "POST"])

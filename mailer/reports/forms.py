@@ -22,8 +22,11 @@ def owner_choices(owners) -> list[SelectChoice]:
     return [EVERYONE] + [SelectChoice(str(owner.id), owner.email) for owner in owners]
 
 
+# Filter choices always include "" (everyone, any): an empty or missing value is a valid choice
+# and anything else must be one of the choices. (With Optional(), WTForms would also accept
+# a blank such as " " and leave it in the data, which no filter can use.)
 class OwnerFilterForm(FilterForm):
-    owner = SelectField("Owner", choices=[EVERYONE], validators=[Optional()])
+    owner = SelectField("Owner", choices=[EVERYONE], default="")
 
     @property
     def owner_id(self) -> int | None:
@@ -50,7 +53,7 @@ class AttemptFilterForm(DateRangeMixin, FilterForm):
         "Result",
         choices=[SelectChoice("", "Any result")]
         + [SelectChoice(status.value, status.value.capitalize()) for status in AttemptStatus],
-        validators=[Optional()],
+        default="",
     )
     date_from = DateField("From", validators=[Optional(), within_calendar])
     date_to = DateField("To", validators=[Optional(), within_calendar])
@@ -61,7 +64,7 @@ class DeliveryFilterForm(FilterForm):
         "Status",
         choices=[SelectChoice("", "Any status")]
         + [SelectChoice(status.value, status.value.capitalize()) for status in DeliveryStatus],
-        validators=[Optional()],
+        default="",
     )
 
 

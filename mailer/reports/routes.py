@@ -4,7 +4,7 @@ from flask import Response, abort, current_app, render_template, request, stream
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
-from mailer.extensions import db
+from mailer.listing import paginate
 from mailer.models import AttemptStatus, DeliveryStatus, Mailing
 from mailer.permissions import can_view_all, get_owned_or_404
 from mailer.reports import bp
@@ -40,10 +40,6 @@ def human_duration(value: timedelta | None) -> str:
     if minutes:
         return f"{minutes} min {seconds:02d} s"
     return f"{seconds} s"
-
-
-def paginate(query, per_page: int):
-    return db.paginate(query, per_page=per_page, error_out=False)
 
 
 def apply_owner_filter(form) -> tuple[bool, int | None]:

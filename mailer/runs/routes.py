@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from mailer.extensions import db, rq
 from mailer.models import Delivery, DeliveryStatus, Mailing, MailingRun
+from mailer.listing import paginate
 from mailer.permissions import EDIT, VIEW, can_edit, get_owned_or_404
 from mailer.runs import bp
 from mailer.runs.forms import RunActionForm, SendNowForm
@@ -97,7 +98,7 @@ def detail(run_id: int):
         query = query.where(Delivery.status == status)
     else:
         status = ""
-    deliveries = db.paginate(query, per_page=DELIVERIES_PER_PAGE, error_out=False)
+    deliveries = paginate(query, DELIVERIES_PER_PAGE)
     return render_template(
         "runs/detail.html", run=run, mailing=mailing, progress=progress_of(run), deliveries=deliveries,
         status=status, statuses=[choice.value for choice in DeliveryStatus], can_change=can_edit(mailing),

@@ -1,11 +1,14 @@
 """Accounts: registration, confirmation, passwords, profile, roles. No request objects here."""
 import io
 import secrets
+import warnings
+from functools import cache
 from pathlib import Path
 
 from flask import current_app, url_for
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from mailer.extensions import db
 from mailer.models import Role, User, utcnow
@@ -14,6 +17,8 @@ from mailer.services.email import queue_email
 
 AVATAR_FORMATS = {"PNG", "JPEG", "GIF", "WEBP"}
 AVATAR_SIZE = (256, 256)
+# Far above any photo a person would use, far below what would exhaust the web process.
+AVATAR_MAX_PIXELS = 4096 * 4096
 
 
 class AccountError(ValueError):
@@ -44,6 +49,8 @@ def register(email: str, password: str, full_name: str = "", phone: str = "", co
     """
     existing = find_user(email)
     if existing is not None:
+        # The password is hashed all the same: both answers take as long.
+        generate_password_hash(password, method="scrypt")
         queue_email(existing.email, "Someone tried to register with your address", "already_registered",
                     user=existing, login_url=external_url("auth.login"),
                     reset_url=external_url("auth.reset_request"))
@@ -85,7 +92,10 @@ def authenticate(email: str, password: str) -> User:
     password learns that the account is unconfirmed or blocked.
     """
     user = find_user(email)
-    if user is None or not user.check_password(password):
+    if user is None:
+        spend_password_check(password)
+        raise AccountError(INVALID_LOGIN)
+    if not user.check_password(password):
         raise AccountError(INVALID_LOGIN)
     if not user.is_active:
         raise AccountError("This account is blocked. Contact the site's managers.")
@@ -93,6 +103,17 @@ def authenticate(email: str, password: str) -> User:
         raise AccountError("Confirm your e-mail address first: follow the link we sent you, or ask for a new one.")
     user.last_login_at = utcnow()
     return user
+
+
+def spend_password_check(password: str) -> None:
+    """Check `password` against a hash that matches nothing, at the cost of a real check: an
+    unknown e-mail takes as long to refuse as a wrong password."""
+    check_password_hash(_unmatched_hash(), password)
+
+
+@cache
+def _unmatched_hash() -> str:
+    return generate_password_hash(secrets.token_urlsafe(16), method="scrypt")
 
 
 # Password reset ------------------------------------------------------------------------------
@@ -131,17 +152,25 @@ def reset_password(token: str, new_password: str) -> User:
 def set_password(user: User, new_password: str) -> None:
     """Change the password and end every session opened with the old one."""
     user.set_password(new_password)
+    end_sessions(user)
+
+
+def end_sessions(user: User) -> None:
+    """End every session and remember-me cookie of the user, on every device."""
     user.auth_version += 1
 
 
 # Profile -------------------------------------------------------------------------------------
 
 def request_email_change(user: User, new_email: str) -> None:
+    """Send the confirmation link to the new address.
+
+    Whether another account uses that address is not told here (it would reveal the account):
+    the link is sent all the same, and following it says so, to the person who owns the address.
+    """
     new_email = normalize_email(new_email)
     if new_email == user.email:
         raise AccountError("This is already your e-mail address.")
-    if find_user(new_email) is not None:
-        raise AccountError("Another account uses this e-mail address.")
     token = tokens.make_token(tokens.CHANGE_EMAIL, {"uid": user.id, "old": user.email, "new": new_email})
     queue_email(new_email, "Confirm your new e-mail address", "change_email",
                 user=user, new_email=new_email, confirm_url=external_url("auth.confirm_email_change", token=token))
@@ -154,8 +183,12 @@ def confirm_email_change(token: str) -> User:
         raise AccountError("This link is invalid, has expired or was already used.")
     if find_user(data["new"]) is not None:
         raise AccountError("Another account uses this e-mail address.")
+    old_email = user.email
     user.email = data["new"]
     user.email_confirmed_at = utcnow()
+    # The old address hears of it: if someone else made the change, its owner can react.
+    queue_email(old_email, "Your Mailer e-mail address was changed", "email_changed",
+                user=user, old_email=old_email, new_email=user.email)
     return user
 
 
@@ -172,14 +205,26 @@ def save_avatar(user: User, data: bytes) -> None:
         limit_kb = current_app.config["AVATAR_MAX_BYTES"] // 1024
         raise AccountError(f"The image is too large: at most {limit_kb} KB.")
     try:
-        with Image.open(io.BytesIO(data)) as probe:
+        # Pillow's own warning about large images is this check's business, below.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            probe = Image.open(io.BytesIO(data))
+        with probe:
             image_format = probe.format
+            # Opening reads only the header: a few hundred bytes can announce an image that
+            # takes gigabytes once decoded, so its size is checked before anything decodes it.
+            width, height = probe.size
+            if width * height > AVATAR_MAX_PIXELS:
+                raise AccountError(f"The image is too large: at most {AVATAR_MAX_PIXELS // 1_000_000} megapixels "
+                                   f"(it has {width} × {height} pixels).")
             probe.verify()
         if image_format not in AVATAR_FORMATS:
             raise AccountError("Upload a PNG, JPEG, GIF or WebP image.")
         with Image.open(io.BytesIO(data)) as image:
             image.thumbnail(AVATAR_SIZE)
             converted = image.convert("RGBA")
+    except AccountError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise AccountError("This file is not an image we can read: upload a PNG, JPEG, GIF or WebP image.") from None
     folder = avatar_dir()

@@ -151,6 +151,9 @@ class CsvSource:
 
 
 def clean_row(values: dict[str, str | None]) -> tuple[str, str, str | None]:
+    # No field can hold one (PostgreSQL cannot store it), as everywhere else in the site.
+    if any("\x00" in value for value in values.values() if value):
+        raise ClientError("the row contains a NUL character")
     raw_email = (values.get("email") or "").strip()
     if not raw_email:
         raise ClientError("the e-mail is missing")

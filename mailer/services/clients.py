@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from mailer.extensions import db
 from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Client, Mailing, User, mailing_clients
+from mailer.services.spreadsheets import csv_safe
 from mailer.services.stats import clear_stats_cache_after_commit
 
 EMAIL_MAX_LENGTH = 254
@@ -178,17 +179,9 @@ def export_csv(owner_id: int) -> Iterator[str]:
             return
         for row in batch:
             writer.writerow([
-                row.email, csv_safe(row.full_name), csv_safe(row.comment),
+                csv_safe(row.email), csv_safe(row.full_name or ""), csv_safe(row.comment or ""),
                 row.unsubscribed_at.isoformat() if row.unsubscribed_at else "",
                 row.created_at.isoformat() if row.created_at else "",
             ])
         last_id = batch[-1].id
         yield flush()
-
-
-def csv_safe(value: str | None) -> str:
-    """Keep spreadsheets from running a cell as a formula (CSV injection)."""
-    value = value or ""
-    if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value

@@ -2,7 +2,6 @@
 import logging
 from dataclasses import dataclass
 
-import nh3
 from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy import Select, select
@@ -13,6 +12,7 @@ from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Client, Mailing, Message, User
 from mailer.services import rendering
 from mailer.services.clients import ClientError, first_client, normalize_email
+from mailer.services.html import sanitize_html
 from mailer.services.rendering import check_template
 
 log = logging.getLogger(__name__)
@@ -23,33 +23,6 @@ BODY_MAX_CHARS = 200_000
 
 SORT_COLUMNS = {"subject": Message.subject, "created": Message.created_at, "updated": Message.updated_at}
 DEFAULT_SORT = "-updated"
-
-# What an e-mail may keep: ordinary formatting, links, images and tables, with inline styles
-# limited to presentation. Scripts, event handlers (on*), forms, frames and javascript: URLs go.
-HTML_TAGS = set(nh3.ALLOWED_TAGS) | {"font"}
-HTML_ATTRIBUTES = {tag: set(names) for tag, names in nh3.ALLOWED_ATTRIBUTES.items()}
-for tag, names in {
-    "*": {"style", "title", "dir", "lang", "align"},
-    "a": {"href", "hreflang", "name", "target"},
-    "img": {"src", "alt", "width", "height", "border"},
-    "table": {"width", "border", "cellpadding", "cellspacing", "bgcolor", "role"},
-    "tr": {"bgcolor", "valign"},
-    "td": {"width", "height", "bgcolor", "valign", "nowrap"},
-    "th": {"width", "height", "bgcolor", "valign", "nowrap"},
-    "font": {"color", "face", "size"},
-}.items():
-    HTML_ATTRIBUTES.setdefault(tag, set()).update(names)
-HTML_URL_SCHEMES = {"http", "https", "mailto", "tel"}
-HTML_STYLE_PROPERTIES = {
-    "color", "background-color", "font", "font-family", "font-size", "font-style", "font-weight",
-    "line-height", "letter-spacing", "text-align", "text-decoration", "text-transform", "vertical-align",
-    "white-space", "width", "max-width", "min-width", "height", "max-height", "display",
-    "margin", "margin-top", "margin-right", "margin-bottom", "margin-left",
-    "padding", "padding-top", "padding-right", "padding-bottom", "padding-left",
-    "border", "border-top", "border-right", "border-bottom", "border-left", "border-color", "border-style",
-    "border-width", "border-radius", "border-collapse", "border-spacing",
-}
-
 
 class MessageError(ValueError):
     """A change that cannot be made; `field` names the form field the message belongs to."""
@@ -67,21 +40,6 @@ class MessageInUse(MessageError):
         super().__init__(f"This message is used by {len(mailings)} mailing{'s' if len(mailings) != 1 else ''} "
                          f"({names}). Give those mailings another message, or delete them, first.")
         self.mailings = mailings
-
-
-def sanitize_html(html: str | None) -> str | None:
-    """The HTML body as it is stored: cleaned by nh3, or None when nothing is left."""
-    if not html or not html.strip():
-        return None
-    cleaned = nh3.clean(
-        html,
-        tags=HTML_TAGS,
-        attributes=HTML_ATTRIBUTES,
-        url_schemes=HTML_URL_SCHEMES,
-        filter_style_properties=HTML_STYLE_PROPERTIES,
-        link_rel="noopener noreferrer",
-    ).strip()
-    return cleaned or None
 
 
 def subject_problem(subject: str) -> str | None:

@@ -12,6 +12,7 @@ distinct content (`MailRenderer.for_message`), then each client costs one render
 import binascii
 import random
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formatdate, parseaddr
@@ -19,14 +20,16 @@ from functools import lru_cache
 
 import flask_mail
 from flask import current_app
-from markupsafe import escape
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes, pass_eval_context
+from jinja2.filters import do_replace
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import escape
 
 from mailer.extensions import db
 from mailer.models import Client, Message, utcnow
 from mailer.services import tokens
 from mailer.services.addresses import header_address
+from mailer.services.html import sanitize_html
 from mailer.services.stats import clear_stats_cache
 
 PLACEHOLDERS = ("name", "email", "unsubscribe_url")
@@ -61,8 +64,64 @@ NODE_NAMES = {
 MAX_7BIT_LINE = 900
 
 
+# Rendering limits. Without loops a template grows its text only through `replace`, but that
+# can square it at each level (`email|replace("", email)|replace("", email)|...`): every part of a
+# message must come out under MAX_RENDERED_CHARS, and one render may produce at most
+# MAX_RENDER_WORK characters through `replace`, which bounds its time and memory.
+MAX_RENDERED_CHARS = 1_000_000
+MAX_RENDER_WORK = 4_000_000
+TOO_LARGE = (f"Template error: the message would be too large once rendered (over {MAX_RENDERED_CHARS:,} "
+             "characters per part); use fewer or smaller replacements.")
+
+
 class TemplateProblem(ValueError):
     """A message's template cannot be rendered; the text is fit to show or to record."""
+
+
+class TemplateTooLarge(TemplateProblem):
+    def __init__(self):
+        super().__init__(TOO_LARGE)
+
+
+# The characters `replace` may still produce in the render under way.
+_render_work_left: ContextVar[int] = ContextVar("render_work_left", default=MAX_RENDER_WORK)
+
+
+@pass_eval_context
+def limited_replace(eval_ctx, value, *args, **kwargs):
+    """Jinja's `replace`, refusing (before doing it) a replacement past the rendering limits."""
+    try:
+        old, new, count = _replace_arguments(*args, **kwargs)
+    except TypeError:
+        return do_replace(eval_ctx, value, *args, **kwargs)  # Jinja's own message for a wrong call
+    text, old, new = str(value), str(old), str(new)
+    if eval_ctx.autoescape:
+        new = str(escape(new))
+    occurrences = text.count(old) if old else len(text) + 1
+    if count is not None and count >= 0:
+        occurrences = min(occurrences, count)
+    size = len(text) + occurrences * (len(new) - len(old))
+    left = _render_work_left.get() - size
+    if size > MAX_RENDERED_CHARS or left < 0:
+        raise TemplateTooLarge()
+    _render_work_left.set(left)
+    return do_replace(eval_ctx, value, *args, **kwargs)
+
+
+def _replace_arguments(old, new, count=None):
+    return old, new, count
+
+
+def render_limited(template, values: dict) -> str:
+    """Render one part within the rendering limits; TemplateTooLarge past them."""
+    token = _render_work_left.set(MAX_RENDER_WORK)
+    try:
+        text = template.render(values)
+    finally:
+        _render_work_left.reset(token)
+    if len(text) > MAX_RENDERED_CHARS:
+        raise TemplateTooLarge()
+    return text
 
 
 def _environment(autoescape: bool, undefined=None) -> ImmutableSandboxedEnvironment:
@@ -71,6 +130,7 @@ def _environment(autoescape: bool, undefined=None) -> ImmutableSandboxedEnvironm
     # No globals (range, lipsum, cycler...): templates only see the placeholders, and each
     # render has a smaller context to build.
     environment.globals.clear()
+    environment.filters["replace"] = limited_replace
     return environment
 
 
@@ -90,6 +150,10 @@ HTML_FOOTER = (
 )
 SAMPLE_WITHOUT_NAME = {"email": "ada@example.com", "unsubscribe_url": "https://example.com/unsubscribe/x"}
 SAMPLE_VALUES = {"name": "Ada Lovelace", **SAMPLE_WITHOUT_NAME}
+# The longest values a client can bring (a 254-character address, a 120-character name, a long
+# link): a template that stays within the limits for them stays within them for every client.
+LONGEST_VALUES = {"name": "N" * 120, "email": "e" * 242 + "@example.com",
+                  "unsubscribe_url": "https://" + "u" * 292}
 
 
 # How a subject reads in lists and pickers: the placeholders named, not in template syntax.
@@ -124,11 +188,17 @@ def _template_problem(source: str) -> str | None:
             return f"Template error on line {node.lineno}: {problem}"
     # Anything the author typed must come back as a message, never as a 500.
     try:
-        CHECK_ENV.from_string(tree).render(SAMPLE_VALUES)
+        checked = CHECK_ENV.from_string(tree)
+        render_limited(checked, SAMPLE_VALUES)
+        render_limited(checked, LONGEST_VALUES)
+    except TemplateTooLarge as error:
+        return str(error)
     except Exception as error:
         return f"Template error: {error}"
     try:
-        TEXT_ENV.from_string(source).render(SAMPLE_WITHOUT_NAME)
+        render_limited(TEXT_ENV.from_string(source), SAMPLE_WITHOUT_NAME)
+    except TemplateTooLarge as error:
+        return str(error)
     except Exception as error:
         return f"Template error for a client without a name: {error}; test it first with {{% if name %}}."
     return None
@@ -329,11 +399,18 @@ class MailRenderer:
         if client.full_name:
             values["name"] = client.full_name
         try:
-            subject = " ".join(self.subject.render(values).split())
-            text = self.text.render(values)
-            html = self.html.render(values) if self.html is not None else None
+            subject = " ".join(render_limited(self.subject, values).split())
+            text = render_limited(self.text, values)
+            html = render_limited(self.html, values) if self.html is not None else None
+        except TemplateProblem:
+            raise
         except Exception as error:  # the client's data met a template edge; record it, don't crash
             raise TemplateProblem(f"Template error: {error}") from error
+        # Cleaned again as sent: the saved HTML was clean, but a comment or a false {% if %} can
+        # remove the very quotes that made an attribute harmless text. A Stamp (text and escaped
+        # placeholders only) cannot rearrange anything, and keeps its speed.
+        if html is not None and not isinstance(self.html, Stamp):
+            html = sanitize_html(html) or ""
         return RenderedMail(subject, text, html, url)
 
     def build(self, client: Client, message_id: str, sender: str | None = None,

@@ -25,11 +25,10 @@ from mailer.models import (
     User,
     utcnow,
 )
+from mailer.services.spreadsheets import csv_safe
 
 CSV_BATCH_SIZE = 5000
 CSV_HEADER = ["time", "run", "recipient", "status", "smtp_code", "smtp_response", "error"]
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 DEFAULT_PERIOD_DAYS = 30
 MAX_PERIOD_DAYS = 366
 
@@ -221,13 +220,6 @@ def deliveries_query(run: MailingRun, status: DeliveryStatus | None = None) -> S
 
 
 # CSV export -----------------------------------------------------------------------------------
-
-def csv_safe(value):
-    """Make a text cell inert in spreadsheets: a leading quote stops it being read as a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
 
 def attempts_csv(attempt_filter: AttemptFilter, zone: tzinfo, *, mailing_id: int, run_id: int | None = None,
                  batch_size: int = CSV_BATCH_SIZE) -> Iterator[str]:

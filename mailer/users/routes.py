@@ -3,6 +3,7 @@ from flask_login import current_user
 
 from mailer.extensions import db
 from mailer.models import User
+from mailer.listing import paginate
 from mailer.permissions import manager_required
 from mailer.services import users as user_service
 from mailer.services.users import UserActionError
@@ -17,7 +18,7 @@ PER_PAGE = 25
 @manager_required
 def index():
     search = request.args.get("q", "").strip()[:200]
-    page = db.paginate(user_service.list_query(search), per_page=PER_PAGE, error_out=False)
+    page = paginate(user_service.list_query(search), PER_PAGE)
     return render_template("users/index.html", page=page, search=search, can_block=can_block)
 
 

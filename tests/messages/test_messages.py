@@ -34,7 +34,12 @@ def test_create_then_show(logged_in, user):
     page = logged_in.get(response.location).get_data(as_text=True)
     assert "Hello {{ name }},\nwe have news." in page
     assert "&lt;p&gt;Hello &lt;b&gt;{{ name }}&lt;/b&gt;&lt;/p&gt;" in page  # as written
-    assert 'sandbox srcdoc="&lt;p&gt;Hello &lt;b&gt;' in page  # as a client sees it
+    # As a client sees it: a sandboxed document of its own, with its own policy.
+    assert f'sandbox src="/messages/{message.id}/preview"' in page
+    preview = logged_in.get(f"/messages/{message.id}/preview")
+    assert preview.get_data(as_text=True).startswith("<p>Hello <b>Ada Lovelace</b></p>")
+    assert "Unsubscribe" in preview.get_data(as_text=True)
+    assert "sandbox" in preview.headers["Content-Security-Policy"]
 
 
 def test_empty_html_is_stored_as_none(logged_in):
