@@ -15,7 +15,6 @@ from mailer.models import (
     MailingStatus,
     Message,
     Repeat,
-    RunStatus,
     SmtpServer,
     UNFINISHED_RUN_STATUSES,
     User,
