@@ -40,6 +40,7 @@ def test_register_confirm_through_the_outbox_log_in_and_reset_password(new_page)
     person.goto("/auth/reset")
     person.fill("input[name=email]", "journey@example.com")
     person.click("input[type=submit]")
+    person.wait_for_url(re.compile(r"/auth/login"))  # the form answers with a redirect
     assert "a link to reset its password is on its way" in person.content()
     link = link_from_outbox(admin, "journey@example.com", "Reset your password", "/auth/reset/")
     person.goto(link)
