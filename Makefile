@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test install migrate clean
+.PHONY: dev test lint install migrate clean
 
 # Only these local targets run the development configuration (its public secret key, the
 # debugger); anything else that starts Mailer without MAILER_CONFIG gets production.
@@ -27,6 +27,9 @@ dev: migrate
 	$(BIN)/flask dev create-admin
 	@echo "Mailer: http://127.0.0.1:5000  (Ctrl-C stops everything)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

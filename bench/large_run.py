@@ -41,9 +41,8 @@ def main() -> None:
     if not (args.database_url or "").startswith("postgres"):
         raise SystemExit("set DATABASE_URL to a PostgreSQL database")
 
-    from sqlalchemy import delete, func, select, text
-
     from flask_migrate import upgrade
+    from sqlalchemy import delete, func, select, text
 
     from config import database_url
     from mailer import create_app

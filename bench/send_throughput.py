@@ -68,15 +68,23 @@ def main() -> None:
     args = parser.parse_args()
     worker_counts = [int(count) for count in args.workers.split(",")]
 
-    from sqlalchemy import delete, func, insert, select
-
     from flask_migrate import upgrade
+    from sqlalchemy import delete, func, insert, select
 
     from config import database_url
     from mailer import create_app
     from mailer.extensions import db
-    from mailer.models import (Client, Mailing, MailingAttempt, MailingRun, Message, Repeat, User, mailing_clients,
-                               utcnow)
+    from mailer.models import (
+        Client,
+        Mailing,
+        MailingAttempt,
+        MailingRun,
+        Message,
+        Repeat,
+        User,
+        mailing_clients,
+        utcnow,
+    )
     from mailer.services import runs, schedule, send_queue
     from mailer.services.rendering import MailRenderer, make_message_id
 
@@ -107,7 +115,8 @@ def main() -> None:
         owner = User(email=f"bench-{secrets.token_hex(6)}@example.com", password_hash="-", full_name="Bench")
         message = Message(owner=owner, subject="News for {{ name }}",
                           body_text="Hello {{ name }},\n\n" + "This month in our shop: new arrivals and offers.\n" * 12,
-                          body_html="<p>Hello {{ name }},</p>" + "<p>This month in our shop: <b>new arrivals</b>.</p>" * 12)
+                          body_html="<p>Hello {{ name }},</p>"
+                          + "<p>This month in our shop: <b>new arrivals</b>.</p>" * 12)
         now = utcnow()
         mailing = Mailing(owner=owner, name="Benchmark", message=message, start_at=now, end_at=now, repeat=Repeat.NONE)
         db.session.add(mailing)
@@ -191,7 +200,7 @@ def main() -> None:
           + (f", MAIL_RATE_LIMIT {args.rate_limit!r}" if args.rate_limit else "")
           + (f", MAIL_MAX_CONNECTIONS {args.max_connections}" if args.max_connections else ""))
     print(f"raw smtplib, one connection, pre-built messages: {raw_rate:.0f} msg/s")
-    for count, sent, seconds, rate, exact, _ in results:
+    for count, _sent, _seconds, rate, exact, _ in results:
         print(f"mailer, {count} worker(s): {rate:.0f} msg/s = {rate / raw_rate:.2f} x raw"
               + (f" = {rate / results[0][3]:.2f} x {results[0][0]} worker(s)" if count != results[0][0] else "")
               + ("" if exact else "  (NOT EXACT: see above)"))

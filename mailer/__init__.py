@@ -56,8 +56,10 @@ def register_url_converters(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from mailer import database  # noqa: F401  (installs the SQLite connection settings)
-    from mailer import models  # noqa: F401  (registers every model)
+    from mailer import (
+        database,  # noqa: F401  (installs the SQLite connection settings)
+        models,  # noqa: F401  (registers every model)
+    )
     from mailer.auth.session import init_login
     from mailer.extensions import bootstrap, cache, csrf, db, limiter, mail, migrate, principal, rq
     from mailer.permissions import init_principal

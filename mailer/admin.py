@@ -4,7 +4,7 @@ Everyone else gets 404 on every page of the panel, as for any page they may not 
 `Admin` object and its views belong to one app, so `register_admin` builds them anew for each
 app the factory creates.
 """
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 
 from flask import Flask, abort, flash, g, redirect, request, url_for
@@ -27,6 +27,7 @@ from wtforms import BooleanField, PasswordField, TextAreaField, validators
 from wtforms.validators import ValidationError
 
 from mailer.extensions import db
+from mailer.listing import SEARCH_MAX_LENGTH
 from mailer.models import (
     AttemptStatus,
     Client,
@@ -57,7 +58,6 @@ from mailer.services.messages import MessageError
 from mailer.services.senders import IdentityError
 from mailer.services.servers import ServerError
 from mailer.services.stats import clear_stats_cache
-from mailer.listing import SEARCH_MAX_LENGTH
 from mailer.urls import MAX_ID, positive_int
 
 
@@ -78,7 +78,7 @@ class UTCDateTimeField(DateTimeField):
     def process_formdata(self, valuelist):
         super().process_formdata(valuelist)
         if self.data is not None and self.data.tzinfo is None:
-            self.data = self.data.replace(tzinfo=timezone.utc)
+            self.data = self.data.replace(tzinfo=UTC)
 
 
 class MailerModelConverter(AdminModelConverter):
@@ -145,7 +145,7 @@ class PanelIndexView(AdminOnly, AdminIndexView):
 
 
 def format_datetime(view, value: datetime, name: str) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def format_enum(view, value: Enum, name: str) -> str:

@@ -6,8 +6,8 @@ from mailer.clients import bp
 from mailer.clients.forms import ClientForm, DeleteForm, ImportForm
 from mailer.errors import render_error
 from mailer.extensions import db
-from mailer.models import Client
 from mailer.listing import list_arguments, paginate
+from mailer.models import Client
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404
 from mailer.services import client_import
 from mailer.services import clients as client_service

@@ -4,7 +4,7 @@ Each has a stable id. At start they are created afresh (a changed interval appli
 longer defined are cancelled); before every pass the scheduler puts back any that is missing,
 so a Redis that restarted empty gets them again without a restart.
 """
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import current_app
 from rq_scheduler import Scheduler
@@ -28,7 +28,7 @@ class MailerScheduler(Scheduler):
 def _schedule(scheduler: Scheduler, job_id: str, function: str, setting: str) -> None:
     interval = current_app.config[setting]
     scheduler.schedule(
-        scheduled_time=datetime.now(timezone.utc),
+        scheduled_time=datetime.now(UTC),
         func=function,
         interval=interval,
         repeat=None,  # for ever

@@ -82,7 +82,8 @@ class MailingForm(FlaskForm):
                                 invalid_value_message="Enter a date and time.",
                                 description="Optional for a mailing sent once; a repeating one stops here.",
                                 validators=[Optional(), check_year])
-    repeat = SelectField("Repeat", choices=[SelectChoice(value, label) for value, label in mailing_service.REPEAT_CHOICES],
+    repeat = SelectField("Repeat",
+                         choices=[SelectChoice(value, label) for value, label in mailing_service.REPEAT_CHOICES],
                          default=Repeat.NONE.value)
     sender_identity = SelectField("From", coerce=optional_id, validate_choice=False)
     smtp_server = SelectField("SMTP server", coerce=optional_id, validate_choice=False)
@@ -93,7 +94,8 @@ class MailingForm(FlaskForm):
         self.owner_id = owner_id
         if not new:  # an existing mailing keeps its start; Send now is on its page
             del self.when
-        self.message.choices = [SelectChoice(id_, subject) for id_, subject in mailing_service.message_choices(owner_id)]
+        self.message.choices = [SelectChoice(id_, subject)
+                                for id_, subject in mailing_service.message_choices(owner_id)]
         # Only confirmed addresses are offered; the service refuses any other id that is sent.
         identities = sender_service.confirmed_identities(owner_id)
         self.sender_identity.choices = [SelectChoice("", "Default: your first confirmed sender address"

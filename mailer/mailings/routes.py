@@ -2,8 +2,8 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user
 
 from mailer.extensions import db
-from mailer.mailings import bp
 from mailer.listing import SEARCH_MAX_LENGTH, paginate
+from mailer.mailings import bp
 from mailer.mailings.forms import ConfirmForm, DisableForm, MailingForm
 from mailer.models import Mailing, utcnow
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404, manager_required

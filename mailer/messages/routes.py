@@ -2,10 +2,10 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from mailer.extensions import db
+from mailer.listing import list_arguments, paginate
 from mailer.messages import bp
 from mailer.messages.forms import DeleteForm, MessageForm, TestSendForm
 from mailer.models import Message
-from mailer.listing import list_arguments, paginate
 from mailer.permissions import EDIT, VIEW, admin_permission, can_edit, can_view_all, get_owned_or_404
 from mailer.security import mail_preview_response
 from mailer.services import messages as message_service

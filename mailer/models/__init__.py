@@ -2,6 +2,7 @@
 from mailer.models.base import UTCDateTime, utcnow
 from mailer.models.client import Client
 from mailer.models.mailing import (
+    UNFINISHED_RUN_STATUSES,
     AttemptStatus,
     Delivery,
     DeliveryStatus,
@@ -12,7 +13,6 @@ from mailer.models.mailing import (
     Repeat,
     RunStatus,
     RunTrigger,
-    UNFINISHED_RUN_STATUSES,
     mailing_clients,
 )
 from mailer.models.message import Message

@@ -5,8 +5,8 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from mailer.extensions import db, rq
-from mailer.models import Delivery, DeliveryStatus, Mailing, MailingRun
 from mailer.listing import paginate
+from mailer.models import Delivery, DeliveryStatus, Mailing, MailingRun
 from mailer.permissions import EDIT, VIEW, can_edit, get_owned_or_404
 from mailer.runs import bp
 from mailer.runs.forms import RunActionForm, SendNowForm

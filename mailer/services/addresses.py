@@ -8,8 +8,8 @@ all; `smtputf8_refusal` says so in a sentence for the attempt log.
 """
 from dataclasses import dataclass
 from email.header import Header
-from functools import lru_cache
 from email.utils import formataddr
+from functools import lru_cache
 
 import idna
 

@@ -312,7 +312,8 @@ def start_background_import(owner_id: int, filename: str, source: CsvSource, row
     except RedisError:
         log.exception("could not enqueue the client import %s", import_id)
         path.unlink(missing_ok=True)
-        raise ImportFileError("The import queue cannot be reached right now. Please try again in a few minutes.") from None
+        raise ImportFileError(
+            "The import queue cannot be reached right now. Please try again in a few minutes.") from None
     return import_id
 
 

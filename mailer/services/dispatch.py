@@ -15,7 +15,17 @@ from sqlalchemy.exc import IntegrityError
 
 from mailer.database import is_postgresql
 from mailer.extensions import db
-from mailer.models import AttemptStatus, Delivery, DeliveryStatus, Mailing, MailingAttempt, MailingRun, RunTrigger, User, utcnow
+from mailer.models import (
+    AttemptStatus,
+    Delivery,
+    DeliveryStatus,
+    Mailing,
+    MailingAttempt,
+    MailingRun,
+    RunTrigger,
+    User,
+    utcnow,
+)
 from mailer.services import runs, schedule, send_queue
 from mailer.services.stats import clear_stats_cache_after_commit
 

@@ -7,6 +7,7 @@ from sqlalchemy.orm import selectinload
 
 from mailer.extensions import db
 from mailer.models import (
+    UNFINISHED_RUN_STATUSES,
     Client,
     Delivery,
     Mailing,
@@ -16,7 +17,6 @@ from mailer.models import (
     Message,
     Repeat,
     SmtpServer,
-    UNFINISHED_RUN_STATUSES,
     User,
     mailing_clients,
 )

@@ -2,7 +2,7 @@
 import email
 import email.policy
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -63,7 +63,7 @@ def _summary(path: Path) -> OutboxMessage:
         headers = email.message_from_binary_file(handle, policy=email.policy.default, _class=EmailMessage)
     return OutboxMessage(
         name=path.name,
-        received_at=datetime.fromtimestamp(path.stat().st_mtime, timezone.utc),
+        received_at=datetime.fromtimestamp(path.stat().st_mtime, UTC),
         sender=str(headers.get("From", "")),
         recipients=str(headers.get("X-Envelope-To") or headers.get("To", "")),
         subject=str(headers.get("Subject", "")),

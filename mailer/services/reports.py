@@ -8,7 +8,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from sqlalchemy import Interval, Select, case, func, literal, select
 from sqlalchemy.orm import joinedload
@@ -201,7 +201,7 @@ def day_bounds(first: date | None, last: date | None, zone: tzinfo) -> tuple[dat
 
 
 def local_midnight(day: date, zone: tzinfo) -> datetime:
-    return datetime.combine(day, time(), tzinfo=zone).astimezone(timezone.utc)
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
 
 
 def attempts_query(attempt_filter: AttemptFilter, *, mailing_id: int, run_id: int | None = None) -> Select:

@@ -12,6 +12,7 @@ from sqlalchemy import case, func, insert, literal, select, text, update
 from mailer.database import is_postgresql
 from mailer.extensions import db
 from mailer.models import (
+    UNFINISHED_RUN_STATUSES,
     AttemptStatus,
     Client,
     Delivery,
@@ -22,7 +23,6 @@ from mailer.models import (
     Repeat,
     RunStatus,
     RunTrigger,
-    UNFINISHED_RUN_STATUSES,
     User,
     mailing_clients,
     utcnow,

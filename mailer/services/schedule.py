@@ -7,7 +7,7 @@ monthly mailing anchored on 31 January runs on the last day of February and agai
 Missed occurrences (scheduler down) are not replayed: one run catches up, then the schedule
 moves on to the next future occurrence.
 """
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
@@ -31,12 +31,12 @@ def owner_zone(mailing: Mailing) -> ZoneInfo:
 def occurrence(start_at: datetime, repeat: Repeat, index: int, tz: ZoneInfo) -> datetime:
     """The index-th occurrence (0 = the start itself), in UTC."""
     if index == 0 or repeat == Repeat.NONE:
-        return start_at.astimezone(timezone.utc)
+        return start_at.astimezone(UTC)
     local_start = start_at.astimezone(tz).replace(tzinfo=None)
     local = local_start + STEPS[repeat] * index
     # A wall-clock time that does not exist (spring forward) resolves to the hour after the gap;
     # an ambiguous one (fall back) to its first occurrence.
-    return local.replace(tzinfo=tz).astimezone(timezone.utc)
+    return local.replace(tzinfo=tz).astimezone(UTC)
 
 
 def _index_estimate(start_at: datetime, after: datetime, repeat: Repeat, tz: ZoneInfo) -> int:
@@ -70,7 +70,7 @@ def occurrences(mailing: Mailing, limit: int | None = None) -> list[datetime]:
 def next_run_time(mailing: Mailing, after: datetime | None) -> datetime | None:
     """The first occurrence strictly after `after` (the start itself when `after` is None),
     or None when there is none before the end."""
-    start_at = mailing.start_at.astimezone(timezone.utc)
+    start_at = mailing.start_at.astimezone(UTC)
     if after is None or start_at > after:
         return start_at if start_at <= mailing.end_at else None
     if mailing.repeat == Repeat.NONE:
@@ -96,7 +96,7 @@ def last_scheduled_run_time(mailing: Mailing) -> datetime | None:
     )
     # SQLite hands back a naive value from an aggregate; it is stored in UTC.
     if latest is not None and latest.tzinfo is None:
-        latest = latest.replace(tzinfo=timezone.utc)
+        latest = latest.replace(tzinfo=UTC)
     return latest
 
 

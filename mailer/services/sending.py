@@ -40,8 +40,8 @@ from mailer.models import (
 )
 from mailer.services import dkim_signing, runs, send_queue, senders, servers, shutdown
 from mailer.services.addresses import AddressError, envelope_address
-from mailer.services.secrets import SecretError
 from mailer.services.rendering import MailRenderer, TemplateProblem, make_message_id
+from mailer.services.secrets import SecretError
 from mailer.services.throttle import Limits, Throttle
 from mailer.services.transport import NOT_SENT, Reply, SenderPool, SmtpSettings
 

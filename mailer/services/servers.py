@@ -313,7 +313,7 @@ def check_connection(settings: ServerSettings, timeout: float | None = None) -> 
                      "and that the server is running.")
     except socket.gaierror:
         lines.append(f"The host name “{settings.host}” cannot be found.")
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         lines.append(f"{where} did not answer within {timeout:g} seconds.")
     except smtplib.SMTPServerDisconnected:
         lines.append(f"{where} closed the connection without an SMTP answer: is it an SMTP server, and is "

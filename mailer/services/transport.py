@@ -236,11 +236,11 @@ class SmtpTransport:
         server waits for the message. The refused transaction is ended so that the connection
         serves the next message."""
         steps = (("Sender refused", (250,)), ("Recipient refused", (250, 251)), ("DATA refused", (354,)))
-        for (what, good), (code, text) in zip(steps, replies):
-            if code not in good:
-                break
-        else:
+        refusal = next(((what, code, text) for (what, good), (code, text) in zip(steps, replies, strict=False)
+                        if code not in good), None)
+        if refusal is None:
             return None
+        what, code, text = refusal
         if replies[-1][0] == 354:  # cannot happen with a refused recipient, unless the server errs
             host.send(b".\r\n")
             host.getreply()

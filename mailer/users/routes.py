@@ -2,8 +2,8 @@ from flask import flash, render_template, request
 from flask_login import current_user
 
 from mailer.extensions import db
-from mailer.models import User
 from mailer.listing import paginate
+from mailer.models import User
 from mailer.permissions import manager_required
 from mailer.services import users as user_service
 from mailer.services.users import UserActionError

@@ -12,7 +12,7 @@ to ID_ARGUMENTS (and, if managers may use it, to MANAGER_ACTIONS).
 """
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -158,7 +158,7 @@ def make_objects(owner: User) -> dict[str, int]:
 
     Made again after a request wrongly changed them, hence the address numbered per set.
     """
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     number = db.session.query(Client).filter_by(owner_id=owner.id).count() + 1
     client = Client(owner=owner, email=f"alice{number}@example.com", full_name="Alice", comment="")
     message = Message(owner=owner, subject="Hello", body_text="Hello {{ client.full_name }}")
@@ -269,7 +269,7 @@ def test_the_owner_reaches_their_own_objects(app, client, world):
 # What a manager may do to others' objects: endpoint -> (state before, check after).
 def set_disabled(world: World, disabled: bool) -> None:
     mailing = db.session.get(Mailing, world.ids["mailing"])
-    mailing.disabled_at = datetime.now(timezone.utc) if disabled else None
+    mailing.disabled_at = datetime.now(UTC) if disabled else None
     mailing.disabled_by_id = world.manager.id if disabled else None
     db.session.commit()
 

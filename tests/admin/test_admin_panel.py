@@ -1,5 +1,5 @@
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import g
@@ -29,7 +29,7 @@ def records(app):
     owner = make_user("owner@example.com")
     client = Client(owner=owner, email="alice@example.com", full_name="Alice")
     message = Message(owner=owner, subject="Hello", body_text="Hi")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     mailing = Mailing(owner=owner, name="Spring news", message=message, clients=[client],
                       start_at=now, end_at=now + timedelta(days=1))
     run = MailingRun(mailing=mailing, trigger=RunTrigger.MANUAL, scheduled_for=now, total_count=1)
@@ -135,7 +135,7 @@ def test_admin_blocking_a_user_ends_their_session(app, client, records):
     assert response.status_code == 302
     db.session.refresh(owner)
     assert not owner.is_active and owner.blocked_at is not None and owner.full_name == "Owner"
-    assert owner.email_confirmed_at == datetime(2026, 1, 1, 10, tzinfo=timezone.utc)
+    assert owner.email_confirmed_at == datetime(2026, 1, 1, 10, tzinfo=UTC)
     assert owner_client.get("/auth/profile").status_code == 302
 
 
@@ -192,14 +192,14 @@ def test_admin_mailing_cannot_mix_owners(app, client, records):
     assert response.status_code == 302
     db.session.refresh(mailing)
     assert mailing.name == "Renamed" and mailing.repeat == "weekly" and mailing.status == "running"
-    assert mailing.start_at == datetime(2026, 1, 1, 10, tzinfo=timezone.utc)
+    assert mailing.start_at == datetime(2026, 1, 1, 10, tzinfo=UTC)
 
 
 def test_admin_schedule_edits_recompute_the_next_run(app, client, records):
     admin = make_user("admin@example.com", role=Role.ADMIN)
     login(client, admin.email)
     mailing = records["mailing"]
-    start = (datetime.now(timezone.utc) + timedelta(days=3)).replace(second=0, microsecond=0)
+    start = (datetime.now(UTC) + timedelta(days=3)).replace(second=0, microsecond=0)
     response = client.post(f"/admin/mailings/edit/?id={mailing.id}", data={
         "owner": str(records["owner"].id), "name": "Spring news", "message": str(records["message"].id),
         "clients": str(records["client"].id), "start_at": f"{start:%Y-%m-%d %H:%M:%S}",

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -137,7 +137,7 @@ def test_delete_asks_for_confirmation_then_deletes(logged_in, user):
 
 
 def make_mailing(owner, clients, name="Spring news") -> Mailing:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     mailing = Mailing(owner_id=owner.id, name=name, message_id=add_message(owner).id,
                       start_at=now, end_at=now + timedelta(days=1), clients=list(clients))
     db.session.add(mailing)

@@ -103,7 +103,8 @@ def test_spreadsheet_flavours_are_read(logged_in, user):
 @pytest.mark.parametrize("content, message", [
     (b"", "The file is empty."),
     (b"email,full_name\n", "The file has a header row but no clients under it."),
-    (b"mail address,who\nada@example.com,Ada\n", "must name the columns email and full_name (or name); it has mail address, who."),
+    (b"mail address,who\nada@example.com,Ada\n",
+     "must name the columns email and full_name (or name); it has mail address, who."),
     ("email,full_name\nada@example.com,Zoë\n".encode("latin-1"), "The file is not UTF-8 text."),
 ])
 def test_a_file_that_cannot_be_imported_is_a_field_error(logged_in, user, content, message):
@@ -205,5 +206,6 @@ def test_a_background_import_that_cannot_run_says_so(app, logged_in, user, work_
     work_queue()
     page = logged_in.get(response.location)
     assert "Refresh" not in page.headers
-    assert "The import stopped: The uploaded file is no longer on the server; upload it again." in page.get_data(as_text=True)
+    stopped = "The import stopped: The uploaded file is no longer on the server; upload it again."
+    assert stopped in page.get_data(as_text=True)
     assert clients_of(user) == {}

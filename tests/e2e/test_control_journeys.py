@@ -3,7 +3,7 @@ send to the rest, the live preview, layouts on a phone and a desktop, and Cyrill
 Copies are counted in what the SMTP sink received, never in the app's own records."""
 import re
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.header import decode_header, make_header
 
@@ -84,7 +84,7 @@ def test_send_now_on_a_once_mailing_sends_exactly_one_copy_per_client(new_page, 
     import_clients(person, clients)
     write_message(person, "Once only {{ name }}")
     # Scheduled for the next minute but one: Send now goes first, then the schedule's time passes.
-    start = (datetime.now(timezone.utc) + timedelta(seconds=80)).replace(second=0, microsecond=0)
+    start = (datetime.now(UTC) + timedelta(seconds=80)).replace(second=0, microsecond=0)
     create_mailing(person, "Once", "Once only [name]", start)
     mailing_url = person.url
 
@@ -97,7 +97,7 @@ def test_send_now_on_a_once_mailing_sends_exactly_one_copy_per_client(new_page, 
     person.locator("#run-status", has_text="Done").wait_for(timeout=30_000)
 
     # Let the scheduled time pass, with the scheduler dispatching every second.
-    wait_until(person, lambda: datetime.now(timezone.utc) > start + timedelta(seconds=5), "the start passed",
+    wait_until(person, lambda: datetime.now(UTC) > start + timedelta(seconds=5), "the start passed",
                tries=800)
     person.goto(mailing_url)
     assert "1 in all" in person.locator("main").inner_text()
@@ -109,7 +109,7 @@ def test_pause_resume_cancel_and_send_to_the_rest_reach_every_client_once(new_pa
     clients = [(f"control{n}@example.com", f"Control Client {n}") for n in range(60)]
     import_clients(person, clients)
     write_message(person, "Control news")
-    create_mailing(person, "Control", "Control news", datetime.now(timezone.utc) + timedelta(days=2))
+    create_mailing(person, "Control", "Control news", datetime.now(UTC) + timedelta(days=2))
     person.click("text=Send now…")
     person.click("button:has-text('Send to 60 clients now')")
     person.wait_for_url(re.compile(r"/runs/\d+$"))
@@ -191,8 +191,8 @@ def test_lists_keep_their_key_columns_on_a_phone_and_a_desktop(new_page, live_sy
     write_message(person, "A message with a rather long subject line for {{ name }}")
     create_mailing(person, "Layout mailing with a fairly long name",
                    "A message with a rather long subject line for [name]",
-                   datetime.now(timezone.utc) + timedelta(days=3), repeat="weekly",
-                   end=datetime.now(timezone.utc) + timedelta(days=60))
+                   datetime.now(UTC) + timedelta(days=3), repeat="weekly",
+                   end=datetime.now(UTC) + timedelta(days=60))
     mailing_columns = ["name", "status", "next_run", "sent", "failed"]
     for viewport in (PHONE, DESKTOP):
         page = new_page(viewport)

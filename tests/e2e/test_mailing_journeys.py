@@ -1,7 +1,7 @@
 import csv
 import io
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tests.e2e.conftest import ADMIN, MANAGER, link_from_outbox, local_input_time, log_in
 
@@ -59,7 +59,7 @@ def test_owner_imports_clients_sends_a_mailing_and_reads_its_report(new_page, li
     assert problem.locator("td").first.inner_text() == "4"
 
     write_message(person, "Spring catalogue")
-    create_mailing(person, "Spring", "Spring catalogue", datetime.now(timezone.utc) - timedelta(minutes=1))
+    create_mailing(person, "Spring", "Spring catalogue", datetime.now(UTC) - timedelta(minutes=1))
 
     # A mailing saved with a start that has come opens on its run, which the page follows live.
     person.wait_for_url(re.compile(r"/runs/\d+"))
@@ -99,7 +99,7 @@ def test_manager_disables_a_mailing_and_blocks_its_owner(new_page, live_system):
     owner.fill("input[name=full_name]", "Dora Dunn")
     owner.click("input[type=submit]")
     write_message(owner, "Autumn news")
-    create_mailing(owner, "Autumn", "Autumn news", datetime.now(timezone.utc) + timedelta(days=1))
+    create_mailing(owner, "Autumn", "Autumn news", datetime.now(UTC) + timedelta(days=1))
 
     manager = new_page()
     log_in(manager, *MANAGER)

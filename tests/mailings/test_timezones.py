@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -17,8 +17,8 @@ def test_times_typed_in_the_users_zone_are_stored_in_utc(client):
                                                            end="2030-07-15T09:00", repeat="daily"))
     assert response.status_code == 302
     mailing = db.session.scalar(select(Mailing))
-    assert mailing.start_at == datetime(2030, 1, 15, 14, 0, tzinfo=timezone.utc)
-    assert mailing.end_at == datetime(2030, 7, 15, 13, 0, tzinfo=timezone.utc)
+    assert mailing.start_at == datetime(2030, 1, 15, 14, 0, tzinfo=UTC)
+    assert mailing.end_at == datetime(2030, 7, 15, 13, 0, tzinfo=UTC)
     assert mailing.next_run_at == mailing.start_at
 
     # Shown and offered for editing in the same zone they were typed in.
@@ -34,7 +34,7 @@ def test_a_viewer_in_another_zone_sees_the_same_moment_in_their_own_time(app, cl
     login(client, owner.email)
     client.post("/mailings/new", data=form_data(message, clients, start="2030-03-01T08:30", end="2030-03-02T08:30"))
     mailing = db.session.scalar(select(Mailing))
-    assert mailing.start_at == datetime(2030, 2, 28, 23, 30, tzinfo=timezone.utc)
+    assert mailing.start_at == datetime(2030, 2, 28, 23, 30, tzinfo=UTC)
 
     manager = make_user("paris-manager@example.com", role="manager", timezone="Europe/Paris")
     viewer = app.test_client()

@@ -1,5 +1,5 @@
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -122,7 +122,7 @@ def test_delete_asks_then_deletes(logged_in, user):
 
 
 def make_mailing(owner, message, name) -> Mailing:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     mailing = Mailing(owner_id=owner.id, name=name, message_id=message.id, start_at=now,
                       end_at=now + timedelta(days=1))
     db.session.add(mailing)

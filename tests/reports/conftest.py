@@ -1,6 +1,6 @@
 """A small factory of mailings, runs, deliveries and attempts, written straight to the database
 as the sending engine would leave them."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,7 +19,7 @@ from mailer.models import (
     User,
 )
 
-T0 = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 
 
 class ReportFactory:

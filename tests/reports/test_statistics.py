@@ -1,6 +1,6 @@
 """The statistics page: totals per mailing and per day, the chart, who sees what."""
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from mailer.models import AttemptStatus, DeliveryStatus, utcnow
 from mailer.reports.chart import nice_step
@@ -11,7 +11,7 @@ from tests.reports.helpers import table_rows
 
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 3, day, hour, minute, tzinfo=timezone.utc)
+    return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
 
 
 def build_month(make, owner):

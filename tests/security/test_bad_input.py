@@ -70,7 +70,7 @@ def test_requeue_all_does_not_answer_get(app, admin):
 
 
 def test_a_nul_byte_inside_an_imported_file_is_an_invalid_row(logged_in):
-    csv_file = io.BytesIO("email,full_name\nada@example.com,Ada\x00Lovelace\nbob@exa\x00mple.com,Bob\n".encode())
+    csv_file = io.BytesIO(b"email,full_name\nada@example.com,Ada\x00Lovelace\nbob@exa\x00mple.com,Bob\n")
     response = logged_in.post("/clients/import", data={"file": (csv_file, "clients.csv"), "on_existing": "skip"},
                               content_type="multipart/form-data", follow_redirects=True)
     page = response.get_data(as_text=True)

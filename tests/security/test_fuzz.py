@@ -7,8 +7,8 @@ own with the next value in turn, so that a field is also tried while the others 
 absent.
 """
 import io
-from html.parser import HTMLParser
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from itertools import count
 
 import pytest

@@ -53,7 +53,7 @@ def message_to(recipient: str) -> bytes:
     return (f"From: {header_address('Alice', 'alice@example.com')}\r\n"
             f"To: {header_address('Тест', recipient)}\r\n"
             "Subject: Hello\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            "Content-Transfer-Encoding: 8bit\r\n\r\nПривет\r\n").encode("utf-8")
+            "Content-Transfer-Encoding: 8bit\r\n\r\nПривет\r\n").encode()
 
 
 def test_a_server_with_smtputf8_receives_the_international_address(app, smtp_sink):

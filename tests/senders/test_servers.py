@@ -3,6 +3,7 @@ the admin panel's forms and its connection test against real aiosmtpd sinks."""
 import pytest
 from aiosmtpd.smtp import AuthResult
 from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 
 from mailer.extensions import db
 from mailer.models import Security, SmtpServer
@@ -57,7 +58,7 @@ def test_marking_a_server_default_unmarks_the_other(app):
 def test_the_database_refuses_two_defaults(app):
     add_server(name="First", is_default=True)
     db.session.add(SmtpServer(name="Second", host="h", port=25, security=Security.NONE, is_default=True))
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         db.session.commit()
     db.session.rollback()
 
@@ -232,7 +233,7 @@ def starttls_sink(tmp_path_factory):
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
                    .serial_number(x509.random_serial_number()).not_valid_before(now)
                    .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))

@@ -12,7 +12,17 @@ import pytest
 from sqlalchemy import insert, select
 
 from mailer.extensions import db
-from mailer.models import Client, Delivery, Mailing, MailingAttempt, MailingRun, Message, Repeat, mailing_clients, utcnow
+from mailer.models import (
+    Client,
+    Delivery,
+    Mailing,
+    MailingAttempt,
+    MailingRun,
+    Message,
+    Repeat,
+    mailing_clients,
+    utcnow,
+)
 from mailer.services import schedule
 from tests.conftest import make_user
 
@@ -56,7 +66,8 @@ def make_mailing(owner, clients: int = 3, *, start_at=None, end_at=None, repeat=
     db.session.flush()
     client_ids = add_clients(owner, clients, prefix=f"m{mailing.id}-")
     if client_ids:
-        db.session.execute(insert(mailing_clients), [{"mailing_id": mailing.id, "client_id": cid} for cid in client_ids])
+        db.session.execute(insert(mailing_clients),
+                           [{"mailing_id": mailing.id, "client_id": cid} for cid in client_ids])
     schedule.reset_schedule(mailing, now)
     db.session.commit()
     return mailing

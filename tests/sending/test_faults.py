@@ -25,8 +25,8 @@ from mailer.extensions import db, rq
 from mailer.models import AttemptStatus, Delivery, DeliveryStatus, MailingAttempt, MailingRun, RunStatus, utcnow
 from mailer.services import dispatch, throttle
 from tests.conftest import make_user
-from tests.sending.conftest import ROOT, deliveries, make_mailing, reload_run, wait_until
 from tests.fast_sink import FastSink
+from tests.sending.conftest import ROOT, deliveries, make_mailing, reload_run, wait_until
 from tests.support import RedisServer, free_port
 
 

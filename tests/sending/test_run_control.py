@@ -16,7 +16,8 @@ from tests.sending.conftest import deliveries, make_mailing, reload_run
 
 def runs_of(mailing_id: int) -> list[MailingRun]:
     db.session.expire_all()
-    return list(db.session.scalars(select(MailingRun).where(MailingRun.mailing_id == mailing_id).order_by(MailingRun.id)))
+    return list(db.session.scalars(
+        select(MailingRun).where(MailingRun.mailing_id == mailing_id).order_by(MailingRun.id)))
 
 
 def copies_per_recipient(smtp_sink) -> Counter:

@@ -1,6 +1,6 @@
 """Repeat schedules with a fixed clock: occurrences in the owner's time zone, month ends,
 leap years, daylight saving, the end time, and the status a mailing moves through."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,7 +10,7 @@ from mailer.models import Mailing, MailingRun, MailingStatus, Message, Repeat, R
 from mailer.services.schedule import next_run_time, occurrences, refresh_status, reset_schedule
 from tests.conftest import make_user
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def utc(*args) -> datetime:
@@ -47,7 +47,8 @@ def test_end_between_two_occurrences():
 
 def test_weekly_keeps_the_weekday():
     mailing = mailing_for(utc(2026, 1, 5, 18, 30), utc(2026, 12, 31), Repeat.WEEKLY)
-    assert occurrences(mailing, limit=3) == [utc(2026, 1, 5, 18, 30), utc(2026, 1, 12, 18, 30), utc(2026, 1, 19, 18, 30)]
+    assert occurrences(mailing, limit=3) == [
+        utc(2026, 1, 5, 18, 30), utc(2026, 1, 12, 18, 30), utc(2026, 1, 19, 18, 30)]
     after = utc(2026, 6, 10, 12)  # a Wednesday
     following = next_run_time(mailing, after)
     assert following == utc(2026, 6, 15, 18, 30) and following.weekday() == 0

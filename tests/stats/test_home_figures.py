@@ -1,6 +1,6 @@
 import re
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import url_for
 from sqlalchemy import event
@@ -38,7 +38,7 @@ def statements_on(engine):
 
 def add_mailing(owner, status=MailingStatus.CREATED, clients=()):
     message = Message(owner=owner, subject="Hello", body_text="Hi")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     mailing = Mailing(owner=owner, name="News", message=message, start_at=now, end_at=now + timedelta(days=7),
                       status=status, clients=list(clients))
     db.session.add(mailing)

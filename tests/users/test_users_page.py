@@ -1,5 +1,5 @@
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import g
 
@@ -183,7 +183,7 @@ def test_block_needs_a_csrf_token(app):
 def test_a_blocked_users_mailing_is_not_sent_until_unblocked(app, client, work_queue, smtp_sink):
     manager = make_user("manager@example.com", role=Role.MANAGER)
     owner = make_user("owner@example.com")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     recipient = Client(owner=owner, email="reader@example.com", full_name="Reader")
     message = Message(owner=owner, subject="Weekly news", body_text="Hello")
     db.session.add(Mailing(owner=owner, name="News", message=message, clients=[recipient],
