@@ -3,6 +3,7 @@ from mailer.models.base import UTCDateTime, utcnow
 from mailer.models.client import Client
 from mailer.models.mailing import (
     UNFINISHED_RUN_STATUSES,
+    AttemptStat,
     AttemptStatus,
     Delivery,
     DeliveryStatus,
@@ -20,6 +21,7 @@ from mailer.models.sender import Security, SenderIdentity, SmtpServer
 from mailer.models.user import Role, User, user_roles
 
 __all__ = [
+    "AttemptStat",
     "AttemptStatus",
     "Client",
     "Delivery",

@@ -75,10 +75,14 @@ class Mailing(db.Model):
     """A message sent to a set of clients on a schedule."""
 
     __tablename__ = "mailings"
-    __table_args__ = (Index("ix_mailings_due", "next_run_at", "status"),)
+    __table_args__ = (
+        Index("ix_mailings_due", "next_run_at", "status"),
+        # The list's default sort: the owner's mailings, latest start first.
+        Index("ix_mailings_owner_start", "owner_id", "start_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="RESTRICT"), index=True)
     start_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -96,6 +100,9 @@ class Mailing(db.Model):
     sender_identity_id: Mapped[int | None] = mapped_column(
         ForeignKey("sender_identities.id", ondelete="SET NULL"), index=True)
     smtp_server_id: Mapped[int | None] = mapped_column(ForeignKey("smtp_servers.id", ondelete="SET NULL"), index=True)
+    # How many clients the mailing has (rows of mailing_clients), kept by every change of the
+    # list, so that pages show it without counting a list of hundreds of thousands.
+    client_count: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()
@@ -127,7 +134,11 @@ class MailingRun(db.Model):
 
     __tablename__ = "mailing_runs"
     # A schedule can never produce the same run twice, whoever dispatches it.
-    __table_args__ = (UniqueConstraint("mailing_id", "scheduled_for"),)
+    __table_args__ = (
+        UniqueConstraint("mailing_id", "scheduled_for"),
+        # A mailing's runs, newest first.
+        Index("ix_mailing_runs_mailing", "mailing_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     mailing_id: Mapped[int] = mapped_column(ForeignKey("mailings.id", ondelete="CASCADE"))
@@ -177,7 +188,8 @@ class Delivery(db.Model):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("run_id", "client_id"),
-        Index("ix_deliveries_run_status", "run_id", "status"),
+        # A run's deliveries of one status (or all, by status) in id order, a page at a time.
+        Index("ix_deliveries_run_status", "run_id", "status", "id"),
         # Partial indexes stay small however large a run is: the claim reads a run's pending
         # deliveries in id order, the reconciler the expired leases, the heartbeat its claims.
         Index("ix_deliveries_pending", "run_id", "id", **_where("status = 'pending'")),
@@ -219,7 +231,8 @@ class MailingAttempt(db.Model):
     __tablename__ = "mailing_attempts"
     __table_args__ = (
         Index("ix_mailing_attempts_mailing_time", "mailing_id", "attempted_at"),
-        Index("ix_mailing_attempts_run_time", "run_id", "attempted_at"),
+        # A run's attempts, newest first, a page at a time.
+        Index("ix_mailing_attempts_run_time", "run_id", "attempted_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -241,3 +254,24 @@ class MailingAttempt(db.Model):
 
     def __repr__(self) -> str:
         return f"<MailingAttempt {self.id} {self.email} {self.status}>"
+
+
+class AttemptStat(db.Model):
+    """The attempt log summed per mailing and quarter of an hour (UTC), written with the attempts.
+
+    Statistics read these rows instead of the log: a year of a daily mailing is a few hundred of
+    them. A quarter of an hour because every time zone's offset, and every daylight-saving
+    change, is a multiple of it, so the days of any viewer's zone are made of whole slots.
+    """
+
+    __tablename__ = "attempt_stats"
+    __table_args__ = (Index("ix_attempt_stats_slot", "slot"),)
+
+    mailing_id: Mapped[int] = mapped_column(ForeignKey("mailings.id", ondelete="CASCADE"), primary_key=True)
+    # The start of the quarter of an hour.
+    slot: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    successes: Mapped[int] = mapped_column(default=0)
+    failures: Mapped[int] = mapped_column(default=0)
+    # Deliveries accepted (each counted once, whatever number of attempts it took).
+    sent: Mapped[int] = mapped_column(default=0)

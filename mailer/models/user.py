@@ -1,7 +1,7 @@
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Column, ForeignKey, String, Table, Text, func, true
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, func, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -36,6 +36,8 @@ class Role(db.Model):
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
+    # The users page: newest first.
+    __table_args__ = (Index("ix_users_created", "created_at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Stored lower-cased, so uniqueness is case-insensitive on every database.
