@@ -26,7 +26,7 @@ from mailer.models import (
     User,
     utcnow,
 )
-from mailer.services import runs, schedule, send_queue
+from mailer.services import attempt_stats, runs, schedule, send_queue
 from mailer.services.stats import clear_stats_cache_after_commit
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,9 @@ def release_expired_leases(now: datetime) -> int:
         updates,
     )
     db.session.execute(insert(MailingAttempt), attempts)
+    for mailing_id in sorted({row.mailing_id for row in stuck}):
+        attempt_stats.add(mailing_id, [(attempt["attempted_at"], AttemptStatus.UNKNOWN) for attempt in attempts
+                                       if attempt["mailing_id"] == mailing_id], [])
     for run_id in sorted({row.run_id for row in stuck}):
         runs.update_counters(run_id)
     db.session.commit()

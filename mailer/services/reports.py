@@ -15,6 +15,7 @@ from sqlalchemy.orm import joinedload
 
 from mailer.extensions import db
 from mailer.models import (
+    AttemptStat,
     AttemptStatus,
     Delivery,
     DeliveryStatus,
@@ -340,60 +341,45 @@ class Statistics:
 
 def statistics(period: Period, owner_id: int | None) -> Statistics:
     """Attempts, successes, failures and messages sent in the period, in total, per mailing and
-    per day; for one owner, or for everyone when `owner_id` is None."""
-    in_period = [MailingAttempt.attempted_at >= period.since, MailingAttempt.attempted_at < period.until]
-    owned = [Mailing.owner_id == owner_id] if owner_id is not None else []
-    successes = func.sum(case((MailingAttempt.status == AttemptStatus.SUCCESS, 1), else_=0))
-    failures = func.sum(case((MailingAttempt.status == AttemptStatus.FAILURE, 1), else_=0))
+    per day; for one owner, or for everyone when `owner_id` is None.
 
-    per_mailing: dict[int, MailingFigures] = {}
-    attempt_rows = db.session.execute(
-        select(Mailing.id, Mailing.name, User.email, func.count(MailingAttempt.id), successes, failures)
-        .select_from(MailingAttempt)
-        .join(Mailing, Mailing.id == MailingAttempt.mailing_id)
+    Read from the sums per quarter of an hour (AttemptStat), never from the attempt log: the
+    period's bounds are local midnights, which fall on quarter hours in every time zone.
+    """
+    in_period = [AttemptStat.slot >= period.since, AttemptStat.slot < period.until]
+    owned = [Mailing.owner_id == owner_id] if owner_id is not None else []
+
+    rows = db.session.execute(
+        select(Mailing.id, Mailing.name, User.email, func.sum(AttemptStat.attempts),
+               func.sum(AttemptStat.successes), func.sum(AttemptStat.failures), func.sum(AttemptStat.sent))
+        .select_from(AttemptStat)
+        .join(Mailing, Mailing.id == AttemptStat.mailing_id)
         .join(User, User.id == Mailing.owner_id)
         .where(*in_period, *owned)
         .group_by(Mailing.id, Mailing.name, User.email)
     )
-    for mailing_id, name, owner_email, attempts, success_count, failure_count in attempt_rows:
-        per_mailing[mailing_id] = MailingFigures(
-            attempts=attempts, successes=success_count or 0, failures=failure_count or 0,
-            mailing_id=mailing_id, name=name, owner_email=owner_email,
-        )
-
-    # Messages sent: deliveries accepted in the period, each counted once however many
-    # attempts it took.
-    sent_rows = db.session.execute(
-        select(Mailing.id, Mailing.name, User.email, func.count(Delivery.id))
-        .select_from(Delivery)
-        .join(MailingRun, MailingRun.id == Delivery.run_id)
-        .join(Mailing, Mailing.id == MailingRun.mailing_id)
-        .join(User, User.id == Mailing.owner_id)
-        .where(Delivery.status == DeliveryStatus.SENT, Delivery.sent_at >= period.since,
-               Delivery.sent_at < period.until, *owned)
-        .group_by(Mailing.id, Mailing.name, User.email)
-    )
-    for mailing_id, name, owner_email, sent in sent_rows:
-        figures = per_mailing.setdefault(
-            mailing_id, MailingFigures(mailing_id=mailing_id, name=name, owner_email=owner_email))
-        figures.sent = sent
+    mailings = [
+        MailingFigures(attempts=int(attempts or 0), successes=int(successes or 0), failures=int(failures or 0),
+                       sent=int(sent or 0), mailing_id=mailing_id, name=name, owner_email=owner_email)
+        for mailing_id, name, owner_email, attempts, successes, failures, sent in rows
+    ]
 
     per_day = {day: DayFigures(day) for day in period.days}
-    day = local_day(MailingAttempt.attempted_at, period).label("day")
+    day = local_day(AttemptStat.slot, period).label("day")
     day_query = (
-        select(day, successes, failures)
-        .select_from(MailingAttempt)
+        select(day, func.sum(AttemptStat.successes), func.sum(AttemptStat.failures))
+        .select_from(AttemptStat)
         .where(*in_period)
         .group_by(day)
     )
     if owned:
-        day_query = day_query.join(Mailing, Mailing.id == MailingAttempt.mailing_id).where(*owned)
+        day_query = day_query.join(Mailing, Mailing.id == AttemptStat.mailing_id).where(*owned)
     for value, success_count, failure_count in db.session.execute(day_query):
         entry = per_day.get(_as_date(value))
         if entry is not None:
-            entry.successes, entry.failures = success_count or 0, failure_count or 0
+            entry.successes, entry.failures = int(success_count or 0), int(failure_count or 0)
 
-    mailings = sorted(per_mailing.values(), key=lambda m: (-m.attempts, -m.sent, m.name.lower(), m.mailing_id))
+    mailings.sort(key=lambda m: (-m.attempts, -m.sent, m.name.lower(), m.mailing_id))
     totals = Figures(
         attempts=sum(m.attempts for m in mailings),
         successes=sum(m.successes for m in mailings),

@@ -38,7 +38,7 @@ from mailer.models import (
     UTCDateTime,
     utcnow,
 )
-from mailer.services import dkim_signing, runs, send_queue, senders, servers, shutdown
+from mailer.services import attempt_stats, dkim_signing, runs, send_queue, senders, servers, shutdown
 from mailer.services.addresses import AddressError, envelope_address
 from mailer.services.rendering import MailRenderer, TemplateProblem, make_message_id
 from mailer.services.secrets import SecretError
@@ -271,7 +271,7 @@ RESULTS_ON_POSTGRESQL = text("""
              AS r(id, token, status, tried, retry_at, sent_at, first_attempt_at, code, response)
         WHERE d.id = r.id
           AND ((d.status = 'sending' AND d.claim_token = r.token) OR (d.status = 'pending' AND d.claim_token IS NULL))
-        RETURNING d.status
+        RETURNING d.status, d.sent_at
     ), logged AS (
         INSERT INTO mailing_attempts (mailing_id, run_id, delivery_id, client_id, email, attempted_at, status,
                                       smtp_code, smtp_response, error)
@@ -281,6 +281,25 @@ RESULTS_ON_POSTGRESQL = text("""
                     CAST(:a_times AS timestamptz[]), CAST(:a_statuses AS varchar[]), CAST(:a_codes AS integer[]),
                     CAST(:a_responses AS text[]), CAST(:a_errors AS text[]))
              AS a(delivery_id, client_id, email, attempted_at, status, code, response, error)
+        RETURNING attempted_at, status
+    ), counted AS (
+        -- The statistics' sums per quarter of an hour (see attempt_stats), in slot order so that
+        -- workers adding to the same slots lock them in the same order.
+        INSERT INTO attempt_stats AS s (mailing_id, slot, attempts, successes, failures, sent)
+        SELECT :mailing_id, slot, sum(attempts), sum(successes), sum(failures), sum(sent)
+        FROM (
+            SELECT SLOT(attempted_at) AS slot, 1 AS attempts,
+                   CASE WHEN status = 'success' THEN 1 ELSE 0 END AS successes,
+                   CASE WHEN status = 'failure' THEN 1 ELSE 0 END AS failures, 0 AS sent
+            FROM logged
+            UNION ALL
+            SELECT SLOT(sent_at), 0, 0, 0, 1 FROM written WHERE status = 'sent'
+        ) AS log
+        GROUP BY slot
+        ORDER BY slot
+        ON CONFLICT (mailing_id, slot) DO UPDATE
+        SET attempts = s.attempts + EXCLUDED.attempts, successes = s.successes + EXCLUDED.successes,
+            failures = s.failures + EXCLUDED.failures, sent = s.sent + EXCLUDED.sent
     )
     UPDATE mailing_runs
     SET sent_count = sent_count + (SELECT count(*) FROM written WHERE status = 'sent'),
@@ -288,7 +307,8 @@ RESULTS_ON_POSTGRESQL = text("""
         skipped_count = skipped_count + (SELECT count(*) FROM written WHERE status = 'skipped'),
         unknown_count = unknown_count + :unknown
     WHERE id = :run_id
-""")
+""".replace("SLOT(attempted_at)", attempt_stats.SLOT_ON_POSTGRESQL.format("attempted_at"))
+                     .replace("SLOT(sent_at)", attempt_stats.SLOT_ON_POSTGRESQL.format("sent_at")))
 RESULTS_ON_SQLITE = text("""
     UPDATE deliveries
     SET status = :status, attempts = attempts + :tried, retry_at = :retry_at, sent_at = :sent_at,
@@ -352,14 +372,23 @@ def record_outcomes(run_id: int, mailing_id: int, outcomes: list[Outcome]) -> No
     changed = db.session.execute(RESULTS_ON_SQLITE, results).rowcount if results else 0
     if attempts:
         db.session.execute(insert(MailingAttempt.__table__), attempts)
+    sent = [result for result in results if result["status"] == DeliveryStatus.SENT.value]
     if changed == len(results):
         statuses = [result["status"] for result in results]
-        runs.add_to_counters(run_id, sent=statuses.count(DeliveryStatus.SENT.value),
-                             failed=statuses.count(DeliveryStatus.FAILED.value),
+        runs.add_to_counters(run_id, sent=len(sent), failed=statuses.count(DeliveryStatus.FAILED.value),
                              skipped=statuses.count(DeliveryStatus.SKIPPED.value), unknown=unknown)
     else:  # some results were not this worker's to write any more; SQLite does not say which
         runs.update_counters(run_id)
+        sent = [result for result in sent if written_as_sent(result)]
+    attempt_stats.add(mailing_id, [(attempt["attempted_at"], attempt["status"]) for attempt in attempts],
+                      [result["sent_at"] for result in sent])
     db.session.commit()
+
+
+def written_as_sent(result: dict) -> bool:
+    """Whether this result is the one the delivery holds (SQLite, after a partial write)."""
+    row = db.session.execute(select(Delivery.status, Delivery.sent_at).where(Delivery.id == result["id"])).one()
+    return row.status == DeliveryStatus.SENT and row.sent_at == result["sent_at"]
 
 
 def _as_arrays(results: list[dict], attempts: list[dict], run_id: int, mailing_id: int, unknown: int) -> dict:
