@@ -49,6 +49,7 @@ from mailer.models import (
 )
 from mailer.services import accounts, schedule, secrets
 from mailer.services import clients as client_service
+from mailer.services import mailings as mailing_service
 from mailer.services import messages as message_service
 from mailer.services import senders as sender_service
 from mailer.services import servers as server_service
@@ -282,6 +283,10 @@ class ClientView(OwnedStatsView):
         except ClientError as error:
             raise ValidationError(str(error)) from None
 
+    def on_model_delete(self, model):
+        super().on_model_delete(model)
+        client_service.leave_mailings(model)
+
 
 class MessageView(SecureModelView):
     column_list = ("id", "owner", "subject", "created_at", "updated_at")
@@ -332,6 +337,8 @@ class MailingView(OwnedStatsView):
             except IdentityError as error:
                 raise ValidationError(str(error)) from None
         schedule.reset_schedule(model, utcnow())
+        db.session.flush()
+        mailing_service.count_clients([model.id])
 
 
 class MailingRunView(ReadOnlyModelView):

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app
 from flask_login import current_user
 
+from mailer.listing import encode_cursor
 from mailer.services.rendering import readable_subject
 from mailer.timezones import user_zone
 
@@ -19,6 +20,7 @@ def localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 def init_templating(app: Flask) -> None:
     app.add_template_filter(localtime)
     app.add_template_filter(readable_subject)
+    app.add_template_filter(encode_cursor, "cursor")
 
     @app.context_processor
     def globals_for_templates():

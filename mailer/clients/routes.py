@@ -6,7 +6,7 @@ from mailer.clients import bp
 from mailer.clients.forms import ClientForm, DeleteForm, ImportForm
 from mailer.errors import render_error
 from mailer.extensions import db
-from mailer.listing import list_arguments, paginate
+from mailer.listing import list_arguments
 from mailer.models import Client
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404
 from mailer.services import client_import
@@ -21,9 +21,9 @@ PER_PAGE = 25
 def index():
     arguments = list_arguments(client_service.SORT_COLUMNS, client_service.DEFAULT_SORT)
     view_all = can_view_all()
-    query = client_service.list_query(current_user, search=arguments["q"], sort=arguments["sort"],
-                                      owner_id=arguments["owner"], view_all=view_all)
-    page = paginate(query, PER_PAGE)
+    page = client_service.list_page(current_user, search=arguments.q, sort=arguments.sort, owner_id=arguments.owner,
+                                    view_all=view_all, after=arguments.after, before=arguments.before,
+                                    per_page=PER_PAGE)
     return render_template("clients/index.html", page=page, arguments=arguments, view_all=view_all,
                            owners=client_service.all_owners() if view_all else [], can_edit=can_edit)
 

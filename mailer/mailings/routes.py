@@ -2,7 +2,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user
 
 from mailer.extensions import db
-from mailer.listing import SEARCH_MAX_LENGTH, paginate
+from mailer.listing import list_arguments
 from mailer.mailings import bp
 from mailer.mailings.forms import ConfirmForm, DisableForm, MailingForm
 from mailer.models import Mailing, utcnow
@@ -12,7 +12,6 @@ from mailer.services import mailings as mailing_service
 from mailer.services import senders as sender_service
 from mailer.services import servers as server_service
 from mailer.services.mailings import MailingError
-from mailer.urls import positive_int
 
 PER_PAGE = 20
 CLIENTS_PER_PAGE = 50
@@ -20,29 +19,19 @@ CLIENTS_PER_PAGE = 50
 
 @bp.route("/")
 def index():
-    if can_view_all():
-        owner_filter = request.args.get("owner", type=positive_int)
-        owners = mailing_service.owners_with_mailings()
-    else:
-        owner_filter, owners = current_user.id, []
-    search = request.args.get("q", "").strip()[:SEARCH_MAX_LENGTH]
-    status = request.args.get("status", "")
-    sort = request.args.get("sort", mailing_service.DEFAULT_SORT)
-    query = mailing_service.mailings_query(owner_filter, search=search, status=status, sort=sort)
-    page = paginate(query, PER_PAGE)
+    view_all = can_view_all()
+    arguments = list_arguments(mailing_service.SORT_COLUMNS, mailing_service.DEFAULT_SORT, extra=("status",))
+    page = mailing_service.list_page(arguments.owner if view_all else current_user.id, search=arguments.q,
+                                     status=arguments.extra["status"], sort=arguments.sort, after=arguments.after,
+                                     before=arguments.before, per_page=PER_PAGE)
     return render_template(
         "mailings/index.html",
         page=page,
-        client_counts=mailing_service.client_counts([mailing.id for mailing in page.items]),
+        arguments=arguments,
         delivery_totals=mailing_service.delivery_totals([mailing.id for mailing in page.items]),
-        owners=owners,
-        owner_filter=owner_filter if can_view_all() else None,
-        search=search,
-        status=status,
-        sort=sort,
+        owners=mailing_service.owners_with_mailings() if view_all else [],
         statuses=mailing_service.STATUS_FILTERS,
-        show_owner=can_view_all(),
-        filtered=bool(search.strip() or status or (can_view_all() and owner_filter)),
+        show_owner=view_all,
     )
 
 
@@ -82,12 +71,15 @@ def start_if_due(mailing: Mailing):
 @bp.route("/<int:mailing_id>")
 def detail(mailing_id: int):
     mailing = get_owned_or_404(Mailing, mailing_id, VIEW)
-    clients = paginate(mailing_service.mailing_clients_query(mailing), CLIENTS_PER_PAGE)
+    arguments = list_arguments({}, "", owner_filter=False)
+    clients = mailing_service.clients_page(mailing, search=arguments.q, after=arguments.after,
+                                           before=arguments.before, per_page=CLIENTS_PER_PAGE)
     views = current_app.view_functions
     return render_template(
         "mailings/detail.html",
         mailing=mailing,
         clients=clients,
+        arguments=arguments,
         runs=mailing_service.recent_runs(mailing),
         unfinished_run=mailing_service.unfinished_run(mailing),
         run_count=mailing_service.run_count(mailing),

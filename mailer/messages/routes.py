@@ -2,7 +2,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from mailer.extensions import db
-from mailer.listing import list_arguments, paginate
+from mailer.listing import list_arguments
 from mailer.messages import bp
 from mailer.messages.forms import DeleteForm, MessageForm, TestSendForm
 from mailer.models import Message
@@ -19,9 +19,9 @@ PER_PAGE = 25
 def index():
     arguments = list_arguments(message_service.SORT_COLUMNS, message_service.DEFAULT_SORT)
     view_all = can_view_all()
-    query = message_service.list_query(current_user, search=arguments["q"], sort=arguments["sort"],
-                                       owner_id=arguments["owner"], view_all=view_all)
-    page = paginate(query, PER_PAGE)
+    page = message_service.list_page(current_user, search=arguments.q, sort=arguments.sort, owner_id=arguments.owner,
+                                     view_all=view_all, after=arguments.after, before=arguments.before,
+                                     per_page=PER_PAGE)
     return render_template("messages/index.html", page=page, arguments=arguments, view_all=view_all,
                            owners=all_owners() if view_all else [], can_edit=can_edit)
 

@@ -4,7 +4,7 @@ from flask import Response, abort, current_app, render_template, request, stream
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
-from mailer.listing import paginate
+from mailer.listing import list_arguments
 from mailer.models import AttemptStatus, DeliveryStatus, Mailing
 from mailer.permissions import can_view_all, get_owned_or_404
 from mailer.reports import bp
@@ -62,23 +62,26 @@ def apply_owner_filter(form) -> tuple[bool, int | None]:
 def index():
     form = OwnerFilterForm(request.args)
     valid, owner_id = apply_owner_filter(form)
-    pagination = paginate(reports.mailings_query(owner_id), MAILINGS_PER_PAGE)
-    rows = reports.mailing_rows(list(pagination.items))
+    arguments = list_arguments({}, "", owner_filter=False, extra=("owner",))
+    page = reports.mailings_page(owner_id, after=arguments.after, before=arguments.before, per_page=MAILINGS_PER_PAGE)
     return render_template(
-        "reports/index.html", form=form, rows=rows, pagination=pagination, show_owner=can_view_all(),
+        "reports/index.html", form=form, rows=reports.mailing_rows(page.items), page=page, arguments=arguments,
+        show_owner=can_view_all(),
     ), 200 if valid else 400
 
 
 @bp.route("/mailings/<int:mailing_id>")
 def mailing(mailing_id: int):
     mailing = get_owned_or_404(Mailing, mailing_id)
-    pagination = paginate(reports.runs_query(mailing), RUNS_PER_PAGE)
+    arguments = list_arguments({}, "", owner_filter=False)
+    page = reports.runs_page(mailing, after=arguments.after, before=arguments.before, per_page=RUNS_PER_PAGE)
     return render_template(
         "reports/mailing.html",
         mailing=mailing,
         totals=reports.delivery_counts_by_mailing([mailing.id])[mailing.id],
-        rows=reports.run_rows(list(pagination.items)),
-        pagination=pagination,
+        rows=reports.run_rows(page.items),
+        page=page,
+        arguments=arguments,
     )
 
 
@@ -100,27 +103,31 @@ def run(mailing_id: int, run_id: int):
     mailing = get_owned_or_404(Mailing, mailing_id)
     run = run_of(mailing, run_id)
     view = "deliveries" if request.args.get("view") == "deliveries" else "attempts"
+    arguments = list_arguments({}, "", owner_filter=False, extra=("view", "status", "date_from", "date_to"))
     if view == "deliveries":
         form = DeliveryFilterForm(request.args)
         valid = form.validate()
         status = DeliveryStatus(form.status.data) if valid and form.status.data else None
-        query = reports.deliveries_query(run, status)
+        page = reports.deliveries_page(run, status, after=arguments.after, before=arguments.before,
+                                       per_page=ROWS_PER_PAGE)
     else:
         form = AttemptFilterForm(request.args)
         valid = form.validate()
         attempt_filter = attempt_filter_from(form) if valid else reports.AttemptFilter()
-        query = reports.attempts_query(attempt_filter, mailing_id=mailing.id, run_id=run.id)
-    pagination = paginate(query, ROWS_PER_PAGE)
+        page = reports.attempts_page(attempt_filter, mailing_id=mailing.id, run_id=run.id, after=arguments.after,
+                                     before=arguments.before, per_page=ROWS_PER_PAGE)
     return render_template(
         "reports/run.html",
         mailing=mailing,
         run=run,
-        counts=reports.delivery_counts_by_run([run.id])[run.id],
+        counts=reports.Counts.of_run(run),
         duration=reports.run_duration(run),
         view=view,
         form=form,
-        filtered=valid and any(value for name, value in request.args.items() if name not in ("view", "page")),
-        pagination=pagination,
+        filtered=valid and any(value for name, value in request.args.items()
+                               if name not in ("view", "after", "before")),
+        page=page,
+        arguments=arguments,
     ), 200 if valid else 400
 
 

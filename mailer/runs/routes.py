@@ -2,15 +2,14 @@
 sending to the clients a cancelled run did not reach."""
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, select
 
-from mailer.extensions import db, rq
-from mailer.listing import paginate
-from mailer.models import Delivery, DeliveryStatus, Mailing, MailingRun
+from mailer.extensions import db
+from mailer.listing import list_arguments
+from mailer.models import DeliveryStatus, Mailing, MailingRun, RunStatus
 from mailer.permissions import EDIT, VIEW, can_edit, get_owned_or_404
 from mailer.runs import bp
 from mailer.runs.forms import RunActionForm, SendNowForm
-from mailer.services import run_control, runs, send_queue, throttle
+from mailer.services import reports, run_control, runs, send_queue
 
 DELIVERIES_PER_PAGE = 50
 
@@ -50,66 +49,29 @@ def send_now(mailing_id: int):
     return redirect(url_for("runs.detail", run_id=run.id))
 
 
-def held_back_by(run: MailingRun) -> str | None:
-    """The server limit the run is waiting for right now, in words, or None."""
-    if not run.is_active:
-        return None
-    note = throttle.held_back(rq.connection, run.id)
-    return f"the SMTP server's limit of {note['limit']}" if note else None
-
-
-def progress_of(run: MailingRun) -> dict:
-    counts = dict(db.session.execute(
-        select(Delivery.status, func.count()).where(Delivery.run_id == run.id).group_by(Delivery.status)
-    ).all())
-    # The run's counters, read after the deliveries: the run was loaded earlier in the request,
-    # and a worker may have recorded results since; the page must not freeze a stale figure.
-    db.session.refresh(run)
-    done = run.sent_count + run.failed_count + run.skipped_count
-    return {
-        "id": run.id,
-        "status": run.status.value,
-        "active": run.is_active,
-        # The page keeps polling while a worker still holds messages of the run, even once it
-        # was paused or cancelled: their results are still to come.
-        "live": run.is_active or counts.get(DeliveryStatus.SENDING, 0) > 0,
-        "total": run.total_count,
-        "sent": run.sent_count,
-        "failed": run.failed_count,
-        "skipped": run.skipped_count,
-        "unknown": run.unknown_count,
-        "held_back": held_back_by(run),
-        "pending": counts.get(DeliveryStatus.PENDING, 0),
-        "sending": counts.get(DeliveryStatus.SENDING, 0),
-        "done": done,
-        "percent": round(100 * done / run.total_count) if run.total_count else 100,
-        "started_at": run.started_at.isoformat() if run.started_at else None,
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-    }
-
-
 @bp.route("/<int:run_id>")
 def detail(run_id: int):
     run = get_run_or_404(run_id)
     mailing = run.mailing
-    status = request.args.get("status", "")
-    query = select(Delivery).where(Delivery.run_id == run.id).order_by(Delivery.id)
-    if status in {choice.value for choice in DeliveryStatus}:
-        query = query.where(Delivery.status == status)
-    else:
-        status = ""
-    deliveries = paginate(query, DELIVERIES_PER_PAGE)
+    arguments = list_arguments({}, "", extra=("status",), owner_filter=False)
+    status = arguments.extra["status"] if arguments.extra["status"] in set(DeliveryStatus) else ""
+    arguments.extra["status"] = status
+    deliveries = reports.deliveries_page(run, DeliveryStatus(status) if status else None, after=arguments.after,
+                                         before=arguments.before, per_page=DELIVERIES_PER_PAGE, count=False)
+    progress = runs.progress(run)
     return render_template(
-        "runs/detail.html", run=run, mailing=mailing, progress=progress_of(run), deliveries=deliveries,
-        status=status, statuses=[choice.value for choice in DeliveryStatus], can_change=can_edit(mailing),
-        form=RunActionForm(), unreached=run_control.unreached_count(run), rest_run=run_control.rest_run_of(run),
+        "runs/detail.html", run=run, mailing=mailing, progress=progress, deliveries=deliveries,
+        arguments=arguments, status=status, statuses=[choice.value for choice in DeliveryStatus],
+        can_change=can_edit(mailing), form=RunActionForm(),
+        unreached=progress["pending"] if run.status == RunStatus.CANCELLED else 0,
+        rest_run=run_control.rest_run_of(run) if run.status == RunStatus.CANCELLED else None,
         failed_with_unknown=runs.failed_with_unknown_outcome(run) if run.failed_count and not run.is_active else 0,
     )
 
 
 @bp.route("/<int:run_id>/progress")
 def progress(run_id: int):
-    return jsonify(progress_of(get_run_or_404(run_id)))
+    return jsonify(runs.progress(get_run_or_404(run_id)))
 
 
 def checked_run(run_id: int) -> MailingRun:

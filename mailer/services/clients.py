@@ -4,12 +4,12 @@ import io
 from collections.abc import Iterator
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Select, select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailer.extensions import db
-from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Client, Mailing, User, mailing_clients
+from mailer.services import paging
 from mailer.services.spreadsheets import csv_safe
 from mailer.services.stats import clear_stats_cache_after_commit
 
@@ -52,16 +52,18 @@ def normalize_email(value: str) -> str:
 
 # Queries --------------------------------------------------------------------------------------
 
-def list_query(viewer: User, *, search: str = "", sort: str = DEFAULT_SORT, owner_id: int | None = None,
-               view_all: bool = False) -> Select:
-    """The clients `viewer` sees: their own, or everyone's (optionally one owner's) when
-    `view_all` (managers and admins)."""
-    query = visible_rows(Client, viewer, owner_id=owner_id, view_all=view_all)
+def list_page(viewer: User, *, search: str = "", sort: str = DEFAULT_SORT, owner_id: int | None = None,
+              view_all: bool = False, after: tuple | None = None, before: tuple | None = None,
+              per_page: int = 25) -> paging.Page:
+    """A page of the clients `viewer` sees: their own, or everyone's (optionally one owner's)
+    when `view_all` (managers and admins); `search` is a part of the address or the name."""
+    query = paging.visible_rows(Client, viewer, owner_id=owner_id, view_all=view_all)
     search = (search or "").strip()
     if search:
         query = query.where(Client.email.icontains(search, autoescape=True)
                             | Client.full_name.icontains(search, autoescape=True))
-    return sorted_rows(query, Client, SORT_COLUMNS, sort, DEFAULT_SORT)
+    keys = paging.sort_keys(SORT_COLUMNS, sort, DEFAULT_SORT, Client.id)
+    return paging.keyset_page(query, keys, per_page, after=after, before=before)
 
 
 def all_owners() -> list[User]:
@@ -143,9 +145,21 @@ def delete_client(client: Client) -> None:
     """Delete a client. The database removes it from its mailings (ON DELETE CASCADE on
     mailing_clients); past deliveries and attempts keep the address."""
     owner_id = client.owner_id
+    leave_mailings(client)
     db.session.delete(client)
     db.session.flush()
     clear_stats_cache_after_commit(owner_id)
+
+
+def leave_mailings(client: Client) -> None:
+    """Count the client out of its mailings' `client_count`, before it is deleted (the
+    database then removes its rows of mailing_clients)."""
+    db.session.execute(
+        update(Mailing)
+        .where(Mailing.id.in_(select(mailing_clients.c.mailing_id).where(mailing_clients.c.client_id == client.id)))
+        .values(client_count=Mailing.client_count - 1)
+        .execution_options(synchronize_session=False)
+    )
 
 
 # Export ---------------------------------------------------------------------------------------

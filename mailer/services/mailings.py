@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import selectinload
 
 from mailer.extensions import db
@@ -20,7 +20,7 @@ from mailer.models import (
     User,
     mailing_clients,
 )
-from mailer.services import run_control, schedule, senders
+from mailer.services import paging, run_control, schedule, senders
 from mailer.services.rendering import readable_subject
 from mailer.services.stats import clear_stats_cache_after_commit
 
@@ -40,7 +40,8 @@ DISABLED_FILTER = "disabled"
 STATUS_FILTERS = [status.value for status in MailingStatus] + [DISABLED_FILTER]
 
 # ?sort= values of the list page; a leading "-" sorts in descending order.
-SORT_COLUMNS = {"name": Mailing.name, "start": Mailing.start_at, "next_run": Mailing.next_run_at}
+# Mailings without a next run (finished) come last whichever way next runs are sorted.
+SORT_COLUMNS = {"name": Mailing.name, "start": Mailing.start_at, "next_run": paging.NullsLast(Mailing.next_run_at)}
 DEFAULT_SORT = "-start"
 
 # Large id lists are sent to the database in slices, well below every driver's parameter limit.
@@ -154,40 +155,23 @@ def check_owned(owner_id: int, data: MailingData) -> None:
 
 # Listing ----------------------------------------------------------------------------------------
 
-def mailings_query(owner_id: int | None, search: str = "", status: str = "", sort: str = DEFAULT_SORT) -> Select:
-    """Mailings of one owner (or of everyone when `owner_id` is None), filtered and sorted."""
+def list_page(owner_id: int | None, *, search: str = "", status: str = "", sort: str = DEFAULT_SORT,
+              after: tuple | None = None, before: tuple | None = None, per_page: int = 20) -> paging.Page:
+    """A page of the mailings of one owner (or of everyone when `owner_id` is None), filtered
+    by a part of the name and a status (STATUS_FILTERS)."""
     query = select(Mailing).options(selectinload(Mailing.owner), selectinload(Mailing.message),
                                     selectinload(Mailing.disabled_by))
     if owner_id is not None:
         query = query.where(Mailing.owner_id == owner_id)
     search = (search or "").strip()
     if search:
-        query = query.where(Mailing.name.ilike(f"%{escape_like(search)}%", escape="\\"))
+        query = query.where(Mailing.name.icontains(search, autoescape=True))
     if status == DISABLED_FILTER:
         query = query.where(Mailing.disabled_at.is_not(None))
     elif status in STATUS_FILTERS:
         query = query.where(Mailing.status == MailingStatus(status))
-    column_name = sort.lstrip("-") if sort else ""
-    column = SORT_COLUMNS.get(column_name, SORT_COLUMNS[DEFAULT_SORT.lstrip("-")])
-    descending = sort.startswith("-") if column_name in SORT_COLUMNS else DEFAULT_SORT.startswith("-")
-    order = column.desc() if descending else column.asc()
-    # Mailings without a next run (finished) come last whichever way next runs are sorted.
-    return query.order_by(order.nulls_last(), Mailing.id.desc())
-
-
-def escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def client_counts(mailing_ids: list[int]) -> dict[int, int]:
-    if not mailing_ids:
-        return {}
-    rows = db.session.execute(
-        select(mailing_clients.c.mailing_id, func.count())
-        .where(mailing_clients.c.mailing_id.in_(mailing_ids))
-        .group_by(mailing_clients.c.mailing_id)
-    )
-    return {mailing_id: count for mailing_id, count in rows}
+    keys = paging.sort_keys(SORT_COLUMNS, sort, DEFAULT_SORT, Mailing.id)
+    return paging.keyset_page(query, keys, per_page, after=after, before=before)
 
 
 @dataclass(frozen=True)
@@ -215,15 +199,21 @@ def owners_with_mailings() -> list[User]:
     ))
 
 
-def mailing_clients_query(mailing: Mailing) -> Select:
-    return (select(Client).join(mailing_clients, mailing_clients.c.client_id == Client.id)
-            .where(mailing_clients.c.mailing_id == mailing.id).order_by(Client.full_name, Client.email))
+CLIENT_SORT = {"name": Client.full_name}
 
 
-def client_count(mailing: Mailing) -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(mailing_clients).where(mailing_clients.c.mailing_id == mailing.id)
-    )
+def clients_page(mailing: Mailing, *, search: str = "", after: tuple | None = None, before: tuple | None = None,
+                 per_page: int = 50) -> paging.Page:
+    """A page of the mailing's clients by name, or of those whose address or name contains
+    `search`; the count of the whole list is the mailing's `client_count`."""
+    query = (select(Client).join(mailing_clients, mailing_clients.c.client_id == Client.id)
+             .where(mailing_clients.c.mailing_id == mailing.id, Client.owner_id == mailing.owner_id))
+    search = (search or "").strip()
+    if search:
+        query = query.where(Client.email.icontains(search, autoescape=True)
+                            | Client.full_name.icontains(search, autoescape=True))
+    keys = paging.sort_keys(CLIENT_SORT, "name", "name", Client.id)
+    return paging.keyset_page(query, keys, per_page, after=after, before=before, count=bool(search))
 
 
 def recent_runs(mailing: Mailing, limit: int = 20) -> list[MailingRun]:
@@ -307,7 +297,19 @@ def set_clients(mailing: Mailing, client_ids: list[int]) -> None:
         ))
     if added:
         db.session.execute(insert(mailing_clients), [{"mailing_id": mailing.id, "client_id": c} for c in added])
+    mailing.client_count = len(wanted)
     db.session.expire(mailing, ["clients"])
+
+
+def count_clients(mailing_ids) -> None:
+    """Count the clients of these mailings again, after a change that did not go through
+    `set_clients` (a client deleted, an edit in the admin panel)."""
+    db.session.execute(
+        update(Mailing).where(Mailing.id.in_(mailing_ids)).values(client_count=(
+            select(func.count()).select_from(mailing_clients)
+            .where(mailing_clients.c.mailing_id == Mailing.id).scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
 
 
 @dataclass

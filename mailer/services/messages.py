@@ -4,13 +4,12 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 from rq import Retry
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from mailer.extensions import db, rq
-from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Client, Mailing, Message, User
-from mailer.services import rendering
+from mailer.services import paging, rendering
 from mailer.services.clients import ClientError, first_client, normalize_email
 from mailer.services.html import sanitize_html
 from mailer.services.rendering import check_template
@@ -58,15 +57,17 @@ def body_problem(body: str, label: str) -> str | None:
 
 # Queries --------------------------------------------------------------------------------------
 
-def list_query(viewer: User, *, search: str = "", sort: str = DEFAULT_SORT, owner_id: int | None = None,
-               view_all: bool = False) -> Select:
-    """The messages `viewer` sees: their own, or everyone's (optionally one owner's) when
-    `view_all` (managers and admins)."""
-    query = visible_rows(Message, viewer, owner_id=owner_id, view_all=view_all)
+def list_page(viewer: User, *, search: str = "", sort: str = DEFAULT_SORT, owner_id: int | None = None,
+              view_all: bool = False, after: tuple | None = None, before: tuple | None = None,
+              per_page: int = 25) -> paging.Page:
+    """A page of the messages `viewer` sees: their own, or everyone's (optionally one owner's)
+    when `view_all` (managers and admins)."""
+    query = paging.visible_rows(Message, viewer, owner_id=owner_id, view_all=view_all)
     search = (search or "").strip()
     if search:
         query = query.where(Message.subject.icontains(search, autoescape=True))
-    return sorted_rows(query, Message, SORT_COLUMNS, sort, DEFAULT_SORT)
+    keys = paging.sort_keys(SORT_COLUMNS, sort, DEFAULT_SORT, Message.id)
+    return paging.keyset_page(query, keys, per_page, after=after, before=before)
 
 
 def mailings_using(message: Message) -> list[Mailing]:

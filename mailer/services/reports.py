@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from sqlalchemy import Interval, Select, case, func, literal, select
+from sqlalchemy import Interval, case, func, literal, select
 from sqlalchemy.orm import joinedload
 
 from mailer.extensions import db
@@ -26,6 +26,7 @@ from mailer.models import (
     User,
     utcnow,
 )
+from mailer.services import paging
 from mailer.services.spreadsheets import csv_safe
 
 CSV_BATCH_SIZE = 5000
@@ -60,37 +61,61 @@ class Counts:
             self.pending += count
 
 
+    @classmethod
+    def of_run(cls, run: MailingRun) -> "Counts":
+        return cls(run.sent_count, run.failed_count, run.skipped_count, run.pending_count)
+
+
 def delivery_counts_by_run(run_ids: Iterable[int]) -> dict[int, Counts]:
-    """Counts of the deliveries of each run, from the deliveries themselves (the source of truth)."""
+    """Counts of the deliveries of each run, from the run's counters, which the engine moves
+    with every delivery it writes (they always equal the deliveries table)."""
     run_ids = list(run_ids)
     counts = {run_id: Counts() for run_id in run_ids}
-    if not run_ids:
-        return counts
-    rows = db.session.execute(
-        select(Delivery.run_id, Delivery.status, func.count())
-        .where(Delivery.run_id.in_(run_ids))
-        .group_by(Delivery.run_id, Delivery.status)
-    )
-    for run_id, status, count in rows:
-        counts[run_id].add(status, count)
+    if run_ids:
+        for run in db.session.scalars(select(MailingRun).where(MailingRun.id.in_(run_ids))):
+            counts[run.id] = Counts.of_run(run)
     return counts
 
 
 def delivery_counts_by_mailing(mailing_ids: Iterable[int]) -> dict[int, Counts]:
-    """Counts of the deliveries of every run of each mailing."""
+    """Counts of the deliveries of every run of each mailing, from the runs' counters."""
+    return {mailing_id: figures.counts for mailing_id, figures in run_totals(mailing_ids).items()}
+
+
+@dataclass
+class RunTotals:
+    counts: Counts = field(default_factory=Counts)
+    runs: int = 0
+    last_run_at: datetime | None = None
+
+
+def run_totals(mailing_ids: Iterable[int]) -> dict[int, RunTotals]:
+    """Per mailing: its runs' counters added up, how many runs and the latest, in one query."""
     mailing_ids = list(mailing_ids)
-    counts = {mailing_id: Counts() for mailing_id in mailing_ids}
+    totals = {mailing_id: RunTotals() for mailing_id in mailing_ids}
     if not mailing_ids:
-        return counts
+        return totals
     rows = db.session.execute(
-        select(MailingRun.mailing_id, Delivery.status, func.count())
-        .join(Delivery, Delivery.run_id == MailingRun.id)
+        select(MailingRun.mailing_id, func.sum(MailingRun.total_count), func.sum(MailingRun.sent_count),
+               func.sum(MailingRun.failed_count), func.sum(MailingRun.skipped_count), func.count(),
+               func.max(MailingRun.scheduled_for))
         .where(MailingRun.mailing_id.in_(mailing_ids))
-        .group_by(MailingRun.mailing_id, Delivery.status)
+        .group_by(MailingRun.mailing_id)
     )
-    for mailing_id, status, count in rows:
-        counts[mailing_id].add(status, count)
-    return counts
+    for mailing_id, total, sent, failed, skipped, runs, last_run_at in rows:
+        total, sent, failed, skipped = int(total or 0), int(sent or 0), int(failed or 0), int(skipped or 0)
+        counts = Counts(sent, failed, skipped, max(total - sent - failed - skipped, 0))
+        totals[mailing_id] = RunTotals(counts, runs, _as_datetime(last_run_at))
+    return totals
+
+
+def _as_datetime(value) -> datetime | None:
+    """max() of a time column: aware on PostgreSQL, stored text or naive UTC on SQLite."""
+    if value is None or isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(str(value))
+    return value.replace(tzinfo=UTC)
 
 
 # Mailings and runs ----------------------------------------------------------------------------
@@ -103,29 +128,21 @@ class MailingRow:
     last_run_at: datetime | None = None
 
 
-def mailings_query(owner_id: int | None) -> Select:
+def mailings_page(owner_id: int | None, *, after: tuple | None = None, before: tuple | None = None,
+                  per_page: int = 25) -> paging.Page:
     """The mailings of one owner, or everyone's when `owner_id` is None; newest first."""
-    query = select(Mailing).options(joinedload(Mailing.owner)).order_by(Mailing.created_at.desc(), Mailing.id.desc())
+    query = select(Mailing).options(joinedload(Mailing.owner))
     if owner_id is not None:
         query = query.where(Mailing.owner_id == owner_id)
-    return query
+    keys = [paging.Key(Mailing.created_at, True), paging.Key(Mailing.id, True)]
+    return paging.keyset_page(query, keys, per_page, after=after, before=before)
 
 
 def mailing_rows(mailings: list[Mailing]) -> list[MailingRow]:
-    """The mailings of one page of the list with their totals, in two grouped queries."""
-    ids = [mailing.id for mailing in mailings]
-    counts = delivery_counts_by_mailing(ids)
-    rows = {mailing.id: MailingRow(mailing, counts[mailing.id]) for mailing in mailings}
-    if ids:
-        runs = db.session.execute(
-            select(MailingRun.mailing_id, func.count(), func.max(MailingRun.scheduled_for))
-            .where(MailingRun.mailing_id.in_(ids))
-            .group_by(MailingRun.mailing_id)
-        )
-        for mailing_id, run_count, last_run_at in runs:
-            rows[mailing_id].runs = run_count
-            rows[mailing_id].last_run_at = last_run_at
-    return [rows[mailing_id] for mailing_id in ids]
+    """The mailings of one page of the list with their totals, in one grouped query."""
+    totals = run_totals(mailing.id for mailing in mailings)
+    return [MailingRow(mailing, totals[mailing.id].counts, totals[mailing.id].runs, totals[mailing.id].last_run_at)
+            for mailing in mailings]
 
 
 def owners_with_mailings() -> list[User]:
@@ -157,13 +174,14 @@ def run_duration(run: MailingRun, now: datetime | None = None) -> timedelta | No
     return max(end - run.started_at, timedelta(0))
 
 
-def runs_query(mailing: Mailing) -> Select:
-    return select(MailingRun).where(MailingRun.mailing_id == mailing.id).order_by(MailingRun.id.desc())
+def runs_page(mailing: Mailing, *, after: tuple | None = None, before: tuple | None = None,
+              per_page: int = 25) -> paging.Page:
+    query = select(MailingRun).where(MailingRun.mailing_id == mailing.id)
+    return paging.keyset_page(query, [paging.Key(MailingRun.id, True)], per_page, after=after, before=before)
 
 
 def run_rows(runs: list[MailingRun]) -> list[RunRow]:
-    counts = delivery_counts_by_run(run.id for run in runs)
-    return [RunRow(run, counts[run.id]) for run in runs]
+    return [RunRow(run, Counts.of_run(run)) for run in runs]
 
 
 def find_run(mailing: Mailing, run_id: int) -> MailingRun | None:
@@ -205,19 +223,24 @@ def local_midnight(day: date, zone: tzinfo) -> datetime:
     return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
 
 
-def attempts_query(attempt_filter: AttemptFilter, *, mailing_id: int, run_id: int | None = None) -> Select:
-    """The attempts of a mailing (or of one of its runs), newest first."""
-    query = select(MailingAttempt).where(MailingAttempt.mailing_id == mailing_id, *attempt_filter.conditions())
-    if run_id is not None:
-        query = query.where(MailingAttempt.run_id == run_id)
-    return query.order_by(MailingAttempt.attempted_at.desc(), MailingAttempt.id.desc())
+def attempts_page(attempt_filter: AttemptFilter, *, mailing_id: int, run_id: int, after: tuple | None = None,
+                  before: tuple | None = None, per_page: int = 50) -> paging.Page:
+    """The attempts of one run of a mailing, newest first."""
+    query = select(MailingAttempt).where(MailingAttempt.mailing_id == mailing_id, MailingAttempt.run_id == run_id,
+                                         *attempt_filter.conditions())
+    keys = [paging.Key(MailingAttempt.attempted_at, True), paging.Key(MailingAttempt.id, True)]
+    return paging.keyset_page(query, keys, per_page, after=after, before=before)
 
 
-def deliveries_query(run: MailingRun, status: DeliveryStatus | None = None) -> Select:
+def deliveries_page(run: MailingRun, status: DeliveryStatus | None = None, *, after: tuple | None = None,
+                    before: tuple | None = None, per_page: int = 50, count: bool = True) -> paging.Page:
+    """The deliveries of a run, of one status or all of them grouped by status (failed ones
+    first), in the order they were created: the order of the run's index."""
     query = select(Delivery).where(Delivery.run_id == run.id)
     if status is not None:
         query = query.where(Delivery.status == status)
-    return query.order_by(Delivery.email, Delivery.id)
+    keys = [paging.Key(Delivery.status), paging.Key(Delivery.id)]
+    return paging.keyset_page(query, keys, per_page, after=after, before=before, count=count)
 
 
 # CSV export -----------------------------------------------------------------------------------

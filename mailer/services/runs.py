@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import case, func, insert, literal, select, text, update
 
 from mailer.database import is_postgresql
-from mailer.extensions import db
+from mailer.extensions import db, rq
 from mailer.models import (
     UNFINISHED_RUN_STATUSES,
     AttemptStatus,
@@ -27,7 +27,7 @@ from mailer.models import (
     mailing_clients,
     utcnow,
 )
-from mailer.services import schedule
+from mailer.services import schedule, throttle
 from mailer.services.stats import clear_stats_cache_after_commit
 
 UNSUBSCRIBED = "Unsubscribed"
@@ -317,3 +317,44 @@ def run_work_state(run_id: int, now: datetime) -> WorkState:
     ).one()
     pending, sending, due, earliest = row
     return WorkState(pending, sending, None if due else earliest)
+
+
+# What the run page shows ------------------------------------------------------------------------
+
+def held_back_by(run: MailingRun) -> str | None:
+    """The server limit the run is waiting for right now, in words, or None."""
+    if not run.is_active:
+        return None
+    note = throttle.held_back(rq.connection, run.id)
+    return f"the SMTP server's limit of {note['limit']}" if note else None
+
+
+def progress(run: MailingRun) -> dict:
+    """The run's figures for its page and its live updates, from its counters and the count
+    of the deliveries a worker holds right now (a few rows of the run's status index)."""
+    sending = db.session.scalar(
+        select(func.count()).where(Delivery.run_id == run.id, Delivery.status == DeliveryStatus.SENDING)) or 0
+    # The run's counters, read after the deliveries: the run was loaded earlier in the request,
+    # and a worker may have recorded results since; the page must not freeze a stale figure.
+    db.session.refresh(run)
+    done = run.sent_count + run.failed_count + run.skipped_count
+    return {
+        "id": run.id,
+        "status": run.status.value,
+        "active": run.is_active,
+        # The page keeps polling while a worker still holds messages of the run, even once it
+        # was paused or cancelled: their results are still to come.
+        "live": run.is_active or sending > 0,
+        "total": run.total_count,
+        "sent": run.sent_count,
+        "failed": run.failed_count,
+        "skipped": run.skipped_count,
+        "unknown": run.unknown_count,
+        "held_back": held_back_by(run),
+        "pending": max(run.pending_count - sending, 0),
+        "sending": sending,
+        "done": done,
+        "percent": round(100 * done / run.total_count) if run.total_count else 100,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }

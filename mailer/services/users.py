@@ -1,8 +1,8 @@
 """The managers' users page: listing accounts, blocking and unblocking them. No request objects here."""
-from sqlalchemy import Select, or_, select
+from sqlalchemy import or_, select
 
 from mailer.models import Mailing, User
-from mailer.services import accounts, run_control
+from mailer.services import accounts, paging, run_control
 
 # The reason a manager gives for blocking an account.
 REASON_MAX_LENGTH = 500
@@ -12,16 +12,21 @@ class UserActionError(ValueError):
     """A block or unblock that is refused; the message is for the person who asked."""
 
 
-def list_query(search: str = "") -> Select:
-    """Every user, newest first, optionally those whose e-mail or name contains `search`."""
-    query = select(User).order_by(User.created_at.desc(), User.id.desc())
-    search = search.strip()
+# ?sort= values of the list page; a leading "-" sorts in descending order.
+SORT_COLUMNS = {"email": User.email, "created": User.created_at}
+DEFAULT_SORT = "-created"
+
+
+def list_page(*, search: str = "", sort: str = DEFAULT_SORT, after: tuple | None = None,
+              before: tuple | None = None, per_page: int = 25) -> paging.Page:
+    """A page of every user, newest first, or of those whose e-mail or name contains `search`."""
+    query = select(User)
+    search = (search or "").strip()
     if search:
-        # The search text is a literal: % and _ typed by the person match themselves.
-        pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(or_(User.email.like(pattern, escape="\\"),
-                                User.full_name.ilike(pattern, escape="\\")))
-    return query
+        query = query.where(or_(User.email.icontains(search, autoescape=True),
+                                User.full_name.icontains(search, autoescape=True)))
+    keys = paging.sort_keys(SORT_COLUMNS, sort, DEFAULT_SORT, User.id)
+    return paging.keyset_page(query, keys, per_page, after=after, before=before)
 
 
 def check_can_block(actor: User, user: User) -> None:

@@ -2,7 +2,7 @@ from flask import flash, render_template, request
 from flask_login import current_user
 
 from mailer.extensions import db
-from mailer.listing import paginate
+from mailer.listing import list_arguments
 from mailer.models import User
 from mailer.permissions import manager_required
 from mailer.services import users as user_service
@@ -17,9 +17,10 @@ PER_PAGE = 25
 @bp.route("/")
 @manager_required
 def index():
-    search = request.args.get("q", "").strip()[:200]
-    page = paginate(user_service.list_query(search), PER_PAGE)
-    return render_template("users/index.html", page=page, search=search, can_block=can_block)
+    arguments = list_arguments(user_service.SORT_COLUMNS, user_service.DEFAULT_SORT, owner_filter=False)
+    page = user_service.list_page(search=arguments.q, sort=arguments.sort, after=arguments.after,
+                                  before=arguments.before, per_page=PER_PAGE)
+    return render_template("users/index.html", page=page, arguments=arguments, can_block=can_block)
 
 
 def can_block(user: User) -> bool:

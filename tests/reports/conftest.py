@@ -18,7 +18,7 @@ from mailer.models import (
     RunTrigger,
     User,
 )
-from mailer.services import attempt_stats
+from mailer.services import attempt_stats, runs
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 
@@ -62,7 +62,8 @@ class ReportFactory:
             delivery.last_code, delivery.last_response = code, response or error
             if result == AttemptStatus.SUCCESS:
                 delivery.sent_at = at
-        # The statistics' sums, as the engine writes them with its attempts.
+        # The run's counters and the statistics' sums, as the engine keeps them with its writes.
+        runs.update_counters(run.id)
         attempt_stats.add(run.mailing_id, [(at, result) for at, result, *_ in attempts],
                           [delivery.sent_at] if status == DeliveryStatus.SENT and delivery.sent_at else [])
         db.session.commit()
