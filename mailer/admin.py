@@ -49,7 +49,6 @@ from mailer.models import (
 )
 from mailer.services import accounts, schedule, secrets
 from mailer.services import clients as client_service
-from mailer.services import mailings as mailing_service
 from mailer.services import messages as message_service
 from mailer.services import senders as sender_service
 from mailer.services import servers as server_service
@@ -337,8 +336,6 @@ class MailingView(OwnedStatsView):
             except IdentityError as error:
                 raise ValidationError(str(error)) from None
         schedule.reset_schedule(model, utcnow())
-        db.session.flush()
-        mailing_service.count_clients([model.id])
 
 
 class MailingRunView(ReadOnlyModelView):

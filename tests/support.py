@@ -2,6 +2,8 @@
 import asyncio
 import email
 import email.policy
+import html
+import re
 import socket
 import subprocess
 import tempfile
@@ -143,3 +145,9 @@ class SmtpSink:
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+def page_link(response, rel: str = "next") -> str | None:
+    """The address of the list's next (or "prev") page on a page, or None when it has none."""
+    found = re.search(rf'rel="{rel}" href="([^"#]+)[^"]*"', response.get_data(as_text=True))
+    return html.unescape(found.group(1)) if found else None

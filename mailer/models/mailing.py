@@ -1,8 +1,8 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, func, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, event, func, select, text
+from sqlalchemy.orm import Mapped, Session, attributes, mapped_column, relationship
 
 from mailer.extensions import db
 from mailer.models.base import UTCDateTime, enum_column, utcnow
@@ -127,6 +127,20 @@ class Mailing(db.Model):
     @property
     def is_disabled(self) -> bool:
         return self.disabled_at is not None
+
+
+@event.listens_for(Session, "after_flush")
+def count_changed_client_lists(session, flush_context) -> None:
+    """Keep `client_count` when a mailing's `clients` collection was changed through the ORM
+    (the admin panel, the tests); the mailings service writes the link table itself."""
+    changed = [mailing for mailing in (*session.new, *session.dirty)
+               if isinstance(mailing, Mailing) and attributes.get_history(mailing, "clients").has_changes()]
+    for mailing in changed:
+        count = session.execute(select(func.count()).select_from(mailing_clients)
+                                .where(mailing_clients.c.mailing_id == mailing.id)).scalar_one()
+        session.execute(Mailing.__table__.update().where(Mailing.__table__.c.id == mailing.id)
+                        .values(client_count=count))
+        attributes.set_committed_value(mailing, "client_count", count)
 
 
 class MailingRun(db.Model):

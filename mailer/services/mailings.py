@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import selectinload
 
 from mailer.extensions import db
@@ -299,17 +299,6 @@ def set_clients(mailing: Mailing, client_ids: list[int]) -> None:
         db.session.execute(insert(mailing_clients), [{"mailing_id": mailing.id, "client_id": c} for c in added])
     mailing.client_count = len(wanted)
     db.session.expire(mailing, ["clients"])
-
-
-def count_clients(mailing_ids) -> None:
-    """Count the clients of these mailings again, after a change that did not go through
-    `set_clients` (a client deleted, an edit in the admin panel)."""
-    db.session.execute(
-        update(Mailing).where(Mailing.id.in_(mailing_ids)).values(client_count=(
-            select(func.count()).select_from(mailing_clients)
-            .where(mailing_clients.c.mailing_id == Mailing.id).scalar_subquery()))
-        .execution_options(synchronize_session=False)
-    )
 
 
 @dataclass

@@ -166,6 +166,6 @@ def keyset_page(query: Select, keys: list[Key], per_page: int, *, after: Sequenc
 
 def capped_count(query: Select, cap: int = COUNT_CAP) -> tuple[int, bool]:
     """(rows of `query` up to `cap`, whether there are more)."""
-    limited = query.order_by(None).with_only_columns(literal(1)).limit(cap + 1).subquery()
+    limited = query.order_by(None).with_only_columns(literal(1), maintain_column_froms=True).limit(cap + 1).subquery()
     total = db.session.scalar(select(func.count()).select_from(limited))
     return min(total, cap), total > cap

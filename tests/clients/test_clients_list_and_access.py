@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from mailer.extensions import db
 from mailer.models import Client
 from tests.clients.conftest import add_client
+from tests.support import page_link
 
 
 def names_on(page) -> list[str]:
@@ -50,17 +51,24 @@ def test_sort_by_name_email_and_date(logged_in, three_clients):
     assert names_on(logged_in.get("/clients/?sort=password")) == ["Alice Zed", "Bob Young", "Carol Bright"]
 
 
-def test_pagination_keeps_search_and_sort(logged_in, user):
+def test_pages_follow_each_other_and_keep_search_and_sort(logged_in, user):
     for number in range(60):
         add_client(user, f"c{number:02}@example.com", f"Client {number:02}")
     first = logged_in.get("/clients/?q=example&sort=-email")
     assert len(names_on(first)) == 25
     assert names_on(first)[0] == "Client 59"
-    assert "page=2" in first.get_data(as_text=True) and "q=example" in first.get_data(as_text=True)
-    third = logged_in.get("/clients/?q=example&sort=-email&page=3")
+    assert page_link(first, "prev") is None and "60 clients." in first.get_data(as_text=True)
+    second_url = page_link(first)
+    assert "q=example" in second_url and "sort=-email" in second_url
+    second = logged_in.get(second_url)
+    third = logged_in.get(page_link(second))
     assert names_on(third) == [f"Client {n:02}" for n in range(9, -1, -1)]
-    assert names_on(logged_in.get("/clients/?page=99")) == []
-    assert logged_in.get("/clients/?page=abc").status_code == 200
+    assert page_link(third) is None
+    # Back from the third page: the second again.
+    assert names_on(logged_in.get(page_link(third, "prev"))) == names_on(second)
+    # A cursor that is no cursor shows the first page.
+    assert names_on(logged_in.get("/clients/?after=abc&sort=-email"))[0] == "Client 59"
+    assert logged_in.get("/clients/?page=abc&before=zz").status_code == 200
 
 
 @pytest.mark.parametrize("method, path", [

@@ -8,6 +8,7 @@ from mailer.extensions import db
 from mailer.models import Mailing, Message
 from mailer.services import messages as message_service
 from tests.clients.conftest import add_message
+from tests.support import page_link
 
 VALID = {"subject": "Spring news for {{ name }}", "body_text": "Hello {{ name }},\nwe have news.", "body_html": ""}
 
@@ -172,7 +173,7 @@ def test_search_sort_and_pages(logged_in, user):
     assert subjects_on(logged_in.get("/messages/?q=%25")) == ["100% off"]
     first = logged_in.get("/messages/?q=letter&sort=subject")
     assert subjects_on(first) == [f"Letter {n:02}" for n in range(25)]
-    second = logged_in.get("/messages/?q=letter&sort=subject&page=2")
+    second = logged_in.get(page_link(first))
     assert subjects_on(second) == [f"Letter {n:02}" for n in range(25, 30)]
     assert subjects_on(logged_in.get("/messages/?q=letter&sort=-subject"))[0] == "Letter 29"
     assert subjects_on(logged_in.get("/messages/?sort=-created"))[0] == "100% off"
