@@ -65,7 +65,9 @@ def detail(run_id: int):
         can_change=can_edit(mailing), form=RunActionForm(),
         unreached=progress["pending"] if run.status == RunStatus.CANCELLED else 0,
         rest_run=run_control.rest_run_of(run) if run.status == RunStatus.CANCELLED else None,
-        failed_with_unknown=runs.failed_with_unknown_outcome(run) if run.failed_count and not run.is_active else 0,
+        # Only a run with tries of unknown outcome can have failures among them.
+        failed_with_unknown=runs.failed_with_unknown_outcome(run)
+        if run.failed_count and run.unknown_count and not run.is_active else 0,
     )
 
 

@@ -159,7 +159,9 @@ def keyset_page(query: Select, keys: list[Key], per_page: int, *, after: Sequenc
     else:
         page = Page(items, previous=first if cursor is not None else None, next=last if more_this_way else None,
                     keys=keys)
-    if count:
+    if count and cursor is None and not more_this_way:
+        page.count = len(items)  # the whole list is on this page
+    elif count:
         page.count, page.more = capped_count(query)
     return page
 

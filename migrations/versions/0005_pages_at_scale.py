@@ -55,6 +55,9 @@ def upgrade():
     with op.batch_alter_table("mailing_attempts") as batch_op:
         batch_op.drop_index("ix_mailing_attempts_run_time")
         batch_op.create_index("ix_mailing_attempts_run_time", ["run_id", "attempted_at", "id"])
+        batch_op.create_index("ix_mailing_attempts_run_problems", ["run_id", "attempted_at", "id"],
+                              postgresql_where=sa.text("status <> 'success'"),
+                              sqlite_where=sa.text("status <> 'success'"))
 
     op.create_table(
         "attempt_stats",
@@ -92,6 +95,7 @@ def downgrade():
     op.drop_index("ix_attempt_stats_slot", table_name="attempt_stats")
     op.drop_table("attempt_stats")
     with op.batch_alter_table("mailing_attempts") as batch_op:
+        batch_op.drop_index("ix_mailing_attempts_run_problems")
         batch_op.drop_index("ix_mailing_attempts_run_time")
         batch_op.create_index("ix_mailing_attempts_run_time", ["run_id", "attempted_at"])
     with op.batch_alter_table("deliveries") as batch_op:
