@@ -17,9 +17,9 @@ from sqlalchemy.orm import selectinload
 from mailer.extensions import db
 from mailer.models import UTCDateTime
 
-# How many rows a list counts at most: above it, "more than 10,000" is worth more than the cost
+# How many rows a list counts at most: above it, "more than 1,000" is worth more than the cost
 # of counting hundreds of thousands of rows on every page.
-COUNT_CAP = 10_000
+COUNT_CAP = 1000
 
 FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from mailer.extensions import db
 from mailer.models import (
+    AttemptStat,
     AttemptStatus,
     Client,
     Delivery,
@@ -315,3 +316,27 @@ def test_a_server_offering_pipelining_gets_pipelined_transactions_with_each_repl
     # The connection went on after each refusal: the two others arrived, each once.
     assert sorted(address for mail in smtp_sink.received for address in mail.recipients) == sorted(
         d.email for d in others if d.status == DeliveryStatus.SENT)
+
+
+def test_the_statistics_sums_are_written_with_the_attempts(app, owner, smtp_sink, work):
+    """Every attempt and every message sent is added to its quarter of an hour as it is
+    written, in the same transaction: the sums equal the log."""
+    mailing_id = make_mailing(owner, clients=4).id
+    smtp_sink.handler.replies.extend(["451 4.3.0 Try later", "250 OK", "550 5.1.1 No such user here"])
+    [run_id] = dispatch.dispatch_due_mailings()
+    work()
+    retry_at = min(d.retry_at for d in deliveries(run_id) if d.retry_at)
+    time.sleep(max((retry_at - utcnow()).total_seconds(), 0) + 0.2)
+    work()
+
+    log = attempts(run_id)
+    sent = [d for d in deliveries(run_id) if d.status == DeliveryStatus.SENT]
+    stats = db.session.scalars(select(AttemptStat).where(AttemptStat.mailing_id == mailing_id)).all()
+    assert sum(s.attempts for s in stats) == len(log) == 5
+    assert sum(s.successes for s in stats) == Counter(a.status for a in log)[AttemptStatus.SUCCESS] == 3
+    assert sum(s.failures for s in stats) == 2
+    assert sum(s.sent for s in stats) == len(sent) == 3
+    for stat in stats:  # each sum sits in the quarter of an hour of its attempts
+        assert stat.slot.minute % 15 == 0 and stat.slot.second == 0
+        in_slot = [a for a in log if stat.slot <= a.attempted_at < stat.slot + timedelta(minutes=15)]
+        assert stat.attempts == len(in_slot)
