@@ -138,19 +138,27 @@ class AdminOnly:
 class PanelIndexView(AdminOnly, AdminIndexView):
     @expose("/")
     def index(self):
-        counts = [(category, model.__name__, admin_endpoint(url), row_count(model))
+        estimates = table_estimates()
+        counts = [(category, model.__name__, admin_endpoint(url), row_count(model, estimates))
                   for _, model, url, category in MODEL_VIEWS]
         return self.render("admin/index.html", counts=counts)
 
 
-def row_count(model) -> str:
-    """The rows of a table; on PostgreSQL the planner's estimate for a large one ("about …"),
-    which costs nothing, where counting millions of attempts would take seconds."""
-    if is_postgresql(db.session):
-        estimate = db.session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = CAST(:name AS regclass)"),
-                                     {"name": model.__tablename__})
-        if estimate is not None and estimate > ESTIMATE_ABOVE:
-            return f"about {int(estimate):,}"
+def table_estimates() -> dict[str, float]:
+    """The planner's estimate of the rows of every table (PostgreSQL; nothing elsewhere)."""
+    if not is_postgresql(db.session):
+        return {}
+    return dict(db.session.execute(text(
+        "SELECT relname, reltuples FROM pg_class WHERE relkind = 'r' AND relnamespace = "
+        "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())")).all())
+
+
+def row_count(model, estimates: dict[str, float]) -> str:
+    """The rows of a table; for a large one the planner's estimate ("about …"), which costs
+    nothing, where counting millions of attempts would take seconds."""
+    estimate = estimates.get(model.__tablename__)
+    if estimate is not None and estimate > ESTIMATE_ABOVE:
+        return f"about {int(estimate):,}"
     return f"{db.session.scalar(select(func.count()).select_from(model)):,}"
 
 

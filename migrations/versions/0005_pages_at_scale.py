@@ -26,38 +26,32 @@ def is_postgresql() -> bool:
 
 def upgrade():
     postgresql = is_postgresql()
-    with op.batch_alter_table("clients") as batch_op:
-        batch_op.drop_index("ix_clients_owner_id")
-        batch_op.create_index("ix_clients_owner_name", ["owner_id", "full_name", "id"])
-        batch_op.create_index("ix_clients_owner_created", ["owner_id", "created_at", "id"])
+    # Plain operations, no batch mode: on SQLite a batch that copies a table drops the old one,
+    # and with foreign keys on, that would delete the rows that reference it.
+    op.drop_index("ix_clients_owner_id", table_name="clients")
+    op.create_index("ix_clients_owner_name", "clients", ["owner_id", "full_name", "id"])
+    op.create_index("ix_clients_owner_created", "clients", ["owner_id", "created_at", "id"])
     if postgresql:
         # pg_trgm is a trusted extension (PostgreSQL 13+): the database's owner may create it.
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         for name, column in TRIGRAM_INDEXES:
             op.create_index(name, "clients", [column], postgresql_using="gin",
                             postgresql_ops={column: "gin_trgm_ops"})
-    with op.batch_alter_table("messages") as batch_op:
-        batch_op.drop_index("ix_messages_owner_id")
-        batch_op.create_index("ix_messages_owner_updated", ["owner_id", "updated_at", "id"])
-    with op.batch_alter_table("users") as batch_op:
-        batch_op.create_index("ix_users_created", ["created_at", "id"])
-    with op.batch_alter_table("mailings") as batch_op:
-        batch_op.add_column(sa.Column("client_count", sa.Integer(), server_default="0", nullable=False))
-        batch_op.drop_index("ix_mailings_owner_id")
-        batch_op.create_index("ix_mailings_owner_start", ["owner_id", "start_at", "id"])
+    op.drop_index("ix_messages_owner_id", table_name="messages")
+    op.create_index("ix_messages_owner_updated", "messages", ["owner_id", "updated_at", "id"])
+    op.create_index("ix_users_created", "users", ["created_at", "id"])
+    op.add_column("mailings", sa.Column("client_count", sa.Integer(), server_default="0", nullable=False))
+    op.drop_index("ix_mailings_owner_id", table_name="mailings")
+    op.create_index("ix_mailings_owner_start", "mailings", ["owner_id", "start_at", "id"])
     op.execute("UPDATE mailings SET client_count = "
                "(SELECT count(*) FROM mailing_clients WHERE mailing_clients.mailing_id = mailings.id)")
-    with op.batch_alter_table("mailing_runs") as batch_op:
-        batch_op.create_index("ix_mailing_runs_mailing", ["mailing_id", "id"])
-    with op.batch_alter_table("deliveries") as batch_op:
-        batch_op.drop_index("ix_deliveries_run_status")
-        batch_op.create_index("ix_deliveries_run_status", ["run_id", "status", "id"])
-    with op.batch_alter_table("mailing_attempts") as batch_op:
-        batch_op.drop_index("ix_mailing_attempts_run_time")
-        batch_op.create_index("ix_mailing_attempts_run_time", ["run_id", "attempted_at", "id"])
-        batch_op.create_index("ix_mailing_attempts_run_problems", ["run_id", "attempted_at", "id"],
-                              postgresql_where=sa.text("status <> 'success'"),
-                              sqlite_where=sa.text("status <> 'success'"))
+    op.create_index("ix_mailing_runs_mailing", "mailing_runs", ["mailing_id", "id"])
+    op.drop_index("ix_deliveries_run_status", table_name="deliveries")
+    op.create_index("ix_deliveries_run_status", "deliveries", ["run_id", "status", "id"])
+    op.drop_index("ix_mailing_attempts_run_time", table_name="mailing_attempts")
+    op.create_index("ix_mailing_attempts_run_time", "mailing_attempts", ["run_id", "attempted_at", "id"])
+    op.create_index("ix_mailing_attempts_run_problems", "mailing_attempts", ["run_id", "attempted_at", "id"],
+                    postgresql_where=sa.text("status <> 'success'"), sqlite_where=sa.text("status <> 'success'"))
 
     op.create_table(
         "attempt_stats",
@@ -92,30 +86,25 @@ def upgrade():
 
 
 def downgrade():
+    # Plain operations, no batch mode: on SQLite a batch that copies a table drops the old one,
+    # and with foreign keys on, that would delete the rows that reference it.
     op.drop_index("ix_attempt_stats_slot", table_name="attempt_stats")
     op.drop_table("attempt_stats")
-    with op.batch_alter_table("mailing_attempts") as batch_op:
-        batch_op.drop_index("ix_mailing_attempts_run_problems")
-        batch_op.drop_index("ix_mailing_attempts_run_time")
-        batch_op.create_index("ix_mailing_attempts_run_time", ["run_id", "attempted_at"])
-    with op.batch_alter_table("deliveries") as batch_op:
-        batch_op.drop_index("ix_deliveries_run_status")
-        batch_op.create_index("ix_deliveries_run_status", ["run_id", "status"])
-    with op.batch_alter_table("mailing_runs") as batch_op:
-        batch_op.drop_index("ix_mailing_runs_mailing")
-    with op.batch_alter_table("mailings") as batch_op:
-        batch_op.drop_index("ix_mailings_owner_start")
-        batch_op.create_index("ix_mailings_owner_id", ["owner_id"])
-        batch_op.drop_column("client_count")
-    with op.batch_alter_table("users") as batch_op:
-        batch_op.drop_index("ix_users_created")
-    with op.batch_alter_table("messages") as batch_op:
-        batch_op.drop_index("ix_messages_owner_updated")
-        batch_op.create_index("ix_messages_owner_id", ["owner_id"])
+    op.drop_index("ix_mailing_attempts_run_problems", table_name="mailing_attempts")
+    op.drop_index("ix_mailing_attempts_run_time", table_name="mailing_attempts")
+    op.create_index("ix_mailing_attempts_run_time", "mailing_attempts", ["run_id", "attempted_at"])
+    op.drop_index("ix_deliveries_run_status", table_name="deliveries")
+    op.create_index("ix_deliveries_run_status", "deliveries", ["run_id", "status"])
+    op.drop_index("ix_mailing_runs_mailing", table_name="mailing_runs")
+    op.drop_index("ix_mailings_owner_start", table_name="mailings")
+    op.create_index("ix_mailings_owner_id", "mailings", ["owner_id"])
+    op.drop_column("mailings", "client_count")
+    op.drop_index("ix_users_created", table_name="users")
+    op.drop_index("ix_messages_owner_updated", table_name="messages")
+    op.create_index("ix_messages_owner_id", "messages", ["owner_id"])
     if is_postgresql():
         for name, _ in TRIGRAM_INDEXES:
             op.drop_index(name, table_name="clients")
-    with op.batch_alter_table("clients") as batch_op:
-        batch_op.drop_index("ix_clients_owner_created")
-        batch_op.drop_index("ix_clients_owner_name")
-        batch_op.create_index("ix_clients_owner_id", ["owner_id"])
+    op.drop_index("ix_clients_owner_created", table_name="clients")
+    op.drop_index("ix_clients_owner_name", table_name="clients")
+    op.create_index("ix_clients_owner_id", "clients", ["owner_id"])

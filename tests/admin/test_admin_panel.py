@@ -293,3 +293,10 @@ def test_admin_filters_by_status_value(app, client, records):
     assert "alice@example.com" in client.get("/admin/deliveries/?flt0_0=sent").get_data(as_text=True)
     assert "alice@example.com" in client.get("/admin/attempts/?flt0_0=success").get_data(as_text=True)
     assert "alice@example.com" not in client.get("/admin/attempts/?flt0_0=failure").get_data(as_text=True)
+
+
+def test_the_front_page_estimates_a_large_table_instead_of_counting_it(app):
+    from mailer.admin import row_count
+
+    assert row_count(MailingAttempt, {"mailing_attempts": 12_345_678.0}) == "about 12,345,678"
+    assert row_count(MailingAttempt, {"mailing_attempts": 10.0}) == "0"
