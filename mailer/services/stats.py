@@ -30,7 +30,9 @@ def compute_figures(owner_id: int | None) -> dict:
     if owner_id is not None:
         mailings = mailings.where(Mailing.owner_id == owner_id)
         running = running.where(Mailing.owner_id == owner_id)
-        unique_clients = unique_clients.where(Client.owner_id == owner_id)
+        # An owner's addresses are unique (and stored lower-cased): counting the rows is the
+        # same figure, read from an index instead of sorting every address.
+        unique_clients = select(func.count(Client.id)).where(Client.owner_id == owner_id)
     return {
         "mailings": db.session.scalar(mailings) or 0,
         "running_mailings": db.session.scalar(running) or 0,
