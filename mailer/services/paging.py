@@ -69,8 +69,9 @@ class Page:
     # when there is no such page.
     previous: tuple | None = None
     next: tuple | None = None
-    # Rows in the whole list, counted up to COUNT_CAP (`more` when there are more).
-    count: int = 0
+    # Rows in the whole list, counted up to COUNT_CAP (`more` when there are more) on its first
+    # page; None on the others.
+    count: int | None = None
     more: bool = False
     keys: list[Key] = field(default_factory=list, repr=False)
 
@@ -134,40 +135,36 @@ def ordered(query: Select, keys: Sequence[Key]) -> Select:
 
 def keyset_page(query: Select, keys: list[Key], per_page: int, *, after: Sequence | None = None,
                 before: Sequence | None = None, count: bool = True) -> Page:
-    """One page of `query` (which selects one entity) in the order of `keys`: the first page,
-    the page after the row whose sort values are `after`, or the one before `before`.
+    """One page of `query` (which selects one entity; the last key is its id) in the order of
+    `keys`: the first page, the page after the row whose sort values are `after`, or the one
+    before `before`.
 
-    Two statements: the rows (one more than a page, to know whether another follows) and,
-    with `count`, the count of the whole list up to COUNT_CAP.
+    Two statements: the sort values of the rows from the cursor on (one more than a page, to
+    know whether another follows; on the first page, with `count`, up to COUNT_CAP of them,
+    which counts the list in the same walk of its index), then the page's rows by id.
     """
     after, before = checked_cursor(keys, after), checked_cursor(keys, before)
     backwards = before is not None and after is None
     walk = reversed_keys(keys) if backwards else keys
-    rows_query = query.add_columns(*[key.expression for key in keys])
     cursor = before if backwards else after
+    positions = query.order_by(None).with_only_columns(*[key.expression for key in keys],
+                                                      maintain_column_froms=True)
     if cursor is not None:
-        rows_query = rows_query.where(beyond(walk, cursor))
-    rows = db.session.execute(ordered(rows_query, walk).limit(per_page + 1)).all()
+        positions = positions.where(beyond(walk, cursor))
+    counting = count and cursor is None
+    rows = db.session.execute(ordered(positions, walk).limit(max(COUNT_CAP if counting else 0, per_page) + 1)).all()
     more_this_way = len(rows) > per_page
-    rows = rows[:per_page]
+    shown = [tuple(row) for row in rows[:per_page]]
     if backwards:
-        rows.reverse()
-    items = [row[0] for row in rows]
-    first, last = (tuple(rows[0][1:]), tuple(rows[-1][1:])) if rows else (None, None)
+        shown.reverse()
+    ids = [row[-1] for row in shown]
+    found = {item.id: item for item in db.session.scalars(query.where(keys[-1].expression.in_(ids)))} if ids else {}
+    page = Page([found[i] for i in ids if i in found], keys=keys)
+    first, last = (shown[0], shown[-1]) if shown else (None, None)
     if backwards:
-        page = Page(items, previous=first if more_this_way else None, next=last, keys=keys)
+        page.previous, page.next = (first if more_this_way else None), last
     else:
-        page = Page(items, previous=first if cursor is not None else None, next=last if more_this_way else None,
-                    keys=keys)
-    if count and cursor is None and not more_this_way:
-        page.count = len(items)  # the whole list is on this page
-    elif count:
-        page.count, page.more = capped_count(query)
+        page.previous, page.next = (first if cursor is not None else None), (last if more_this_way else None)
+    if counting:
+        page.count, page.more = min(len(rows), COUNT_CAP), len(rows) > COUNT_CAP
     return page
-
-
-def capped_count(query: Select, cap: int = COUNT_CAP) -> tuple[int, bool]:
-    """(rows of `query` up to `cap`, whether there are more)."""
-    limited = query.order_by(None).with_only_columns(literal(1), maintain_column_froms=True).limit(cap + 1).subquery()
-    total = db.session.scalar(select(func.count()).select_from(limited))
-    return min(total, cap), total > cap
