@@ -114,8 +114,8 @@ def run(mailing_id: int, run_id: int):
         form = AttemptFilterForm(request.args)
         valid = form.validate()
         attempt_filter = attempt_filter_from(form) if valid else reports.AttemptFilter()
-        page = reports.attempts_page(attempt_filter, mailing_id=mailing.id, run_id=run.id, after=arguments.after,
-                                     before=arguments.before, per_page=ROWS_PER_PAGE)
+        page = reports.attempts_page(attempt_filter, run_id=run.id, after=arguments.after, before=arguments.before,
+                                     per_page=ROWS_PER_PAGE)
     return render_template(
         "reports/run.html",
         mailing=mailing,

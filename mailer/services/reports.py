@@ -223,11 +223,11 @@ def local_midnight(day: date, zone: tzinfo) -> datetime:
     return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
 
 
-def attempts_page(attempt_filter: AttemptFilter, *, mailing_id: int, run_id: int, after: tuple | None = None,
+def attempts_page(attempt_filter: AttemptFilter, *, run_id: int, after: tuple | None = None,
                   before: tuple | None = None, per_page: int = 50) -> paging.Page:
-    """The attempts of one run of a mailing, newest first."""
-    query = select(MailingAttempt).where(MailingAttempt.mailing_id == mailing_id, MailingAttempt.run_id == run_id,
-                                         *attempt_filter.conditions())
+    """The attempts of one run (reached through its mailing, see `find_run`), newest first:
+    from the run's index alone, without reading the rows until the page's own."""
+    query = select(MailingAttempt).where(MailingAttempt.run_id == run_id, *attempt_filter.conditions())
     if attempt_filter.status not in (None, AttemptStatus.SUCCESS):
         # Said outright, so that the planner takes the small index of the tries that failed.
         query = query.where(MailingAttempt.status != AttemptStatus.SUCCESS)
