@@ -441,19 +441,28 @@ def local_day(column, period: Period):
 
 
 def offset_stretches(zone: tzinfo, since: datetime, until: datetime) -> list[tuple[datetime, timedelta]]:
-    """[(end, UTC offset)] for each stretch of [since, until) in which the zone's offset holds."""
+    """[(end, UTC offset)] for each stretch of [since, until) in which the zone's offset holds.
+
+    Walks a day at a time (a year is 366 steps), then finds a change's hour and minute within
+    its day; no zone changes its offset twice in one day.
+    """
+    def offset_at(moment: datetime) -> timedelta:
+        return moment.astimezone(zone).utcoffset()
+
     stretches = []
-    offset = since.astimezone(zone).utcoffset()
+    offset = offset_at(since)
     moment = since
     while moment < until:
-        following = min(moment + timedelta(hours=1), until)
-        if following.astimezone(zone).utcoffset() != offset:
-            # The change happened within this hour: find its minute.
-            change = moment + timedelta(minutes=1)
-            while change.astimezone(zone).utcoffset() == offset:
+        following = min(moment + timedelta(days=1), until)
+        if offset_at(following) != offset:
+            change = moment
+            while offset_at(change + timedelta(hours=1)) == offset:
+                change += timedelta(hours=1)
+            change += timedelta(minutes=1)
+            while offset_at(change) == offset:
                 change += timedelta(minutes=1)
             stretches.append((change, offset))
-            offset = change.astimezone(zone).utcoffset()
+            offset = offset_at(change)
             following = change
         moment = following
     stretches.append((until, offset))
