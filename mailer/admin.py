@@ -27,6 +27,7 @@ from wtforms import BooleanField, PasswordField, TextAreaField, validators
 from wtforms.validators import ValidationError
 
 from mailer.extensions import db
+from mailer.forms import add_field_error
 from mailer.listing import SEARCH_MAX_LENGTH
 from mailer.models import (
     AttemptStatus,
@@ -434,9 +435,8 @@ class SmtpServerView(SecureModelView):
                 clear_dkim_key=form.clear_dkim_private_key.data,
             )
         except ServerError as error:
-            field = form._fields.get(error.field or "")
-            if field is not None:
-                field.errors = [*field.errors, str(error)]
+            if error.field in form._fields:
+                add_field_error(form, error)
             raise ValidationError(str(error)) from None
 
     list_template = "admin/smtp_servers_list.html"

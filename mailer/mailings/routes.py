@@ -2,6 +2,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user
 
 from mailer.extensions import db
+from mailer.forms import add_field_error
 from mailer.listing import SEARCH_MAX_LENGTH, paginate
 from mailer.mailings import bp
 from mailer.mailings.forms import ConfirmForm, DisableForm, MailingForm
@@ -56,7 +57,7 @@ def create():
             mailing = mailing_service.create_mailing(current_user, form.to_data(), utcnow())
         except MailingError as error:
             db.session.rollback()
-            form_error(form, error)
+            add_field_error(form, error)
         else:
             db.session.commit()
             flash(f"Mailing “{mailing.name}” created.", "success")
@@ -122,7 +123,7 @@ def edit(mailing_id: int):
             mailing_service.update_mailing(mailing, form.to_data(), utcnow())
         except MailingError as error:
             db.session.rollback()
-            form_error(form, error)
+            add_field_error(form, error)
         else:
             db.session.commit()
             flash(f"Mailing “{mailing.name}” saved.", "success")
@@ -181,11 +182,6 @@ def enable(mailing_id: int):
         else:
             flash("This mailing was not disabled.", "info")
     return redirect(url_for("mailings.detail", mailing_id=mailing.id))
-
-
-def form_error(form: MailingForm, error: MailingError) -> None:
-    field = form._fields.get(error.field) if error.field else None
-    (field.errors if field is not None else form.form_errors).append(str(error))
 
 
 def render_form(form: MailingForm, mailing: Mailing | None):

@@ -2,6 +2,7 @@ from flask import current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from mailer.extensions import db, limiter
+from mailer.forms import add_field_error
 from mailer.models import Mailing, SenderIdentity
 from mailer.permissions import EDIT, get_owned_or_404
 from mailer.senders import bp
@@ -37,7 +38,7 @@ def create():
             identity = sender_service.add_identity(current_user, form.name.data, form.email.data, form.reply_to.data)
         except IdentityError as error:
             db.session.rollback()
-            getattr(form, error.field or "email").errors.append(str(error))
+            add_field_error(form, error, "email")
         else:
             db.session.commit()
             if sender_service.send_confirmation(identity):
@@ -58,7 +59,7 @@ def edit(identity_id: int):
             sender_service.update_identity(identity, form.name.data, form.reply_to.data)
         except IdentityError as error:
             db.session.rollback()
-            getattr(form, error.field or "name").errors.append(str(error))
+            add_field_error(form, error, "name")
         else:
             db.session.commit()
             flash("Sender address saved.", "success")

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from mailer.extensions import db
 from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Client, Mailing, User, mailing_clients
+from mailer.services.errors import FieldError
 from mailer.services.spreadsheets import csv_safe
 from mailer.services.stats import clear_stats_cache_after_commit
 
@@ -24,12 +25,8 @@ SORT_COLUMNS = {"name": Client.full_name, "email": Client.email, "created": Clie
 DEFAULT_SORT = "name"
 
 
-class ClientError(ValueError):
-    """A change that cannot be made; `field` names the form field the message belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class ClientError(FieldError):
+    """A change to a client that cannot be made."""
 
 
 def normalize_email(value: str) -> str:

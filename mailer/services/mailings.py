@@ -21,6 +21,7 @@ from mailer.models import (
     mailing_clients,
 )
 from mailer.services import run_control, schedule, senders
+from mailer.services.errors import FieldError
 from mailer.services.rendering import readable_subject
 from mailer.services.stats import clear_stats_cache_after_commit
 
@@ -47,12 +48,8 @@ DEFAULT_SORT = "-start"
 ID_BATCH = 500
 
 
-class MailingError(ValueError):
-    """A change that cannot be made; `field` names the form field the message belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class MailingError(FieldError):
+    """A change to a mailing that cannot be made."""
 
 
 @dataclass

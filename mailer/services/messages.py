@@ -12,6 +12,7 @@ from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Client, Mailing, Message, User
 from mailer.services import rendering
 from mailer.services.clients import ClientError, first_client, normalize_email
+from mailer.services.errors import FieldError
 from mailer.services.html import sanitize_html
 from mailer.services.rendering import check_template
 
@@ -24,12 +25,8 @@ BODY_MAX_CHARS = 200_000
 SORT_COLUMNS = {"subject": Message.subject, "created": Message.created_at, "updated": Message.updated_at}
 DEFAULT_SORT = "-updated"
 
-class MessageError(ValueError):
-    """A change that cannot be made; `field` names the form field the message belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class MessageError(FieldError):
+    """A change to a message that cannot be made."""
 
 
 class MessageInUse(MessageError):
