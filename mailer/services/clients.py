@@ -1,6 +1,4 @@
 """Clients (recipients): validation, listing, changes, CSV export. No request objects here."""
-import csv
-import io
 from collections.abc import Iterator
 
 from email_validator import EmailNotValidError, validate_email
@@ -11,7 +9,7 @@ from mailer.extensions import db
 from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Client, Mailing, User, mailing_clients
 from mailer.services.errors import FieldError
-from mailer.services.spreadsheets import csv_safe
+from mailer.services.spreadsheets import CsvChunks, csv_safe
 from mailer.services.stats import clear_stats_cache_after_commit
 
 EMAIL_MAX_LENGTH = 254
@@ -154,17 +152,9 @@ EXPORT_BATCH = 1000
 def export_csv(owner_id: int) -> Iterator[str]:
     """The owner's clients as CSV text, produced in batches so that a large list is streamed
     without being held in memory."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
+    writer = CsvChunks()
     writer.writerow(EXPORT_HEADER)
-    yield flush()
+    yield writer.take()
     last_id = 0
     while True:
         batch = db.session.execute(
@@ -181,4 +171,4 @@ def export_csv(owner_id: int) -> Iterator[str]:
                 row.created_at.isoformat() if row.created_at else "",
             ])
         last_id = batch[-1].id
-        yield flush()
+        yield writer.take()
