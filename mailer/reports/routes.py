@@ -16,6 +16,7 @@ from mailer.reports.forms import (
     StatisticsForm,
     owner_choices,
 )
+from mailer.services import mailings as mailing_service
 from mailer.services import reports
 from mailer.timezones import user_zone
 
@@ -49,7 +50,7 @@ def apply_owner_filter(form) -> tuple[bool, int | None]:
     always sees only their own data.
     """
     if can_view_all():
-        form.owner.choices = owner_choices(reports.owners_with_mailings())
+        form.owner.choices = owner_choices(mailing_service.owners_with_mailings())
     else:
         del form.owner
     valid = form.validate()

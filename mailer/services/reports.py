@@ -125,13 +125,6 @@ def mailing_rows(mailings: list[Mailing]) -> list[MailingRow]:
     return [rows[mailing_id] for mailing_id in ids]
 
 
-def owners_with_mailings() -> list[User]:
-    """The people a manager may filter reports by: everyone who owns a mailing."""
-    return list(db.session.scalars(
-        select(User).where(User.id.in_(select(Mailing.owner_id))).order_by(User.email)
-    ))
-
-
 @dataclass
 class RunRow:
     run: MailingRun
