@@ -238,7 +238,7 @@ class UserView(SecureModelView):
 
     def on_model_change(self, form, model, is_created):
         super().on_model_change(form, model, is_created)
-        model.email = accounts.normalize_email(model.email)
+        model.email = accounts.lowercase_email(model.email)
         if model.id == current_user.id and not model.is_admin:
             raise ValidationError("You cannot remove your own admin role: ask another admin.")
         if inspect(model).attrs.is_active.history.has_changes():

@@ -21,7 +21,7 @@ class ClientForm(FlaskForm):
 
     def validate_email(self, field) -> None:
         try:
-            client_service.normalize_email(field.data)
+            client_service.clean_email(field.data)
         except client_service.ClientError as error:
             raise ValidationError(str(error)) from None
 

@@ -27,7 +27,9 @@ class ClientError(FieldError):
     """A change to a client that cannot be made."""
 
 
-def normalize_email(value: str) -> str:
+# The rules of a client's fields, for the form and the CSV import alike.
+
+def clean_email(value: str) -> str:
     """The address as it is stored: checked by email-validator (no DNS lookup), lower-cased.
 
     Raises ClientError with the validator's explanation when the address is not valid.
@@ -43,6 +45,22 @@ def normalize_email(value: str) -> str:
     if len(normalized) > EMAIL_MAX_LENGTH:
         raise ClientError(f"An e-mail address has at most {EMAIL_MAX_LENGTH} characters.", "email")
     return normalized
+
+
+def clean_full_name(value: str | None) -> str:
+    full_name = (value or "").strip()
+    if not full_name:
+        raise ClientError("Enter the client's full name.", "full_name")
+    if len(full_name) > FULL_NAME_MAX_LENGTH:
+        raise ClientError(f"A full name has at most {FULL_NAME_MAX_LENGTH} characters.", "full_name")
+    return full_name
+
+
+def clean_comment(value: str | None) -> str:
+    comment = (value or "").strip()
+    if len(comment) > COMMENT_MAX_LENGTH:
+        raise ClientError(f"A comment has at most {COMMENT_MAX_LENGTH} characters.", "comment")
+    return comment
 
 
 # Queries --------------------------------------------------------------------------------------
@@ -89,16 +107,7 @@ def mailings_using(client: Client) -> list[Mailing]:
 # Changes --------------------------------------------------------------------------------------
 
 def _clean_fields(email: str, full_name: str, comment: str | None) -> tuple[str, str, str]:
-    email = normalize_email(email)
-    full_name = (full_name or "").strip()
-    if not full_name:
-        raise ClientError("Enter the client's full name.", "full_name")
-    if len(full_name) > FULL_NAME_MAX_LENGTH:
-        raise ClientError(f"A full name has at most {FULL_NAME_MAX_LENGTH} characters.", "full_name")
-    comment = (comment or "").strip()
-    if len(comment) > COMMENT_MAX_LENGTH:
-        raise ClientError(f"A comment has at most {COMMENT_MAX_LENGTH} characters.", "comment")
-    return email, full_name, comment
+    return clean_email(email), clean_full_name(full_name), clean_comment(comment)
 
 
 def _save(client: Client, **values) -> None:

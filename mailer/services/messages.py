@@ -11,7 +11,7 @@ from mailer.extensions import db, rq
 from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Client, Mailing, Message, User
 from mailer.services import rendering
-from mailer.services.clients import ClientError, first_client, normalize_email
+from mailer.services.clients import ClientError, clean_email, first_client
 from mailer.services.errors import FieldError
 from mailer.services.html import sanitize_html
 from mailer.services.rendering import check_template
@@ -144,7 +144,7 @@ def queue_test_send(message: Message, recipient: User, to: str = "") -> QueuedTe
     address = recipient.email
     if to and to.strip():
         try:
-            address = normalize_email(to)
+            address = clean_email(to)
         except ClientError as error:
             raise MessageError(f"The test cannot be sent to “{to.strip()}”: {error}") from None
     sample = first_client(message.owner_id)
