@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app
 from flask_login import current_user
 
-from mailer.services.rendering import readable_subject
+from mailer.services.message_templates import readable_subject
 from mailer.timezones import user_zone
 
 

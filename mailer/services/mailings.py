@@ -23,7 +23,7 @@ from mailer.models import (
 )
 from mailer.services import run_control, schedule, senders
 from mailer.services.errors import FieldError
-from mailer.services.rendering import readable_subject
+from mailer.services.message_templates import readable_subject
 from mailer.services.stats import clear_stats_cache_after_commit
 
 NAME_MAX_LENGTH = 200

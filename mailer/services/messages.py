@@ -14,7 +14,7 @@ from mailer.services import rendering
 from mailer.services.clients import ClientError, clean_email, first_client
 from mailer.services.errors import FieldError
 from mailer.services.html import sanitize_html
-from mailer.services.rendering import check_template
+from mailer.services.message_templates import SAMPLE_VALUES, TemplateProblem, check_template
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def queue_test_send(message: Message, recipient: User, to: str = "") -> QueuedTe
 # Preview --------------------------------------------------------------------------------------
 
 # The recipient of a preview when the owner has no client yet.
-SAMPLE_NAME, SAMPLE_EMAIL = rendering.SAMPLE_VALUES["name"], rendering.SAMPLE_VALUES["email"]
+SAMPLE_NAME, SAMPLE_EMAIL = SAMPLE_VALUES["name"], SAMPLE_VALUES["email"]
 # The clients offered in the preview's "for" list; any other can still be chosen by id.
 PREVIEW_CLIENT_CHOICES = 200
 
@@ -211,7 +211,7 @@ def preview(owner_id: int, subject: str, body_text: str, body_html: str | None,
         subject, body_text, body_html = _clean_fields(subject, body_text, body_html)
         renderer = rendering.MailRenderer(subject, body_text, body_html)
         mail = renderer.build(recipient, message_id="<preview@localhost>")
-    except (MessageError, rendering.TemplateProblem) as error:
+    except (MessageError, TemplateProblem) as error:
         return Preview(chosen_id, [], "", None, problem=str(error))
     name, address = mail.recipients[0]
     headers = [("From", mail.sender), ("To", f"{name} <{address}>" if name else address),

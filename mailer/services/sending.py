@@ -41,7 +41,9 @@ from mailer.models import (
 )
 from mailer.services import dkim_signing, runs, send_queue, senders, servers, shutdown
 from mailer.services.addresses import AddressError, envelope_address
-from mailer.services.rendering import MailRenderer, TemplateProblem, make_message_id
+from mailer.services.message_templates import TemplateProblem
+from mailer.services.mime import make_message_id
+from mailer.services.rendering import MailRenderer
 from mailer.services.secrets import SecretError
 from mailer.services.throttle import Limits, Throttle
 from mailer.services.transport import NOT_SENT, Reply, SenderPool, SmtpSettings
