@@ -48,6 +48,7 @@ from mailer.models import (
     User,
     utcnow,
 )
+from mailer.permissions import is_admin
 from mailer.services import accounts, schedule, secrets
 from mailer.services import clients as client_service
 from mailer.services import messages as message_service
@@ -129,7 +130,7 @@ class IdAjaxModelLoader(QueryAjaxModelLoader):
 
 class AdminOnly:
     def is_accessible(self) -> bool:
-        return current_user.is_authenticated and current_user.is_admin
+        return is_admin()
 
     def inaccessible_callback(self, name, **kwargs):
         abort(404)

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app
 from flask_login import current_user
 
+from mailer.permissions import can_view_all, is_admin
 from mailer.services.message_templates import readable_subject
 from mailer.timezones import user_zone
 
@@ -30,8 +31,8 @@ def init_templating(app: Flask) -> None:
         }
 
 
-# The navigation bar: (endpoint, label, who may use it). A section shows only when its
-# blueprint is registered and the user's role allows it.
+# The navigation bar: (endpoint, label, who may use it). A section shows when the user's role
+# allows it.
 NAV_SECTIONS = [
     ("clients.index", "Clients", "user"),
     ("messages.index", "Messages", "user"),
@@ -47,14 +48,14 @@ NAV_SECTIONS = [
 
 def nav_sections() -> list[tuple[str, str]]:
     allowed = {"user"}
-    if current_user.is_authenticated and current_user.is_manager:
+    if can_view_all():
         allowed.add("manager")
-    if current_user.is_authenticated and current_user.is_admin:
+    if is_admin():
         allowed.add("admin")
         if current_app.config.get("SHOW_OUTBOX"):
             allowed.add("outbox")
     return [
         (endpoint, label)
         for endpoint, label, who in NAV_SECTIONS
-        if who in allowed and endpoint in current_app.view_functions
+        if who in allowed
     ]

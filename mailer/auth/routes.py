@@ -187,10 +187,8 @@ def reset_password(token: str):
 def profile():
     form = ProfileForm(obj=current_user)
     if form.validate_on_submit():
-        current_user.full_name = (form.full_name.data or "").strip()
-        current_user.phone = (form.phone.data or "").strip()
-        current_user.country = form.country.data or ""
-        current_user.timezone = form.timezone.data
+        accounts.update_profile(current_user, form.full_name.data, form.phone.data, form.country.data,
+                                form.timezone.data)
         db.session.commit()
         flash("Profile saved.", "success")
         return redirect(url_for("auth.profile"))

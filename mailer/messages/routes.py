@@ -7,7 +7,7 @@ from mailer.listing import list_arguments, paginate
 from mailer.messages import bp
 from mailer.messages.forms import DeleteForm, MessageForm, TestSendForm
 from mailer.models import Message
-from mailer.permissions import EDIT, VIEW, admin_permission, can_edit, can_view_all, get_owned_or_404
+from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404, is_admin
 from mailer.security import mail_preview_response
 from mailer.services import messages as message_service
 from mailer.services.clients import all_owners
@@ -60,7 +60,7 @@ def preview():
     of that message's owner (`owner`).
     """
     owner_id = request.args.get("owner", type=int) or current_user.id
-    if owner_id != current_user.id and not admin_permission.can():
+    if owner_id != current_user.id and not is_admin():
         abort(404)
     result = message_service.preview(owner_id, request.form.get("subject", ""), request.form.get("body_text", ""),
                                      request.form.get("body_html") or None,

@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from flask import Response, abort, current_app, render_template, request, stream_with_context
+from flask import Response, abort, render_template, request, stream_with_context
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
@@ -27,7 +27,7 @@ ROWS_PER_PAGE = 50
 
 @bp.context_processor
 def report_helpers():
-    return {"human_duration": human_duration, "has_endpoint": lambda name: name in current_app.view_functions}
+    return {"human_duration": human_duration}
 
 
 def human_duration(value: timedelta | None) -> str:

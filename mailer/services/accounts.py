@@ -163,6 +163,15 @@ def end_sessions(user: User) -> None:
 
 # Profile -------------------------------------------------------------------------------------
 
+def update_profile(user: User, full_name: str | None, phone: str | None, country: str | None,
+                   timezone: str) -> None:
+    """Save what a person says about themselves (the caller commits)."""
+    user.full_name = (full_name or "").strip()
+    user.phone = (phone or "").strip()
+    user.country = country or ""
+    user.timezone = timezone
+
+
 def request_email_change(user: User, new_email: str) -> None:
     """Send the confirmation link to the new address.
 
