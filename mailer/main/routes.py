@@ -40,10 +40,7 @@ def outbox_index():
 @login_required
 @admin_required
 def outbox_message(name: str):
-    outbox_enabled()
-    message = outbox.read_message(name)
-    if message is None:
-        abort(404)
+    message = outbox_message_or_404(name)
     text, html = outbox.message_parts(message)
     return render_template("main/outbox_message.html", name=name, message=message, text=text, html=html)
 
@@ -53,8 +50,12 @@ def outbox_message(name: str):
 @admin_required
 def outbox_message_html(name: str):
     """The HTML part alone, for the sandboxed frame of the message's page."""
+    return mail_preview_response(outbox.message_parts(outbox_message_or_404(name))[1])
+
+
+def outbox_message_or_404(name: str):
     outbox_enabled()
     message = outbox.read_message(name)
     if message is None:
         abort(404)
-    return mail_preview_response(outbox.message_parts(message)[1])
+    return message

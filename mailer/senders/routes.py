@@ -3,7 +3,7 @@ from flask_login import current_user
 
 from mailer.extensions import db, limiter
 from mailer.forms import add_field_error
-from mailer.models import Mailing, SenderIdentity
+from mailer.models import SenderIdentity
 from mailer.permissions import EDIT, get_owned_or_404
 from mailer.senders import bp
 from mailer.senders.forms import ActionForm, EditIdentityForm, IdentityForm
@@ -91,9 +91,8 @@ def delete(identity_id: int):
         db.session.commit()
         flash(f"Sender address {email} deleted.", "success")
         return redirect(url_for("senders.index"))
-    mailings = db.session.scalars(db.select(Mailing).where(Mailing.sender_identity_id == identity.id)
-                                  .order_by(Mailing.name)).all()
-    return render_template("senders/delete.html", identity=identity, form=form, mailings=mailings)
+    return render_template("senders/delete.html", identity=identity, form=form,
+                           mailings=sender_service.mailings_using(identity))
 
 
 @bp.route("/confirm/<token>")

@@ -82,6 +82,12 @@ def first_confirmed(owner_id: int) -> SenderIdentity | None:
     return identities[0] if identities else None
 
 
+def mailings_using(identity: SenderIdentity) -> list[Mailing]:
+    """The mailings sent from this address, by name."""
+    return list(db.session.scalars(
+        select(Mailing).where(Mailing.sender_identity_id == identity.id).order_by(Mailing.name)))
+
+
 def add_identity(owner: User, name: str, email: str, reply_to: str | None) -> SenderIdentity:
     """A new, unconfirmed identity; call `send_confirmation` after the commit."""
     email = normalize_address(email)
