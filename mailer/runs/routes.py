@@ -41,6 +41,10 @@ def send_now(mailing_id: int):
         return refused_back_to(refused, url_for("mailings.detail", mailing_id=mailing_id))
     queue_run(run, nobody="every client is unsubscribed or the mailing has none",
               sending=f"Sending “{mailing.name}” to {run.total_count - run.skipped_count} clients.")
+    return run_page(run)
+
+
+def run_page(run: MailingRun):
     return redirect(url_for("runs.detail", run_id=run.id))
 
 
@@ -145,7 +149,7 @@ def cancel(run_id: int):
               "“Send to the rest” reaches the clients it did not.", "warning")
     else:
         flash(f"Run {run.id} was already over.", "info")
-    return redirect(url_for("runs.detail", run_id=run.id))
+    return run_page(run)
 
 
 @bp.route("/<int:run_id>/pause", methods=["POST"])
@@ -156,7 +160,7 @@ def pause(run_id: int):
               "until you resume it.", "warning")
     else:
         flash(f"Run {run.id} is not being sent, so it cannot be paused.", "info")
-    return redirect(url_for("runs.detail", run_id=run.id))
+    return run_page(run)
 
 
 @bp.route("/<int:run_id>/resume", methods=["POST"])
@@ -167,7 +171,7 @@ def resume(run_id: int):
     except runs.SendingRefused as refused:
         return refused_back_to(refused, url_for("runs.detail", run_id=run.id))
     queue_run(run, sending=f"Run {run.id} resumed.")
-    return redirect(url_for("runs.detail", run_id=run.id))
+    return run_page(run)
 
 
 @bp.route("/<int:run_id>/rest", methods=["POST"])
@@ -179,7 +183,7 @@ def send_rest(run_id: int):
         return refused_back_to(refused, url_for("runs.detail", run_id=run.id))
     queue_run(rest, nobody="the clients not reached have unsubscribed",
               sending=f"Sending to the {rest.total_count - rest.skipped_count} clients run {run.id} did not reach.")
-    return redirect(url_for("runs.detail", run_id=rest.id))
+    return run_page(rest)
 
 
 @bp.route("/<int:run_id>/retry", methods=["POST"])
@@ -195,4 +199,4 @@ def retry(run_id: int):
     if queued and maybe_delivered:
         flash(f"{maybe_delivered} of them had a try with an unknown outcome and may have received the message "
               "already.", "warning")
-    return redirect(url_for("runs.detail", run_id=new_run.id))
+    return run_page(new_run)
