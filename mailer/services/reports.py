@@ -4,8 +4,6 @@ Every figure is counted in the database (GROUP BY), never by loading rows into P
 CSV export reads the attempt log in keyset batches so its size does not matter.
 No request objects here: the views pass who is asking and what they filtered on.
 """
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -27,7 +25,7 @@ from mailer.models import (
     utcnow,
 )
 from mailer.services import paging
-from mailer.services.spreadsheets import csv_safe
+from mailer.services.spreadsheets import CsvChunks, csv_safe
 
 CSV_BATCH_SIZE = 5000
 CSV_HEADER = ["time", "run", "recipient", "status", "smtp_code", "smtp_response", "error"]
@@ -143,13 +141,6 @@ def mailing_rows(mailings: list[Mailing]) -> list[MailingRow]:
     totals = run_totals(mailing.id for mailing in mailings)
     return [MailingRow(mailing, totals[mailing.id].counts, totals[mailing.id].runs, totals[mailing.id].last_run_at)
             for mailing in mailings]
-
-
-def owners_with_mailings() -> list[User]:
-    """The people a manager may filter reports by: everyone who owns a mailing."""
-    return list(db.session.scalars(
-        select(User).where(User.id.in_(select(Mailing.owner_id))).order_by(User.email)
-    ))
 
 
 @dataclass
@@ -270,10 +261,9 @@ def attempts_csv(attempt_filter: AttemptFilter, zone: tzinfo, *, mailing_id: int
     if run_id is not None:
         conditions.append(MailingAttempt.run_id == run_id)
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = CsvChunks()
     writer.writerow(CSV_HEADER)
-    yield _drain(buffer)
+    yield writer.take()
 
     # Core rows through the session's connection: the same transaction, without the ORM's
     # per-row bookkeeping.
@@ -296,15 +286,8 @@ def attempts_csv(attempt_filter: AttemptFilter, zone: tzinfo, *, mailing_id: int
                 csv_safe(row.smtp_response or ""),
                 csv_safe(row.error or ""),
             ])
-        yield _drain(buffer)
+        yield writer.take()
         last_id = rows[-1].id
-
-
-def _drain(buffer: io.StringIO) -> str:
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return text
 
 
 # Statistics over a period ---------------------------------------------------------------------
