@@ -36,7 +36,8 @@ from mailer.models import (
     User,
 )
 from mailer.services import accounts
-from tests.conftest import login, make_user
+from tests.factories import make_user
+from tests.support import login
 
 # Blueprints anyone may use; their own tests cover the routes inside that need a login.
 PUBLIC_BLUEPRINTS = {"auth", "unsubscribe"}

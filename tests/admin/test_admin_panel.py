@@ -18,7 +18,8 @@ from mailer.models import (
     RunTrigger,
     User,
 )
-from tests.conftest import PASSWORD, login, make_user
+from tests.factories import PASSWORD, make_user
+from tests.support import login
 
 MODEL_LISTS = ["users", "roles", "clients", "messages", "mailings", "runs", "deliveries", "attempts"]
 

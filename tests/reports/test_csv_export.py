@@ -4,9 +4,9 @@ from datetime import timedelta
 from mailer.models import AttemptStatus, DeliveryStatus
 from mailer.services import reports
 from mailer.timezones import zone
-from tests.conftest import login, make_user
-from tests.reports.conftest import T0
+from tests.factories import T0, make_user
 from tests.reports.helpers import csv_rows
+from tests.support import login
 
 
 def test_run_csv_is_streamed_with_every_attempt(make, client):

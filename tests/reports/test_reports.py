@@ -3,9 +3,9 @@ from datetime import timedelta
 
 from mailer.models import AttemptStatus, DeliveryStatus, RunStatus, RunTrigger
 from mailer.services import reports
-from tests.conftest import login, make_user
-from tests.reports.conftest import T0
+from tests.factories import T0, make_user
 from tests.reports.helpers import table_rows
+from tests.support import login
 
 
 def run_with_every_outcome(make, mailing):

@@ -7,10 +7,9 @@ from pathlib import Path
 
 from mailer.models import Role
 from tests.access.test_matrix import ROUTES, is_hidden
-from tests.conftest import login, make_user
+from tests.factories import make_user
 from tests.security.conftest import world_values
-from tests.sending.conftest import wait_until
-from tests.support import free_port
+from tests.support import free_port, login, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
