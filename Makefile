@@ -31,8 +31,12 @@ dev: migrate
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
+# Two processes (pytest-xdist): the journeys and the worker tests mostly wait, so they overlap
+# with the rest. TEST_PROCESSES=0 runs everything in one process (for --pdb, say).
+TEST_PROCESSES ?= 2
+
 test: $(INSTALLED)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS)
 
 # requirements*.in name the dependencies Mailer chooses; this compiles them into the pinned
 # requirements*.txt (with the reason each transitive pin is there). Existing pins are kept:

@@ -11,6 +11,7 @@ import copy
 import os
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 # Before the configuration is imported: nothing below may reach the database or the Redis of a
 # developer's shell, and the `flask` processes the tests start must not read a `.env` file.
@@ -24,7 +25,7 @@ import pytest
 from flask import g
 from redis import Redis
 from rq import SimpleWorker
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from config import database_url
 from mailer import create_app
@@ -35,10 +36,23 @@ from tests.support import Processes, RedisServer, SmtpSink, login
 CHROMIUM_CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
 
 
+def worker_number() -> int:
+    """0, or which of pytest-xdist's parallel workers this process is (gw0, gw1, ...)."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+
+
+def redis_database(url: str, offset: int) -> str:
+    """`url` with its database number moved on by `offset`."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{int(parts.path.strip('/') or 0) + offset}"))
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     url = os.environ.get("TEST_REDIS_URL")
     if url:
+        # Parallel workers take the Redis databases that follow TEST_REDIS_URL's, one each.
+        url = redis_database(url, worker_number())
         # The tests' own Redis: nothing an earlier run left there (queued jobs, limit counters)
         # may reach this one.
         Redis.from_url(url).flushdb()
@@ -59,9 +73,24 @@ def smtp_sink():
 @pytest.fixture(scope="session")
 def database_uri(tmp_path_factory):
     shared = os.environ.get("TEST_DATABASE_URL")
-    if shared:
-        return database_url(shared, "")
-    return f"sqlite:///{tmp_path_factory.mktemp('database') / 'test.db'}"
+    if not shared:
+        yield f"sqlite:///{tmp_path_factory.mktemp('database') / 'test.db'}"
+        return
+    url = make_url(database_url(shared, ""))
+    if worker_number() == 0:
+        yield url.render_as_string(hide_password=False)
+        return
+    # Parallel workers after the first get a database of their own beside TEST_DATABASE_URL's,
+    # made for the run.
+    own = url.set(database=f"{url.database}_gw{worker_number()}")
+    server = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{own.database}"'))
+        connection.execute(text(f'CREATE DATABASE "{own.database}"'))
+    yield own.render_as_string(hide_password=False)
+    with server.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{own.database}" WITH (FORCE)'))
+    server.dispose()
 
 
 @pytest.fixture(scope="session")

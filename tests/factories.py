@@ -187,6 +187,17 @@ class ReportFactory:
         db.session.commit()
         return delivery
 
+    def retried_and_refused(self, run: MailingRun) -> None:
+        """retry@example.com sent at T0 + 1 min after a 451 at T0; down@example.com failed at
+        T0 + 2 min, its server refusing the connection."""
+        self.delivery(run, "retry@example.com", DeliveryStatus.SENT, [
+            (T0, AttemptStatus.FAILURE, 451, "4.3.0 Try again later", None),
+            (T0 + timedelta(minutes=1), AttemptStatus.SUCCESS, 250, "2.0.0 Accepted", None),
+        ])
+        self.delivery(run, "down@example.com", DeliveryStatus.FAILED, [
+            (T0 + timedelta(minutes=2), AttemptStatus.FAILURE, None, None, "Connection refused"),
+        ])
+
     def sent(self, run: MailingRun, email: str, at: datetime) -> Delivery:
         return self.delivery(run, email, DeliveryStatus.SENT,
                              [(at, AttemptStatus.SUCCESS, 250, "2.0.0 Accepted", None)])

@@ -19,7 +19,17 @@ ROOT = Path(__file__).resolve().parents[2]
 ADMIN = ("admin@example.com", "admin password 1")
 MANAGER = ("manager@example.com", "manager password 1")
 
-pytestmark = pytest.mark.e2e
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the journeys `e2e`, and keep them on one pytest-xdist worker: they share one live
+    system, which takes seconds to start."""
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.xdist_group("live-system"))
+
 # Seconds the live system's SMTP sink takes to accept a message.
 SMTP_DELAY = 0.05
 

@@ -244,29 +244,24 @@ def test_only_a_cancelled_run_is_continued_for_the_rest(app, owner, as_owner):
     assert len(runs_of(mailing_id)) == 1
 
 
-def test_who_may_pause_resume_and_send_to_the_rest(app, owner, client):
+def test_who_may_pause_resume_and_send_to_the_rest(app, owner, other_owner, manager, admin, as_user):
     mailing_id = make_mailing(owner, clients=2).id
     run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
-    make_user("other@example.com")
-    make_user("manager@example.com", role=Role.MANAGER)
-    make_user("admin@example.com", role=Role.ADMIN)
 
-    login(client, "other@example.com")
-    assert client.get(f"/runs/mailing/{mailing_id}/send").status_code == 404
+    other = as_user(other_owner)
+    assert other.get(f"/runs/mailing/{mailing_id}/send").status_code == 404
     for action in ("pause", "resume", "rest"):
-        assert client.post(f"/runs/{run_id}/{action}").status_code == 404
-    client.post("/auth/logout")
+        assert other.post(f"/runs/{run_id}/{action}").status_code == 404
 
-    login(client, "manager@example.com")
-    assert client.get(f"/runs/mailing/{mailing_id}/send").status_code == 403
+    managing = as_user(manager)
+    assert managing.get(f"/runs/mailing/{mailing_id}/send").status_code == 403
     for action in ("pause", "resume", "rest"):
-        assert client.post(f"/runs/{run_id}/{action}").status_code == 403
-    client.post("/auth/logout")
+        assert managing.post(f"/runs/{run_id}/{action}").status_code == 403
 
-    login(client, "admin@example.com")
-    assert client.post(f"/runs/{run_id}/pause").status_code == 302
+    administering = as_user(admin)
+    assert administering.post(f"/runs/{run_id}/pause").status_code == 302
     assert reload_run(run_id).status == RunStatus.PAUSED
-    assert client.post(f"/runs/{run_id}/resume").status_code == 302
+    assert administering.post(f"/runs/{run_id}/resume").status_code == 302
     assert reload_run(run_id).status == RunStatus.QUEUED
 
 

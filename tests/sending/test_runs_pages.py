@@ -3,10 +3,10 @@ Send now while Redis is down."""
 from sqlalchemy import select
 
 from mailer.extensions import db
-from mailer.models import Mailing, MailingRun, Role, RunStatus, RunTrigger, utcnow
+from mailer.models import Mailing, MailingRun, RunStatus, RunTrigger, utcnow
 from mailer.services import dispatch, runs, send_queue
-from tests.factories import make_mailing, make_user
-from tests.support import free_port, login, reload_run
+from tests.factories import make_mailing
+from tests.support import free_port, reload_run
 
 
 def runs_of(mailing_id: int) -> list[MailingRun]:
@@ -101,34 +101,28 @@ def test_send_now_twice_while_the_first_run_is_queued_is_refused(app, owner, as_
     assert len(runs_of(mailing_id)) == 1
 
 
-def test_who_may_send_watch_cancel_and_retry(app, owner, client):
+def test_who_may_send_watch_cancel_and_retry(app, owner, other_owner, manager, admin, as_user, client):
     mailing_id = make_mailing(owner, clients=2).id
     run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
-    make_user("other@example.com")
-    make_user("manager@example.com", role=Role.MANAGER)
-    make_user("admin@example.com", role=Role.ADMIN)
 
-    login(client, "other@example.com")
-    assert client.post(f"/runs/mailing/{mailing_id}/send").status_code == 404
-    assert client.get(f"/runs/{run_id}").status_code == 404
-    assert client.get(f"/runs/{run_id}/progress").status_code == 404
-    assert client.post(f"/runs/{run_id}/cancel").status_code == 404
-    assert client.post(f"/runs/{run_id}/retry").status_code == 404
-    assert client.get("/runs/999999").status_code == 404
-    client.post("/auth/logout")
+    other = as_user(other_owner)
+    assert other.post(f"/runs/mailing/{mailing_id}/send").status_code == 404
+    assert other.get(f"/runs/{run_id}").status_code == 404
+    assert other.get(f"/runs/{run_id}/progress").status_code == 404
+    assert other.post(f"/runs/{run_id}/cancel").status_code == 404
+    assert other.post(f"/runs/{run_id}/retry").status_code == 404
+    assert other.get("/runs/999999").status_code == 404
 
-    login(client, "manager@example.com")
-    assert client.get(f"/runs/{run_id}").status_code == 200
-    assert client.get(f"/runs/{run_id}/progress").status_code == 200
-    assert client.post(f"/runs/mailing/{mailing_id}/send").status_code == 403
-    assert client.post(f"/runs/{run_id}/cancel").status_code == 403
+    managing = as_user(manager)
+    assert managing.get(f"/runs/{run_id}").status_code == 200
+    assert managing.get(f"/runs/{run_id}/progress").status_code == 200
+    assert managing.post(f"/runs/mailing/{mailing_id}/send").status_code == 403
+    assert managing.post(f"/runs/{run_id}/cancel").status_code == 403
     assert reload_run(run_id).status == RunStatus.QUEUED
-    client.post("/auth/logout")
 
-    login(client, "admin@example.com")
-    assert client.post(f"/runs/{run_id}/cancel").status_code == 302
+    administering = as_user(admin)
+    assert administering.post(f"/runs/{run_id}/cancel").status_code == 302
     assert reload_run(run_id).status == RunStatus.CANCELLED
-    client.post("/auth/logout")
 
     assert client.get(f"/runs/{run_id}").status_code == 302  # to the login page
 
