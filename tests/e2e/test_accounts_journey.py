@@ -1,6 +1,6 @@
 import re
 
-from tests.e2e.conftest import ADMIN, link_from_outbox, log_in
+from tests.e2e.journeys import ADMIN, link_from_outbox, log_in
 
 
 def test_register_confirm_through_the_outbox_log_in_and_reset_password(new_page):

@@ -1,6 +1,6 @@
 import re
 
-from tests.e2e.conftest import ADMIN, log_in
+from tests.e2e.journeys import ADMIN, log_in
 
 
 def register_confirmed_owner(live_system, email: str, password: str) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.header import decode_header, make_header
 
-from tests.e2e.conftest import MANAGER, local_input_time, log_in
+from tests.e2e.journeys import MANAGER, local_input_time, log_in
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 768}

@@ -3,7 +3,7 @@ import io
 import re
 from datetime import UTC, datetime, timedelta
 
-from tests.e2e.conftest import ADMIN, MANAGER, link_from_outbox, local_input_time, log_in
+from tests.e2e.journeys import ADMIN, MANAGER, link_from_outbox, local_input_time, log_in
 
 CLIENTS_CSV = """email,full_name,comment
 ann@example.com,Ann Archer,first

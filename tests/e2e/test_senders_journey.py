@@ -1,6 +1,6 @@
 import re
 
-from tests.e2e.conftest import ADMIN, link_from_outbox, log_in
+from tests.e2e.journeys import ADMIN, link_from_outbox, log_in
 from tests.e2e.test_mailing_journeys import register_and_confirm, write_message
 
 

@@ -6,9 +6,8 @@ import urllib.request
 from pathlib import Path
 
 from mailer.models import Role
-from tests.access.test_matrix import ROUTES, is_hidden
+from tests.access.test_matrix import ROUTES, is_hidden, world_values
 from tests.factories import make_user
-from tests.security.conftest import world_values
 from tests.support import free_port, login, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
