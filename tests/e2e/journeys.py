@@ -52,6 +52,7 @@ class LiveSystem:
             "MAIL_LIMIT_PER_RECIPIENT": "1000 per hour",
         }
         self.processes: list[subprocess.Popen] = []
+        self.log_files = []
 
     def flask(self, *args: str) -> str:
         result = subprocess.run([sys.executable, "-m", "flask", *args], cwd=ROOT, env=self.env,
@@ -60,7 +61,8 @@ class LiveSystem:
         return result.stdout
 
     def spawn(self, name: str, *command: str) -> None:
-        log = open(self.logs / f"{name}.log", "wb")
+        log = open(self.logs / f"{name}.log", "wb")  # closed by stop()
+        self.log_files.append(log)
         self.processes.append(subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT))
 
     def start(self) -> None:
@@ -91,6 +93,8 @@ class LiveSystem:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+        for log in self.log_files:
+            log.close()
 
 
 def log_in(page, email: str, password: str) -> None:
