@@ -2,10 +2,11 @@
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask_login import current_user
 
-from mailer.services.rendering import readable_subject
+from mailer.permissions import can_view_all, is_admin
+from mailer.services.message_templates import readable_subject
 from mailer.timezones import user_zone
 
 
@@ -16,8 +17,46 @@ def localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(user_zone(current_user)).strftime(fmt)
 
 
+# The colour of a status badge, one per status word, whatever it is the status of (a mailing, a run,
+# a delivery or a try): the same word never changes colour from one page to the next.
+STATUS_BADGES = {
+    # mailings ("disabled" is a mailing a manager disabled)
+    "created": "text-bg-secondary",
+    "running": "text-bg-primary",
+    "finished": "text-bg-success",
+    "disabled": "text-bg-danger",
+    # runs
+    "queued": "text-bg-secondary",
+    "sending": "text-bg-primary",
+    "paused": "text-bg-info",
+    "done": "text-bg-success",
+    "cancelled": "text-bg-warning",
+    # deliveries
+    "pending": "text-bg-light border",
+    "sent": "text-bg-success",
+    "failed": "text-bg-danger",
+    "skipped": "text-bg-secondary",
+    # tries
+    "success": "text-bg-success",
+    "failure": "text-bg-danger",
+    "unknown": "text-bg-warning",
+    # clients, sender addresses and accounts
+    "unsubscribed": "text-bg-secondary",
+    "confirmed": "text-bg-success",
+    "unconfirmed": "text-bg-warning",
+    "active": "text-bg-success",
+    "blocked": "text-bg-danger",
+}
+
+
+def badge_class(status) -> str:
+    """The badge classes of a status (an enum member or its value)."""
+    return STATUS_BADGES.get(getattr(status, "value", status), "text-bg-secondary")
+
+
 def init_templating(app: Flask) -> None:
     app.add_template_filter(localtime)
+    app.add_template_filter(badge_class)
     app.add_template_filter(readable_subject)
 
     @app.context_processor
@@ -30,8 +69,8 @@ def init_templating(app: Flask) -> None:
         }
 
 
-# The navigation bar: (endpoint, label, who may use it). A section shows only when its
-# blueprint is registered and the user's role allows it.
+# The navigation bar: (endpoint, label, who may use it). A section shows when the user's role
+# allows it.
 NAV_SECTIONS = [
     ("clients.index", "Clients", "user"),
     ("messages.index", "Messages", "user"),
@@ -45,16 +84,20 @@ NAV_SECTIONS = [
 ]
 
 
-def nav_sections() -> list[tuple[str, str]]:
+def nav_sections() -> list[tuple[str, str, bool]]:
+    """(endpoint, label, is the section of the page shown) of each section the user may use."""
     allowed = {"user"}
-    if current_user.is_authenticated and current_user.is_manager:
+    if can_view_all():
         allowed.add("manager")
-    if current_user.is_authenticated and current_user.is_admin:
+    if is_admin():
         allowed.add("admin")
         if current_app.config.get("SHOW_OUTBOX"):
             allowed.add("outbox")
-    return [
-        (endpoint, label)
-        for endpoint, label, who in NAV_SECTIONS
-        if who in allowed and endpoint in current_app.view_functions
-    ]
+    return [(endpoint, label, is_current_section(endpoint)) for endpoint, label, who in NAV_SECTIONS if who in allowed]
+
+
+def is_current_section(endpoint: str) -> bool:
+    """A section is the blueprint of its page; the outbox pages are the part of `main` under /outbox."""
+    if endpoint.startswith("main."):
+        return (request.endpoint or "").startswith("main.outbox")
+    return request.blueprint == endpoint.partition(".")[0]

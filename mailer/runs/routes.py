@@ -38,16 +38,37 @@ def send_now(mailing_id: int):
     try:
         run = runs.start_manual_run(mailing, current_user, last_run_seen=form.last_run.data)
     except runs.SendingRefused as refused:
-        db.session.rollback()
-        flash(str(refused), "danger")
-        return redirect(url_for("mailings.detail", mailing_id=mailing_id))
-    if not run.is_active:
-        flash(f"Run {run.id} had nobody to send to: every client is unsubscribed or the mailing has none.", "info")
-    elif send_queue.enqueue_run(run.id):
-        flash(f"Sending “{mailing.name}” to {run.total_count - run.skipped_count} clients.", "success")
-    else:
-        flash(run_control.QUEUE_DOWN, "warning")
+        return refused_back_to(refused, url_for("mailings.detail", mailing_id=mailing_id))
+    queue_run(run, nobody="every client is unsubscribed or the mailing has none",
+              sending=f"Sending “{mailing.name}” to {run.total_count - run.skipped_count} clients.")
+    return run_page(run)
+
+
+def run_page(run: MailingRun):
     return redirect(url_for("runs.detail", run_id=run.id))
+
+
+def refused_back_to(refused: runs.SendingRefused, url: str):
+    """A run action that was refused: nothing of it is kept, and the person is told why."""
+    db.session.rollback()
+    flash(str(refused), "danger")
+    return redirect(url)
+
+
+def queue_run(run: MailingRun, *, sending: str, nobody: str | None = None) -> bool:
+    """Hand a run just committed to the workers and say so; True when it went to the queue.
+
+    `sending` is said once the run is queued. A new run with nobody to send to is over at once:
+    `nobody` says why.
+    """
+    if nobody is not None and not run.is_active:
+        flash(f"Run {run.id} had nobody to send to: {nobody}.", "info")
+        return False
+    if not send_queue.enqueue_run(run.id):
+        flash(run_control.QUEUE_DOWN, "warning")
+        return False
+    flash(sending, "success")
+    return True
 
 
 def held_back_by(run: MailingRun) -> str | None:
@@ -128,7 +149,7 @@ def cancel(run_id: int):
               "“Send to the rest” reaches the clients it did not.", "warning")
     else:
         flash(f"Run {run.id} was already over.", "info")
-    return redirect(url_for("runs.detail", run_id=run.id))
+    return run_page(run)
 
 
 @bp.route("/<int:run_id>/pause", methods=["POST"])
@@ -139,7 +160,7 @@ def pause(run_id: int):
               "until you resume it.", "warning")
     else:
         flash(f"Run {run.id} is not being sent, so it cannot be paused.", "info")
-    return redirect(url_for("runs.detail", run_id=run.id))
+    return run_page(run)
 
 
 @bp.route("/<int:run_id>/resume", methods=["POST"])
@@ -148,13 +169,9 @@ def resume(run_id: int):
     try:
         run_control.resume_run(run)
     except runs.SendingRefused as refused:
-        flash(str(refused), "danger")
-        return redirect(url_for("runs.detail", run_id=run.id))
-    if send_queue.enqueue_run(run.id):
-        flash(f"Run {run.id} resumed.", "success")
-    else:
-        flash(run_control.QUEUE_DOWN, "warning")
-    return redirect(url_for("runs.detail", run_id=run.id))
+        return refused_back_to(refused, url_for("runs.detail", run_id=run.id))
+    queue_run(run, sending=f"Run {run.id} resumed.")
+    return run_page(run)
 
 
 @bp.route("/<int:run_id>/rest", methods=["POST"])
@@ -163,16 +180,10 @@ def send_rest(run_id: int):
     try:
         rest = run_control.start_rest_run(run, current_user)
     except runs.SendingRefused as refused:
-        db.session.rollback()
-        flash(str(refused), "danger")
-        return redirect(url_for("runs.detail", run_id=run.id))
-    if not rest.is_active:
-        flash(f"Run {rest.id} had nobody to send to: the clients not reached have unsubscribed.", "info")
-    elif send_queue.enqueue_run(rest.id):
-        flash(f"Sending to the {rest.total_count - rest.skipped_count} clients run {run.id} did not reach.", "success")
-    else:
-        flash(run_control.QUEUE_DOWN, "warning")
-    return redirect(url_for("runs.detail", run_id=rest.id))
+        return refused_back_to(refused, url_for("runs.detail", run_id=run.id))
+    queue_run(rest, nobody="the clients not reached have unsubscribed",
+              sending=f"Sending to the {rest.total_count - rest.skipped_count} clients run {run.id} did not reach.")
+    return run_page(rest)
 
 
 @bp.route("/<int:run_id>/retry", methods=["POST"])
@@ -182,15 +193,10 @@ def retry(run_id: int):
     try:
         new_run = runs.start_retry_run(run, current_user)
     except runs.SendingRefused as refused:
-        flash(str(refused), "danger")
-        return redirect(url_for("runs.detail", run_id=run.id))
-    if not new_run.is_active:
-        flash(f"Run {new_run.id} had nobody to send to: the failed clients have unsubscribed.", "info")
-    elif send_queue.enqueue_run(new_run.id):
-        flash(f"Retrying {new_run.total_count - new_run.skipped_count} failed deliveries.", "success")
-        if maybe_delivered:
-            flash(f"{maybe_delivered} of them had a try with an unknown outcome and may have received the message "
-                  "already.", "warning")
-    else:
-        flash(run_control.QUEUE_DOWN, "warning")
-    return redirect(url_for("runs.detail", run_id=new_run.id))
+        return refused_back_to(refused, url_for("runs.detail", run_id=run.id))
+    queued = queue_run(new_run, nobody="the failed clients have unsubscribed",
+                       sending=f"Retrying {new_run.total_count - new_run.skipped_count} failed deliveries.")
+    if queued and maybe_delivered:
+        flash(f"{maybe_delivered} of them had a try with an unknown outcome and may have received the message "
+              "already.", "warning")
+    return run_page(new_run)

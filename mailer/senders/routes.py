@@ -2,7 +2,8 @@ from flask import current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from mailer.extensions import db, limiter
-from mailer.models import Mailing, SenderIdentity
+from mailer.forms import add_field_error
+from mailer.models import SenderIdentity
 from mailer.permissions import EDIT, get_owned_or_404
 from mailer.senders import bp
 from mailer.senders.forms import ActionForm, EditIdentityForm, IdentityForm
@@ -37,7 +38,7 @@ def create():
             identity = sender_service.add_identity(current_user, form.name.data, form.email.data, form.reply_to.data)
         except IdentityError as error:
             db.session.rollback()
-            getattr(form, error.field or "email").errors.append(str(error))
+            add_field_error(form, error, "email")
         else:
             db.session.commit()
             if sender_service.send_confirmation(identity):
@@ -58,7 +59,7 @@ def edit(identity_id: int):
             sender_service.update_identity(identity, form.name.data, form.reply_to.data)
         except IdentityError as error:
             db.session.rollback()
-            getattr(form, error.field or "name").errors.append(str(error))
+            add_field_error(form, error, "name")
         else:
             db.session.commit()
             flash("Sender address saved.", "success")
@@ -90,9 +91,8 @@ def delete(identity_id: int):
         db.session.commit()
         flash(f"Sender address {email} deleted.", "success")
         return redirect(url_for("senders.index"))
-    mailings = db.session.scalars(db.select(Mailing).where(Mailing.sender_identity_id == identity.id)
-                                  .order_by(Mailing.name)).all()
-    return render_template("senders/delete.html", identity=identity, form=form, mailings=mailings)
+    return render_template("senders/delete.html", identity=identity, form=form,
+                           mailings=sender_service.mailings_using(identity))
 
 
 @bp.route("/confirm/<token>")

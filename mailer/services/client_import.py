@@ -19,12 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mailer.extensions import db, rq
 from mailer.models import Client, utcnow
-from mailer.services.clients import (
-    COMMENT_MAX_LENGTH,
-    FULL_NAME_MAX_LENGTH,
-    ClientError,
-    normalize_email,
-)
+from mailer.services.clients import ClientError, clean_comment, clean_email, clean_full_name
 from mailer.services.stats import clear_stats_cache_after_commit
 
 log = logging.getLogger(__name__)
@@ -151,28 +146,23 @@ class CsvSource:
 
 
 def clean_row(values: dict[str, str | None]) -> tuple[str, str, str | None]:
+    """The e-mail, full name and comment of one row, checked by the rules of the client form;
+    ClientError says what is wrong with the row."""
     # No field can hold one (PostgreSQL cannot store it), as everywhere else in the site.
     if any("\x00" in value for value in values.values() if value):
         raise ClientError("the row contains a NUL character")
     raw_email = (values.get("email") or "").strip()
-    if not raw_email:
-        raise ClientError("the e-mail is missing")
     try:
-        email = normalize_email(raw_email)
+        email = clean_email(raw_email)
     except ClientError as error:
-        raise ClientError(f"the e-mail {raw_email!r} is not valid: {error}") from None
-    full_name = (values.get("full_name") or "").strip()
-    if not full_name:
-        raise ClientError("the full name is missing")
-    if len(full_name) > FULL_NAME_MAX_LENGTH:
-        raise ClientError(f"the full name is longer than {FULL_NAME_MAX_LENGTH} characters")
+        if not raw_email:
+            raise
+        # The address as the file has it, so that the person finds the row.
+        raise ClientError(f"the e-mail {raw_email!r} is not valid: {error}", "email") from None
+    full_name = clean_full_name(values.get("full_name"))
     # None when the file has no comment column: an update then keeps the current comment.
     comment = values.get("comment")
-    if comment is not None:
-        comment = comment.strip()
-        if len(comment) > COMMENT_MAX_LENGTH:
-            raise ClientError(f"the comment is longer than {COMMENT_MAX_LENGTH} characters")
-    return email, full_name, comment
+    return email, full_name, None if comment is None else clean_comment(comment)
 
 
 # Importing ------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 from flask import render_template
 
 from mailer.extensions import csrf, db
-from mailer.services import rendering
+from mailer.services import unsubscribe as unsubscribe_service
 from mailer.unsubscribe import bp
 from mailer.unsubscribe.forms import UnsubscribeForm
 
@@ -13,7 +13,7 @@ def invalid_link():
 
 @bp.get("/<token>")
 def confirm(token: str):
-    client = rendering.client_for_unsubscribe_token(token)
+    client = unsubscribe_service.client_for_unsubscribe_token(token)
     if client is None:
         return invalid_link()
     return render_template("unsubscribe/confirm.html", client=client, form=UnsubscribeForm())
@@ -24,9 +24,9 @@ def confirm(token: str):
 @bp.post("/<token>")
 @csrf.exempt
 def unsubscribe(token: str):
-    client = rendering.client_for_unsubscribe_token(token)
+    client = unsubscribe_service.client_for_unsubscribe_token(token)
     if client is None:
         return invalid_link()
-    rendering.unsubscribe(client)
+    unsubscribe_service.unsubscribe(client)
     db.session.commit()
     return render_template("unsubscribe/done.html", client=client)
