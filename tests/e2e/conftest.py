@@ -8,17 +8,6 @@ from redis import Redis
 
 from tests.e2e.journeys import ROOT, LiveSystem
 
-HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(items):
-    """Mark the journeys `e2e`, and keep them on one pytest-xdist worker: they share one live
-    system, which takes seconds to start."""
-    for item in items:
-        if HERE in item.path.parents:
-            item.add_marker(pytest.mark.e2e)
-            item.add_marker(pytest.mark.xdist_group("live-system"))
-
 
 @pytest.fixture(scope="session")
 def live_system(tmp_path_factory, redis_url, browser_executable):
