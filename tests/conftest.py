@@ -31,14 +31,9 @@ from config import database_url
 from mailer import create_app
 from mailer.extensions import db, limiter, rq
 from tests.factories import make_user
-from tests.support import Processes, RedisServer, SmtpSink, login
+from tests.support import Processes, RedisServer, SmtpSink, login, worker_number
 
 CHROMIUM_CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
-
-
-def worker_number() -> int:
-    """0, or which of pytest-xdist's parallel workers this process is (gw0, gw1, ...)."""
-    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
 
 
 def redis_database(url: str, offset: int) -> str:

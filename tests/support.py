@@ -29,6 +29,11 @@ from tests.factories import PASSWORD
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def worker_number() -> int:
+    """0, or which of pytest-xdist's parallel workers this process is (gw0, gw1, ...)."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+
+
 def login(client, email: str, password: str = PASSWORD, **extra):
     return client.post("/auth/login", data={"email": email, "password": password, **extra})
 

@@ -7,13 +7,15 @@ import pytest
 from redis import Redis
 
 from tests.e2e.journeys import ROOT, LiveSystem
+from tests.support import worker_number
 
 
 @pytest.fixture(scope="session")
 def live_system(tmp_path_factory, redis_url, browser_executable):
     # A database of the tests' Redis that the per-test flush leaves alone; emptied here, so that
     # nothing an earlier run left (queued jobs, limit counters) reaches this one.
-    live_redis_url = redis_url.rsplit("/", 1)[0] + "/3"
+    # (Database 3, and one more per parallel worker that may run journeys.)
+    live_redis_url = redis_url.rsplit("/", 1)[0] + f"/{3 + worker_number()}"
     Redis.from_url(live_redis_url).flushdb()
     system = LiveSystem(tmp_path_factory.mktemp("e2e"), live_redis_url)
     system.start()

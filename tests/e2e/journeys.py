@@ -81,7 +81,7 @@ class LiveSystem:
                 with urllib.request.urlopen(self.url + "/auth/login", timeout=2) as response:
                     if response.status == 200:
                         return
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.2)
         raise RuntimeError("the web process did not start:\n" + (self.logs / "web.log").read_text())
 
