@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test lint install migrate clean
+.PHONY: dev test lint install migrate requirements clean
 
 # Only these local targets run the development configuration (its public secret key, the
 # debugger); anything else that starts Mailer without MAILER_CONFIG gets production.
@@ -31,8 +31,22 @@ dev: migrate
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
+# Two processes (pytest-xdist): the journeys and the worker tests mostly wait, so they overlap
+# with the rest. TEST_PROCESSES=0 runs everything in one process (for --pdb, say).
+TEST_PROCESSES ?= 2
+
 test: $(INSTALLED)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS)
+
+# requirements*.in name the dependencies Mailer chooses; this compiles them into the pinned
+# requirements*.txt (with the reason each transitive pin is there). Existing pins are kept:
+# `make requirements UPGRADE="--upgrade-package NAME"` moves one package, UPGRADE=--upgrade all.
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make requirements" $(BIN)/pip-compile --quiet --allow-unsafe \
+	--no-strip-extras --no-emit-index-url --no-emit-find-links $(UPGRADE)
+
+requirements: $(INSTALLED)
+	$(PIP_COMPILE) --output-file requirements.txt requirements.in
+	$(PIP_COMPILE) --output-file requirements-dev.txt requirements-dev.in
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -80,6 +80,9 @@ class Config:
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None
 
+    # How passwords are hashed (werkzeug's generate_password_hash): scrypt, slow on purpose.
+    PASSWORD_HASH_METHOD = "scrypt"
+
     # Token lifetimes, in seconds.
     CONFIRM_TOKEN_MAX_AGE = env_int("CONFIRM_TOKEN_MAX_AGE", 60 * 60 * 48)
     RESET_TOKEN_MAX_AGE = env_int("RESET_TOKEN_MAX_AGE", 60 * 60)
@@ -155,6 +158,9 @@ class TestingConfig(Config):
     RATELIMIT_KEY_PREFIX = "mailer-test-limits"
     CACHE_KEY_PREFIX = "mailer-test-cache:"
     SHOW_OUTBOX = True
+    # One cheap round instead of scrypt (about 130 ms a hash): the tests hash and check
+    # passwords hundreds of times, and what they test is that it is done, not its cost.
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1"
 
 
 class ProductionConfig(Config):

@@ -1,5 +1,6 @@
 from datetime import datetime
 
+from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, func, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -7,6 +8,12 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from mailer.extensions import db
 from mailer.models.base import UTCDateTime, utcnow
+
+
+def hash_password(password: str) -> str:
+    """A salted hash of `password` made with the configured method (PASSWORD_HASH_METHOD)."""
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+
 
 user_roles = Table(
     "user_roles",
@@ -73,7 +80,7 @@ class User(UserMixin, db.Model):
         return f"{self.id}:{self.auth_version}"
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password, method="scrypt")
+        self.password_hash = hash_password(password)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

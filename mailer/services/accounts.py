@@ -12,6 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from mailer.extensions import db
 from mailer.models import Role, User, utcnow
+from mailer.models.user import hash_password
 from mailer.services import tokens
 from mailer.services.email import queue_email
 
@@ -51,7 +52,7 @@ def register(email: str, password: str, full_name: str = "", phone: str = "", co
     existing = find_user(email)
     if existing is not None:
         # The password is hashed all the same: both answers take as long.
-        generate_password_hash(password, method="scrypt")
+        hash_password(password)
         queue_email(existing.email, "Someone tried to register with your address", "already_registered",
                     user=existing, login_url=external_url("auth.login"),
                     reset_url=external_url("auth.reset_request"))
@@ -109,12 +110,12 @@ def authenticate(email: str, password: str) -> User:
 def spend_password_check(password: str) -> None:
     """Check `password` against a hash that matches nothing, at the cost of a real check: an
     unknown e-mail takes as long to refuse as a wrong password."""
-    check_password_hash(_unmatched_hash(), password)
+    check_password_hash(_unmatched_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
 
 
 @cache
-def _unmatched_hash() -> str:
-    return generate_password_hash(secrets.token_urlsafe(16), method="scrypt")
+def _unmatched_hash(method: str) -> str:
+    return generate_password_hash(secrets.token_urlsafe(16), method=method)
 
 
 # Password reset ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import select
 
 from mailer import create_app
 from mailer.extensions import db
@@ -36,7 +37,8 @@ from mailer.models import (
     User,
 )
 from mailer.services import accounts
-from tests.conftest import login, make_user
+from tests.factories import make_user
+from tests.support import login
 
 # Blueprints anyone may use; their own tests cover the routes inside that need a login.
 PUBLIC_BLUEPRINTS = {"auth", "unsubscribe"}
@@ -330,3 +332,21 @@ def test_a_manager_views_disables_and_blocks_but_changes_nothing_else(app, clien
                 failures.append(f"{method} {path} ({route.endpoint}): changed owner A's data")
                 world.ids = make_objects(world.owner)
     assert not failures, report(failures)
+
+
+def world_values(owner) -> dict[str, object]:
+    """Argument values for every route: the ids of a new set of `owner`'s objects, "x" for the
+    rest. Called again after requests that may have deleted some of them."""
+    # make_objects numbers its addresses by the owner's clients, which the requests may have
+    # deleted: the sender addresses of earlier sets step aside.
+    for identity in db.session.scalars(select(SenderIdentity).where(SenderIdentity.owner_id == owner.id)):
+        identity.email = f"earlier-{identity.id}@example.com"
+    db.session.commit()
+    ids = make_objects(owner)
+    values = {name: ids[kind] for name, kind in ID_ARGUMENTS.items()}
+    return DefaultValues(values)
+
+
+class DefaultValues(dict):
+    def __missing__(self, key):
+        return "x"

@@ -3,7 +3,8 @@ import pytest
 from mailer import create_app
 from mailer.extensions import db
 from mailer.services import accounts
-from tests.conftest import PASSWORD, login, make_user
+from tests.factories import PASSWORD, make_user
+from tests.support import login
 
 
 def test_unknown_email_and_wrong_password_get_the_same_answer(client, user):

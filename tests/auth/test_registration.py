@@ -5,7 +5,8 @@ from freezegun import freeze_time
 from mailer.extensions import db
 from mailer.models import User, utcnow
 from mailer.services import tokens
-from tests.conftest import PASSWORD, links_in, local_path, login
+from tests.factories import PASSWORD
+from tests.support import links_in, local_path, login
 
 
 def register(client, email="new@example.com", password=PASSWORD, again=None, **extra):
@@ -20,12 +21,12 @@ def confirmation_link(sink, address):
     return local_path(next(link for link in links_in(mails[0]) if "/auth/confirm/" in link))
 
 
-def test_register_confirm_through_mail_then_login(client, smtp_sink, work_queue):
+def test_register_confirm_through_mail_then_login(client, smtp_sink, work):
     response = register(client, "Alice@Example.com", full_name="Alice", country="FR", phone="+33 1 23 45 67 89")
     assert response.status_code == 302
     # Sent by the worker, never inside the request.
     assert smtp_sink.received == []
-    work_queue()
+    work()
     link = confirmation_link(smtp_sink, "alice@example.com")
 
     response = login(client, "alice@example.com")
@@ -41,11 +42,11 @@ def test_register_confirm_through_mail_then_login(client, smtp_sink, work_queue)
     assert client.get("/auth/profile").status_code == 200
 
 
-def test_registration_does_not_reveal_existing_accounts(client, user, smtp_sink, work_queue):
+def test_registration_does_not_reveal_existing_accounts(client, user, smtp_sink, work):
     first = register(client, "someone@example.com")
     second = register(client, user.email)
     assert first.status_code == second.status_code == 302
-    work_queue()
+    work()
     # The owner of the existing address is told, and no second account is created.
     assert smtp_sink.to(user.email)[0].subject == "Someone tried to register with your address"
     assert db.session.scalar(db.select(db.func.count(User.id)).where(User.email == user.email)) == 1
@@ -66,9 +67,9 @@ def test_registration_form_errors_change_nothing(client):
     assert db.session.scalar(db.select(db.func.count(User.id))) == 0
 
 
-def test_forged_expired_and_reused_confirmation_tokens_are_refused(client, smtp_sink, work_queue):
+def test_forged_expired_and_reused_confirmation_tokens_are_refused(client, smtp_sink, work):
     register(client, "bob@example.com")
-    work_queue()
+    work()
     link = confirmation_link(smtp_sink, "bob@example.com")
     user = db.session.scalar(db.select(User).where(User.email == "bob@example.com"))
 
@@ -96,13 +97,13 @@ def test_a_token_for_one_purpose_is_refused_for_another(client, user):
     assert b"invalid, has expired or was already used" in response.data
 
 
-def test_unconfirmed_user_can_ask_for_a_new_link(client, smtp_sink, work_queue):
+def test_unconfirmed_user_can_ask_for_a_new_link(client, smtp_sink, work):
     register(client, "carol@example.com")
-    work_queue()
+    work()
     smtp_sink.reset()
     response = client.post("/auth/confirm", data={"email": "carol@example.com"})
     assert response.status_code == 302
-    work_queue()
+    work()
     link = confirmation_link(smtp_sink, "carol@example.com")
     client.get(link)
     assert login(client, "carol@example.com").status_code == 302

@@ -6,7 +6,8 @@ from PIL import Image
 
 from mailer.extensions import db
 from mailer.models import utcnow
-from tests.conftest import PASSWORD, links_in, local_path, login
+from tests.factories import PASSWORD
+from tests.support import links_in, local_path, login
 
 
 def reset_link(sink, address):
@@ -15,10 +16,10 @@ def reset_link(sink, address):
     return local_path(next(link for link in links_in(mails[0]) if "/auth/reset/" in link))
 
 
-def test_password_reset_flow_works_once(client, user, smtp_sink, work_queue):
+def test_password_reset_flow_works_once(client, user, smtp_sink, work):
     response = client.post("/auth/reset", data={"email": user.email.upper()})
     assert response.status_code == 302
-    work_queue()
+    work()
     link = reset_link(smtp_sink, user.email)
 
     assert client.get(link).status_code == 200
@@ -35,19 +36,19 @@ def test_password_reset_flow_works_once(client, user, smtp_sink, work_queue):
     assert user.check_password("new password 123")
 
 
-def test_reset_link_expires(client, user, smtp_sink, work_queue):
+def test_reset_link_expires(client, user, smtp_sink, work):
     client.post("/auth/reset", data={"email": user.email})
-    work_queue()
+    work()
     link = reset_link(smtp_sink, user.email)
     with freeze_time(utcnow() + timedelta(hours=2)):
         response = client.get(link, follow_redirects=True)
     assert b"invalid, has expired or was already used" in response.data
 
 
-def test_reset_for_unknown_address_answers_the_same_and_sends_nothing(client, smtp_sink, work_queue):
+def test_reset_for_unknown_address_answers_the_same_and_sends_nothing(client, smtp_sink, work):
     response = client.post("/auth/reset", data={"email": "nobody@example.com"}, follow_redirects=True)
     assert b"If an account uses this address" in response.data
-    work_queue()
+    work()
     assert smtp_sink.received == []
 
 
@@ -63,12 +64,12 @@ def test_profile_edit(logged_in, user):
     assert user.timezone == "Europe/London"
 
 
-def test_change_email_is_confirmed_at_the_new_address(logged_in, user, smtp_sink, work_queue):
+def test_change_email_is_confirmed_at_the_new_address(logged_in, user, smtp_sink, work):
     response = logged_in.post("/auth/profile/email", data={"email": "new@example.com", "password": PASSWORD})
     assert response.status_code == 302
     db.session.refresh(user)
     assert user.email == "owner@example.com"
-    work_queue()
+    work()
     mail = smtp_sink.to("new@example.com")[0]
     link = local_path(next(link for link in links_in(mail) if "/auth/profile/email/" in link))
     logged_in.get(link)
@@ -77,10 +78,10 @@ def test_change_email_is_confirmed_at_the_new_address(logged_in, user, smtp_sink
     assert b"invalid, has expired or was already used" in logged_in.get(link, follow_redirects=True).data
 
 
-def test_change_email_needs_the_password(logged_in, user, smtp_sink, work_queue):
+def test_change_email_needs_the_password(logged_in, user, smtp_sink, work):
     response = logged_in.post("/auth/profile/email", data={"email": "new@example.com", "password": "wrong"})
     assert response.status_code == 400 and b"The current password is wrong." in response.data
-    work_queue()
+    work()
     assert smtp_sink.received == []
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from mailer.extensions import db
 from mailer.models import Client, Delivery, Mailing, MailingRun, RunTrigger, mailing_clients, utcnow
 from mailer.services import stats
-from tests.clients.conftest import add_client, add_message
+from tests.factories import add_client, add_message
 
 
 def count_clients(owner_id: int | None = None) -> int:
@@ -65,8 +65,8 @@ def test_duplicate_email_of_the_same_owner_is_refused_whatever_its_case(logged_i
     assert count_clients() == 1
 
 
-def test_two_owners_may_have_the_same_address(logged_in, other_user):
-    add_client(other_user, "ada@example.com")
+def test_two_owners_may_have_the_same_address(logged_in, other_owner):
+    add_client(other_owner, "ada@example.com")
     response = logged_in.post("/clients/new", data={"email": "ada@example.com", "full_name": "Ada"})
     assert response.status_code == 302
     assert count_clients() == 2

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from mailer.extensions import db
 from mailer.models import Client
-from tests.clients.conftest import add_client
+from tests.factories import add_client
 from tests.support import page_link
 
 
@@ -20,8 +20,8 @@ def three_clients(user):
             add_client(user, "bob@example.com", "Bob Young")]
 
 
-def test_list_shows_only_the_owners_clients(logged_in, user, other_user, three_clients):
-    add_client(other_user, "secret@example.com", "Someone Else")
+def test_list_shows_only_the_owners_clients(logged_in, user, other_owner, three_clients):
+    add_client(other_owner, "secret@example.com", "Someone Else")
     page = logged_in.get("/clients/")
     assert names_on(page) == ["Alice Zed", "Bob Young", "Carol Bright"]
     assert b"secret@example.com" not in page.data
@@ -75,8 +75,8 @@ def test_pages_follow_each_other_and_keep_search_and_sort(logged_in, user):
     ("get", "/clients/{id}"), ("get", "/clients/{id}/edit"), ("post", "/clients/{id}/edit"),
     ("get", "/clients/{id}/delete"), ("post", "/clients/{id}/delete"),
 ])
-def test_another_owners_client_answers_404(logged_in, other_user, method, path):
-    theirs = add_client(other_user, "theirs@example.com", "Theirs")
+def test_another_owners_client_answers_404(logged_in, other_owner, method, path):
+    theirs = add_client(other_owner, "theirs@example.com", "Theirs")
     response = getattr(logged_in, method)(path.format(id=theirs.id),
                                           data={"email": "mine@example.com", "full_name": "Mine"})
     assert response.status_code == 404
@@ -92,17 +92,17 @@ def test_anonymous_visitors_are_sent_to_login(client, user):
         assert response.status_code == 302 and "/auth/login" in response.location
 
 
-def test_manager_sees_everyones_clients_with_owner_and_filter_but_edits_none(as_user, manager, user, other_user):
+def test_manager_sees_everyones_clients_with_owner_and_filter_but_edits_none(as_user, manager, user, other_owner):
     ada = add_client(user, "ada@example.com", "Ada")
-    add_client(other_user, "bob@example.com", "Bob")
+    add_client(other_owner, "bob@example.com", "Bob")
     browser = as_user(manager)
     page = browser.get("/clients/")
     text = page.get_data(as_text=True)
     assert names_on(page) == ["Ada", "Bob"]
-    assert "Owner</th>" in text and "other@example.com" in text and "owner@example.com" in text
+    assert "Owner</th>" in text and other_owner.email in text and "owner@example.com" in text
     assert f'/clients/{ada.id}/edit' not in text and f'/clients/{ada.id}/delete' not in text
-    assert f'<option value="{other_user.id}"' in text
-    assert names_on(browser.get(f"/clients/?owner={other_user.id}")) == ["Bob"]
+    assert f'<option value="{other_owner.id}"' in text
+    assert names_on(browser.get(f"/clients/?owner={other_owner.id}")) == ["Bob"]
 
     detail = browser.get(f"/clients/{ada.id}")
     assert detail.status_code == 200 and b"/edit" not in detail.data
@@ -113,10 +113,10 @@ def test_manager_sees_everyones_clients_with_owner_and_filter_but_edits_none(as_
     assert ada.email == "ada@example.com"
 
 
-def test_owner_filter_is_ignored_for_owners(logged_in, user, other_user):
+def test_owner_filter_is_ignored_for_owners(logged_in, user, other_owner):
     add_client(user, "ada@example.com", "Ada")
-    add_client(other_user, "bob@example.com", "Bob")
-    assert names_on(logged_in.get(f"/clients/?owner={other_user.id}")) == ["Ada"]
+    add_client(other_owner, "bob@example.com", "Bob")
+    assert names_on(logged_in.get(f"/clients/?owner={other_owner.id}")) == ["Ada"]
 
 
 def test_admin_edits_and_deletes_anyones_client(as_user, admin, user):

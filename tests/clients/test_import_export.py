@@ -8,7 +8,7 @@ from sqlalchemy import select
 from mailer.extensions import db
 from mailer.models import Client
 from mailer.services import client_import
-from tests.clients.conftest import add_client
+from tests.factories import add_client
 
 
 def upload(browser, content: str | bytes, on_existing: str = "skip", filename: str = "clients.csv",
@@ -86,10 +86,10 @@ def test_existing_clients_are_skipped_or_updated_as_chosen(logged_in, user):
                                 "alan@example.com": ("Alan M. Turing", "")}
 
 
-def test_other_owners_clients_are_not_touched(logged_in, user, other_user):
-    add_client(other_user, "ada@example.com", "Their Ada", "theirs")
+def test_other_owners_clients_are_not_touched(logged_in, user, other_owner):
+    add_client(other_owner, "ada@example.com", "Their Ada", "theirs")
     upload(logged_in, "email,full_name,comment\nada@example.com,My Ada,mine\n", "update")
-    assert clients_of(other_user) == {"ada@example.com": ("Their Ada", "theirs")}
+    assert clients_of(other_owner) == {"ada@example.com": ("Their Ada", "theirs")}
     assert clients_of(user) == {"ada@example.com": ("My Ada", "mine")}
 
 
@@ -129,7 +129,7 @@ def large_file(rows: int, bad_every: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_a_large_file_is_imported_by_the_worker_with_progress(app, logged_in, user, work_queue):
+def test_a_large_file_is_imported_by_the_worker_with_progress(app, logged_in, user, work):
     add_client(user, "person1@example.com", "Old Name")
     rows = client_import.SYNC_MAX_ROWS + 600
     response = upload(logged_in, large_file(rows, bad_every=1000), "update", filename="big.csv")
@@ -148,7 +148,7 @@ def test_a_large_file_is_imported_by_the_worker_with_progress(app, logged_in, us
     assert "Waiting for a worker" in waiting.get_data(as_text=True)
     assert f"0 of {rows:,} rows read" in waiting.get_data(as_text=True)
 
-    work_queue()
+    work()
 
     done = logged_in.get(status_url)
     html = done.get_data(as_text=True)
@@ -166,17 +166,17 @@ def test_a_large_file_is_imported_by_the_worker_with_progress(app, logged_in, us
     assert not saved.exists()
 
 
-def test_an_import_status_belongs_to_its_owner(as_user, logged_in, user, other_user, admin):
+def test_an_import_status_belongs_to_its_owner(as_user, logged_in, user, other_owner, admin):
     response = upload(logged_in, large_file(client_import.SYNC_MAX_ROWS + 1, bad_every=10**9))
     assert response.status_code == 302
-    assert as_user(other_user).get(response.location).status_code == 404
+    assert as_user(other_owner).get(response.location).status_code == 404
     assert logged_in.get("/clients/import/does-not-exist").status_code == 404
 
 
-def test_export_streams_the_owners_clients(logged_in, user, other_user):
+def test_export_streams_the_owners_clients(logged_in, user, other_owner):
     ada = add_client(user, "ada@example.com", "Ada Lovelace", "likes, commas")
     add_client(user, "evil@example.com", "=HYPERLINK(\"http://x\")", "+1")
-    add_client(other_user, "theirs@example.com", "Not Mine")
+    add_client(other_owner, "theirs@example.com", "Not Mine")
     response = logged_in.get("/clients/export.csv")
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
@@ -190,20 +190,20 @@ def test_export_streams_the_owners_clients(logged_in, user, other_user):
     assert rows[1]["full_name"] == "'=HYPERLINK(\"http://x\")" and rows[1]["comment"] == "'+1"
 
 
-def test_an_export_can_be_imported_again(logged_in, user, other_user, as_user):
+def test_an_export_can_be_imported_again(logged_in, user, other_owner, as_user):
     for number in range(3):
         add_client(user, f"c{number}@example.com", f"Client {number}", f"note {number}")
     exported = logged_in.get("/clients/export.csv").get_data()
-    response = upload(as_user(other_user), exported, follow_redirects=True)
+    response = upload(as_user(other_owner), exported, follow_redirects=True)
     assert "3 added" in response.get_data(as_text=True)
-    assert clients_of(other_user) == clients_of(user)
+    assert clients_of(other_owner) == clients_of(user)
 
 
-def test_a_background_import_that_cannot_run_says_so(app, logged_in, user, work_queue):
+def test_a_background_import_that_cannot_run_says_so(app, logged_in, user, work):
     response = upload(logged_in, large_file(client_import.SYNC_MAX_ROWS + 1, bad_every=10**9))
     import_id = response.location.rsplit("/", 1)[1]
     (Path(app.instance_path) / "imports" / f"{import_id}.csv").unlink()
-    work_queue()
+    work()
     page = logged_in.get(response.location)
     assert "Refresh" not in page.headers
     stopped = "The import stopped: The uploaded file is no longer on the server; upload it again."

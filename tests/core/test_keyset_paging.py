@@ -11,8 +11,8 @@ from mailer.models import Client, Mailing, Message
 from mailer.services import clients as client_service
 from mailer.services import mailings as mailing_service
 from mailer.services import paging
-from tests.conftest import login, make_user
-from tests.support import page_link
+from tests.factories import make_user
+from tests.support import login, page_link
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

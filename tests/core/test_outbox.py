@@ -2,7 +2,8 @@
 from pathlib import Path
 
 from mailer.models import Role
-from tests.conftest import login, make_user
+from tests.factories import make_user
+from tests.support import login
 
 
 def capture(folder: Path, number: int, to: str, subject: str) -> None:

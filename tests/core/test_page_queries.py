@@ -22,7 +22,8 @@ from mailer.models import (
     utcnow,
 )
 from mailer.services import attempt_stats, runs
-from tests.conftest import login, make_user
+from tests.factories import make_user
+from tests.support import login
 
 PAGES = [
     ("owner", "/"),

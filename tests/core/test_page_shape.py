@@ -6,7 +6,8 @@ from mailer.database import lock_row
 from mailer.extensions import db
 from mailer.models import AttemptStatus, DeliveryStatus, Mailing, MailingStatus, Message, Role, RunStatus, utcnow
 from mailer.templating import STATUS_BADGES, badge_class
-from tests.conftest import login, make_user
+from tests.factories import make_user
+from tests.support import login
 
 
 def nav_links(page: str) -> list[str]:

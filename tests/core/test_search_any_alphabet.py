@@ -4,7 +4,8 @@ from sqlalchemy import func, select
 
 from mailer.extensions import db
 from mailer.models import Client, Mailing, Message, Repeat, utcnow
-from tests.conftest import login, make_user
+from tests.factories import make_user
+from tests.support import login
 
 SEARCHES = ["Иван", "иван", "ИВАН", "iVaN"]
 

@@ -1,6 +1,11 @@
 import re
 
-from tests.e2e.conftest import ADMIN, link_from_outbox, log_in
+import pytest
+
+from tests.e2e.journeys import ADMIN, link_from_outbox, log_in
+
+# One live system serves the journeys: they stay together on one pytest-xdist worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("live-system")]
 
 
 def test_register_confirm_through_the_outbox_log_in_and_reset_password(new_page):

@@ -1,6 +1,11 @@
 import re
 
-from tests.e2e.conftest import ADMIN, log_in
+import pytest
+
+from tests.e2e.journeys import ADMIN, log_in
+
+# One live system serves the journeys: they stay together on one pytest-xdist worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("live-system")]
 
 
 def register_confirmed_owner(live_system, email: str, password: str) -> None:

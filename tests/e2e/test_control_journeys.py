@@ -7,7 +7,12 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.header import decode_header, make_header
 
-from tests.e2e.conftest import MANAGER, local_input_time, log_in
+import pytest
+
+from tests.e2e.journeys import MANAGER, local_input_time, log_in
+
+# One live system serves the journeys: they stay together on one pytest-xdist worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("live-system")]
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 768}

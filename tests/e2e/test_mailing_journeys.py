@@ -3,7 +3,12 @@ import io
 import re
 from datetime import UTC, datetime, timedelta
 
-from tests.e2e.conftest import ADMIN, MANAGER, link_from_outbox, local_input_time, log_in
+import pytest
+
+from tests.e2e.journeys import ADMIN, MANAGER, link_from_outbox, local_input_time, log_in
+
+# One live system serves the journeys: they stay together on one pytest-xdist worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("live-system")]
 
 CLIENTS_CSV = """email,full_name,comment
 ann@example.com,Ann Archer,first

@@ -1,7 +1,12 @@
 import re
 
-from tests.e2e.conftest import ADMIN, link_from_outbox, log_in
+import pytest
+
+from tests.e2e.journeys import ADMIN, link_from_outbox, log_in
 from tests.e2e.test_mailing_journeys import register_and_confirm, write_message
+
+# One live system serves the journeys: they stay together on one pytest-xdist worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("live-system")]
 
 
 def test_an_admin_adds_a_server_and_an_owner_sends_from_a_confirmed_address(new_page, live_system):

@@ -4,8 +4,8 @@ from flask import url_for
 
 from mailer.extensions import db
 from mailer.models import Mailing
-from tests.conftest import login
-from tests.mailings.conftest import add_clients, add_mailing, add_message, client_ids, form_data
+from tests.factories import add_clients, add_mailing, add_message, mailing_form
+from tests.support import client_ids, login
 
 # Every route of the blueprint that acts on one mailing, from the app's URL map, so that a new
 # route cannot escape these checks.
@@ -32,7 +32,7 @@ def requests_for(app, mailing_id):
 def test_another_owner_gets_404_on_every_mailing_route(app, as_other, mailing):
     before = (mailing.name, mailing.disabled_at, client_ids(mailing))
     for endpoint, method, url in requests_for(app, mailing.id):
-        response = as_other.open(url, method=method, data=form_data(mailing.message, mailing.clients, name="Hacked"))
+        response = as_other.open(url, method=method, data=mailing_form(mailing.message, mailing.clients, name="Hacked"))
         assert response.status_code == 404, (endpoint, method)
     db.session.expire_all()
     assert db.session.get(Mailing, mailing.id) is not None
@@ -46,7 +46,8 @@ def test_a_mailing_that_does_not_exist_is_404(app, as_owner):
 
 def test_manager_may_view_and_disable_but_change_nothing(app, as_manager, mailing):
     for endpoint, method, url in requests_for(app, mailing.id):
-        response = as_manager.open(url, method=method, data=form_data(mailing.message, mailing.clients, name="Hacked"))
+        response = as_manager.open(url, method=method,
+                                   data=mailing_form(mailing.message, mailing.clients, name="Hacked"))
         if endpoint in MANAGER_ACTIONS:
             # GET of an action is its confirmation page; the POST does it.
             assert response.status_code == (200 if method == "GET" else 302), (endpoint, method)
@@ -146,7 +147,7 @@ def test_editing_a_disabled_mailing_keeps_it_disabled(app, as_owner, manager, ma
     disabled_at = disabled_by_manager(app, manager, mailing)
     form = as_owner.get(f"/mailings/{mailing.id}/edit").get_data(as_text=True)
     assert "only a manager can enable it again" in form
-    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=form_data(
+    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=mailing_form(
         mailing.message, clients, name="Back on", start="2032-01-01T09:00", end="2032-02-01T09:00",
         disabled_at="", disabled_by_id="", enabled="y"))
     assert response.status_code == 302
@@ -161,7 +162,7 @@ def test_admin_changes_any_mailing(as_admin, owner, mailing, clients, action):
         # The admin works with the owner's messages and clients, not their own.
         form = as_admin.get(f"/mailings/{mailing.id}/edit").get_data(as_text=True)
         assert clients[0].email in form
-        response = as_admin.post(f"/mailings/{mailing.id}/edit", data=form_data(mailing.message, clients[:1],
+        response = as_admin.post(f"/mailings/{mailing.id}/edit", data=mailing_form(mailing.message, clients[:1],
                                                                                   name="Fixed by admin"))
         assert response.status_code == 302
         db.session.refresh(mailing)
@@ -174,7 +175,7 @@ def test_admin_changes_any_mailing(as_admin, owner, mailing, clients, action):
 
 def test_admin_cannot_give_a_mailing_their_own_message(as_admin, admin, mailing, clients):
     admins_message = add_message(admin, "Admin's message")
-    response = as_admin.post(f"/mailings/{mailing.id}/edit", data=form_data(admins_message, clients))
+    response = as_admin.post(f"/mailings/{mailing.id}/edit", data=mailing_form(admins_message, clients))
     assert response.status_code == 400 and "Choose one of your messages." in response.get_data(as_text=True)
 
 

@@ -7,8 +7,8 @@ from werkzeug.serving import make_server
 
 from mailer.extensions import db
 from mailer.models import Mailing
-from tests.conftest import PASSWORD
-from tests.mailings.conftest import add_clients, add_message, client_ids
+from tests.factories import PASSWORD, add_clients, add_message
+from tests.support import client_ids
 
 pytestmark = pytest.mark.e2e
 

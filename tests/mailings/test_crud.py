@@ -17,13 +17,12 @@ from mailer.models import (
     utcnow,
 )
 from mailer.services import stats
-from tests.conftest import login, make_user
-from tests.mailings.conftest import add_clients, add_mailing, add_message, add_run, client_ids, form_data, local_input
-from tests.support import page_link
+from tests.factories import add_clients, add_mailing, add_message, add_run, mailing_form, make_user
+from tests.support import client_ids, local_input, login, page_link
 
 
 def test_create_a_mailing(as_owner, owner, message, clients):
-    response = as_owner.post("/mailings/new", data=form_data(message, clients[:2], name="  Spring news ",
+    response = as_owner.post("/mailings/new", data=mailing_form(message, clients[:2], name="  Spring news ",
                                                              repeat="weekly"))
     assert response.status_code == 302
     mailing = db.session.scalar(select(Mailing))
@@ -73,11 +72,11 @@ def test_client_picker_renders_thousands_of_clients_compactly(as_owner, owner, m
 
 def test_a_mailing_with_thousands_of_clients_is_saved_and_edited(as_owner, owner, message):
     many = add_clients(owner, 2500)
-    response = as_owner.post("/mailings/new", data=form_data(message, many))
+    response = as_owner.post("/mailings/new", data=mailing_form(message, many))
     assert response.status_code == 302
     mailing = db.session.scalar(select(Mailing))
     assert len(client_ids(mailing)) == 2500
-    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=form_data(message, many[1000:]))
+    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=mailing_form(message, many[1000:]))
     assert response.status_code == 302
     assert client_ids(mailing) == {c.id for c in many[1000:]}
 
@@ -159,7 +158,7 @@ def test_edit_changes_the_mailing_and_recomputes_the_schedule(as_owner, mailing,
     other_message = add_message(mailing.owner, "Summer sale")
     page = as_owner.get(f"/mailings/{mailing.id}/edit").get_data(as_text=True)
     assert f'value="{mailing.name}"' in page and "checked" in page
-    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=form_data(
+    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=mailing_form(
         other_message, clients[2:], name="Renamed", start="2031-03-01T10:00", end="2031-06-01T10:00",
         repeat="monthly"))
     assert response.status_code == 302
@@ -181,7 +180,7 @@ def test_a_finished_mailing_can_be_renamed_without_touching_its_past_times(as_ow
     form = as_owner.get(f"/mailings/{mailing.id}/edit").get_data(as_text=True)
     start = local_input(mailing.start_at)
     assert f'value="{start}"' in form
-    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=form_data(
+    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=mailing_form(
         message, clients, name="Archived", start=start, end=local_input(mailing.end_at)))
     assert response.status_code == 302
     db.session.refresh(mailing)
@@ -232,7 +231,7 @@ def test_a_mailing_being_sent_cannot_be_deleted(as_owner, mailing):
 
 def test_changes_show_at_once_in_the_cached_home_figures(as_owner, owner, message, clients):
     assert stats.home_figures(owner)["mailings"] == 0
-    as_owner.post("/mailings/new", data=form_data(message, clients))
+    as_owner.post("/mailings/new", data=mailing_form(message, clients))
     assert stats.home_figures(owner)["mailings"] == 1
     mailing = db.session.scalar(select(Mailing))
     as_owner.post(f"/mailings/{mailing.id}/delete")

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from mailer.extensions import db
 from mailer.models import MailingRun, MailingStatus, RunStatus, utcnow
 from mailer.services import schedule
-from tests.mailings.conftest import add_mailing, add_run
+from tests.factories import add_mailing, add_run
 
 
 def test_status_follows_the_runs_and_shows_on_list_and_page(as_owner, mailing):
@@ -35,7 +35,7 @@ def test_a_new_mailing_shows_its_first_run_time(as_owner, owner, message, client
     assert f"The first one is due {start:%Y-%m-%d %H:%M}" in page
 
 
-def test_send_now_from_the_mailing_page_sends_to_every_client(as_owner, mailing, clients, work_queue, smtp_sink):
+def test_send_now_from_the_mailing_page_sends_to_every_client(as_owner, mailing, clients, work, smtp_sink):
     mailing_id, addresses = mailing.id, sorted(client.email for client in clients)
     page = as_owner.get(f"/mailings/{mailing.id}").get_data(as_text=True)
     send_url = f"/runs/mailing/{mailing.id}/send"
@@ -44,7 +44,7 @@ def test_send_now_from_the_mailing_page_sends_to_every_client(as_owner, mailing,
     assert f"Send to {len(addresses)} clients now" in confirmation and "has not been sent yet" in confirmation
     response = as_owner.post(send_url, data={"last_run": "0"})
     assert response.status_code == 302
-    work_queue()
+    work()
     assert sorted(address for mail in smtp_sink.received for address in mail.recipients) == addresses
 
     run_id = db.session.scalar(select(MailingRun.id).where(MailingRun.mailing_id == mailing_id))

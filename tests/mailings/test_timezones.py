@@ -4,8 +4,8 @@ from sqlalchemy import select
 
 from mailer.extensions import db
 from mailer.models import Mailing
-from tests.conftest import login, make_user
-from tests.mailings.conftest import add_clients, add_message, form_data
+from tests.factories import add_clients, add_message, mailing_form, make_user
+from tests.support import login
 
 
 def test_times_typed_in_the_users_zone_are_stored_in_utc(client):
@@ -13,7 +13,7 @@ def test_times_typed_in_the_users_zone_are_stored_in_utc(client):
     message, clients = add_message(owner), add_clients(owner, 2)
     login(client, owner.email)
     # 15 January is winter time in New York (UTC-5), 15 July summer time (UTC-4).
-    response = client.post("/mailings/new", data=form_data(message, clients, start="2030-01-15T09:00",
+    response = client.post("/mailings/new", data=mailing_form(message, clients, start="2030-01-15T09:00",
                                                            end="2030-07-15T09:00", repeat="daily"))
     assert response.status_code == 302
     mailing = db.session.scalar(select(Mailing))
@@ -32,7 +32,7 @@ def test_a_viewer_in_another_zone_sees_the_same_moment_in_their_own_time(app, cl
     owner = make_user("tokyo@example.com", timezone="Asia/Tokyo")
     message, clients = add_message(owner), add_clients(owner, 1)
     login(client, owner.email)
-    client.post("/mailings/new", data=form_data(message, clients, start="2030-03-01T08:30", end="2030-03-02T08:30"))
+    client.post("/mailings/new", data=mailing_form(message, clients, start="2030-03-01T08:30", end="2030-03-02T08:30"))
     mailing = db.session.scalar(select(Mailing))
     assert mailing.start_at == datetime(2030, 2, 28, 23, 30, tzinfo=UTC)
 

@@ -5,7 +5,8 @@ from sqlalchemy import func, select
 
 from mailer.extensions import db
 from mailer.models import Mailing, utcnow
-from tests.mailings.conftest import add_clients, add_message, client_ids, form_data, local_input
+from tests.factories import add_clients, add_message, mailing_form
+from tests.support import client_ids, local_input
 
 
 def mailing_count() -> int:
@@ -21,21 +22,21 @@ def assert_refused(response, message: str) -> None:
 
 
 def test_start_after_end_is_refused(as_owner, message, clients):
-    response = as_owner.post("/mailings/new", data=form_data(message, clients, start="2030-02-01T09:00",
+    response = as_owner.post("/mailings/new", data=mailing_form(message, clients, start="2030-02-01T09:00",
                                                              end="2030-01-01T09:00"))
     assert_refused(response, "The end must be after the start.")
     assert mailing_count() == 0
 
 
 def test_start_equal_to_end_is_refused(as_owner, message, clients):
-    response = as_owner.post("/mailings/new", data=form_data(message, clients, start="2030-02-01T09:00",
+    response = as_owner.post("/mailings/new", data=mailing_form(message, clients, start="2030-02-01T09:00",
                                                              end="2030-02-01T09:00"))
     assert_refused(response, "The end must be after the start.")
 
 
 def test_end_in_the_past_is_refused(as_owner, message, clients):
     now = utcnow()
-    response = as_owner.post("/mailings/new", data=form_data(
+    response = as_owner.post("/mailings/new", data=mailing_form(
         message, clients, start=local_input(now - timedelta(days=3)), end=local_input(now - timedelta(hours=1))))
     assert_refused(response, "The end must be in the future.")
     assert mailing_count() == 0
@@ -44,20 +45,20 @@ def test_end_in_the_past_is_refused(as_owner, message, clients):
 def test_another_owners_message_is_a_field_error(as_owner, other_owner, clients):
     foreign = add_message(other_owner, "Not yours")
     add_message(clients[0].owner)
-    response = as_owner.post("/mailings/new", data=form_data(foreign, clients))
+    response = as_owner.post("/mailings/new", data=mailing_form(foreign, clients))
     assert_refused(response, "Choose one of your messages.")
     assert mailing_count() == 0
 
 
 def test_another_owners_client_is_a_field_error(as_owner, other_owner, message, clients):
     foreign = add_clients(other_owner, 1, prefix="foreign")
-    response = as_owner.post("/mailings/new", data=form_data(message, clients + foreign))
+    response = as_owner.post("/mailings/new", data=mailing_form(message, clients + foreign))
     assert_refused(response, "Choose clients from your own list.")
     assert mailing_count() == 0
 
 
 def test_no_clients_is_refused(as_owner, message, clients):
-    response = as_owner.post("/mailings/new", data=form_data(message, []))
+    response = as_owner.post("/mailings/new", data=mailing_form(message, []))
     assert_refused(response, "Choose at least one client.")
     assert mailing_count() == 0
 
@@ -78,7 +79,7 @@ def test_no_clients_is_refused(as_owner, message, clients):
     ("repeat", "hourly", "Not a valid choice."),
 ])
 def test_bad_input_is_shown_on_its_field(as_owner, message, clients, field, value, error):
-    response = as_owner.post("/mailings/new", data={**form_data(message, clients), field: value})
+    response = as_owner.post("/mailings/new", data={**mailing_form(message, clients), field: value})
     assert response.status_code == 400
     assert error in response.get_data(as_text=True)
     assert mailing_count() == 0
@@ -87,7 +88,7 @@ def test_bad_input_is_shown_on_its_field(as_owner, message, clients, field, valu
 def test_a_forged_edit_changes_nothing(as_owner, other_owner, mailing, clients):
     foreign = add_clients(other_owner, 1, prefix="foreign")
     before = (mailing.name, mailing.message_id, client_ids(mailing))
-    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=form_data(
+    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=mailing_form(
         mailing.message, clients + foreign, name="Changed"))
     assert_refused(response, "Choose clients from your own list.")
     db.session.expire_all()
@@ -96,6 +97,6 @@ def test_a_forged_edit_changes_nothing(as_owner, other_owner, mailing, clients):
 
 def test_editing_the_schedule_needs_an_end_in_the_future(as_owner, mailing, clients):
     now = utcnow()
-    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=form_data(
+    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=mailing_form(
         mailing.message, clients, start=local_input(now - timedelta(days=5)), end=local_input(now - timedelta(days=1))))
     assert_refused(response, "The end must be in the future.")

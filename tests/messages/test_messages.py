@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from mailer.extensions import db
 from mailer.models import Mailing, Message
 from mailer.services import messages as message_service
-from tests.clients.conftest import add_message
+from tests.factories import add_message
 from tests.support import page_link
 
 VALID = {"subject": "Spring news for {{ name }}", "body_text": "Hello {{ name }},\nwe have news.", "body_html": ""}
@@ -183,29 +183,29 @@ def test_search_sort_and_pages(logged_in, user):
     ("get", "/messages/{id}"), ("get", "/messages/{id}/edit"), ("post", "/messages/{id}/edit"),
     ("get", "/messages/{id}/delete"), ("post", "/messages/{id}/delete"), ("post", "/messages/{id}/test"),
 ])
-def test_another_owners_message_answers_404(logged_in, other_user, method, path):
-    theirs = add_message(other_user, subject="Theirs")
+def test_another_owners_message_answers_404(logged_in, other_owner, method, path):
+    theirs = add_message(other_owner, subject="Theirs")
     response = getattr(logged_in, method)(path.format(id=theirs.id), data=VALID)
     assert response.status_code == 404
     db.session.refresh(theirs)
     assert theirs.subject == "Theirs"
 
 
-def test_own_list_hides_other_owners(logged_in, user, other_user):
+def test_own_list_hides_other_owners(logged_in, user, other_owner):
     add_message(user, subject="Mine")
-    add_message(other_user, subject="Theirs")
-    page = logged_in.get(f"/messages/?owner={other_user.id}")
+    add_message(other_owner, subject="Theirs")
+    page = logged_in.get(f"/messages/?owner={other_owner.id}")
     assert subjects_on(page) == ["Mine"] and b"Owner</th>" not in page.data
 
 
-def test_manager_sees_all_with_owner_filter_and_changes_nothing(as_user, manager, user, other_user):
+def test_manager_sees_all_with_owner_filter_and_changes_nothing(as_user, manager, user, other_owner):
     mine = add_message(user, subject="Owner's letter")
-    add_message(other_user, subject="Other letter")
+    add_message(other_owner, subject="Other letter")
     browser = as_user(manager)
     page = browser.get("/messages/").get_data(as_text=True)
     assert sorted(subjects_on(browser.get("/messages/"))) == ["Other letter", "Owner&#39;s letter"]
     assert "Owner</th>" in page and f"/messages/{mine.id}/edit" not in page
-    assert subjects_on(browser.get(f"/messages/?owner={other_user.id}")) == ["Other letter"]
+    assert subjects_on(browser.get(f"/messages/?owner={other_owner.id}")) == ["Other letter"]
     detail = browser.get(f"/messages/{mine.id}").get_data(as_text=True)
     assert f"/messages/{mine.id}/test" not in detail and f"/messages/{mine.id}/edit" not in detail
     assert browser.get(f"/messages/{mine.id}/edit").status_code == 403

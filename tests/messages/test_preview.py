@@ -2,7 +2,8 @@
 unsaved content (the live preview of the form) and on the message page; readable names."""
 from mailer.extensions import db
 from mailer.models import Client, Mailing, Message, Repeat, utcnow
-from tests.conftest import login, make_user
+from tests.factories import make_user
+from tests.support import login
 
 CONTENT = {
     "subject": "Spring news for {{ name }}",

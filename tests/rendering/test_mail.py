@@ -4,7 +4,8 @@ from mailer.extensions import mail
 from mailer.services.mime import make_message_id
 from mailer.services.rendering import build_mail
 from mailer.services.unsubscribe import client_for_unsubscribe_token
-from tests.conftest import local_path
+from tests.factories import add_client, add_message
+from tests.support import local_path
 
 UNSUBSCRIBE_HEADER = re.compile(r"^<(http://mailer\.test/unsubscribe/[A-Za-z0-9_.-]+)>$")
 
@@ -16,11 +17,10 @@ def test_message_ids_name_the_delivery_in_the_configured_domain(app):
     assert first != second
 
 
-def test_the_sink_receives_both_parts_the_headers_and_the_unsubscribe_link(
-        app, client, add_message, add_client, smtp_sink):
-    message = add_message(subject="Hello {{ name }}", body_text="Dear {{ name }},\nour news.",
+def test_the_sink_receives_both_parts_the_headers_and_the_unsubscribe_link(app, client, smtp_sink, user):
+    message = add_message(user, subject="Hello {{ name }}", body_text="Dear {{ name }},\nour news.",
                           body_html="<html><body><p>Dear {{ name }},</p><p>our news.</p></body></html>")
-    ada = add_client("ada@example.com", "Ada Lovelace")
+    ada = add_client(user, "ada@example.com", "Ada Lovelace")
     message_id = make_message_id(7)
     mail.send(build_mail(message, ada, message_id=message_id, sender="News <news@example.com>"))
 
@@ -54,9 +54,9 @@ def test_the_sink_receives_both_parts_the_headers_and_the_unsubscribe_link(
     assert page.status_code == 200 and b"ada@example.com" in page.data
 
 
-def test_a_text_only_message_is_a_single_plain_part(add_message, add_client, smtp_sink):
-    message = add_message(body_text="Just text for {{ email }}", body_html=None)
-    client = add_client()
+def test_a_text_only_message_is_a_single_plain_part(smtp_sink, user):
+    message = add_message(user, body_text="Just text for {{ email }}", body_html=None)
+    client = add_client(user)
     mail.send(build_mail(message, client, message_id=make_message_id(1)))
     got = smtp_sink.wait_for(1)[0]
     assert got.message.get_content_type() == "text/plain"
@@ -67,11 +67,11 @@ def test_a_text_only_message_is_a_single_plain_part(add_message, add_client, smt
     assert got.html is None
 
 
-def test_non_ascii_text_and_long_lines_arrive_intact(add_message, add_client, smtp_sink):
+def test_non_ascii_text_and_long_lines_arrive_intact(smtp_sink, user):
     long_line = "Ünïcödé " * 700  # a 5,600-character line, far over SMTP's 998
-    message = add_message(subject="Grüße, {{ name }} — 🎉", body_text=long_line + "\n.\nThe end.",
+    message = add_message(user, subject="Grüße, {{ name }} — 🎉", body_text=long_line + "\n.\nThe end.",
                           body_html=f"<p>{long_line}</p>")
-    client = add_client("zoe@example.com", "Zoë Ørsted")
+    client = add_client(user, "zoe@example.com", "Zoë Ørsted")
     mail.send(build_mail(message, client, message_id=make_message_id(3)))
     got = smtp_sink.wait_for(1)[0]
     assert got.subject == "Grüße, Zoë Ørsted — 🎉"
@@ -82,19 +82,19 @@ def test_non_ascii_text_and_long_lines_arrive_intact(add_message, add_client, sm
     assert max(len(line) for line in raw.split(b"\n")) <= 998
 
 
-def test_parts_go_as_they_are_when_they_can_and_quoted_printable_otherwise(add_message, add_client, smtp_sink):
+def test_parts_go_as_they_are_when_they_can_and_quoted_printable_otherwise(smtp_sink, user):
     long_ascii_line = "word " * 400
-    message = add_message(body_text="Short ASCII lines\nfor {{ name }}", body_html=f"<p>{long_ascii_line}</p>")
-    mail.send(build_mail(message, add_client(), message_id=make_message_id(1)))
+    message = add_message(user, body_text="Short ASCII lines\nfor {{ name }}", body_html=f"<p>{long_ascii_line}</p>")
+    mail.send(build_mail(message, add_client(user), message_id=make_message_id(1)))
     plain, html = smtp_sink.wait_for(1)[0].message.iter_parts()
     assert plain["Content-Transfer-Encoding"] == "7bit"
     assert html["Content-Transfer-Encoding"] == "quoted-printable"
     assert html.get_content().startswith(f"<p>{long_ascii_line}</p>")
 
 
-def test_many_messages_over_one_connection(add_message, add_client, smtp_sink):
-    message = add_message()
-    clients = [add_client(f"c{number}@example.com", f"Client {number}") for number in range(5)]
+def test_many_messages_over_one_connection(smtp_sink, user):
+    message = add_message(user)
+    clients = [add_client(user, f"c{number}@example.com", f"Client {number}") for number in range(5)]
     with mail.connect() as connection:
         for client in clients:
             connection.send(build_mail(message, client, message_id=make_message_id(client.id)))

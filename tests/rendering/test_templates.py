@@ -8,6 +8,7 @@ from mailer.extensions import db
 from mailer.services.message_templates import TEXT_ENV, TemplateProblem, check_template
 from mailer.services.rendering import MailRenderer, build_mail
 from mailer.services.unsubscribe import client_for_unsubscribe_token
+from tests.factories import add_client, add_message
 
 
 @pytest.mark.parametrize("source", [
@@ -83,19 +84,19 @@ def test_the_sandbox_renders_attribute_tricks_harmlessly(source):
     assert output == ""
 
 
-def test_a_stored_message_with_a_forbidden_template_cannot_be_built(add_message, add_client):
-    message = add_message(body_text="{{ email.__class__.__mro__ }}")
+def test_a_stored_message_with_a_forbidden_template_cannot_be_built(user):
+    message = add_message(user, body_text="{{ email.__class__.__mro__ }}")
     with pytest.raises(TemplateProblem, match="attributes"):
-        build_mail(message, add_client(), message_id="<m@x>")
+        build_mail(message, add_client(user), message_id="<m@x>")
     # Asked again (the next recipient), the same clear error.
     with pytest.raises(TemplateProblem, match="attributes"):
-        build_mail(message, add_client("b@example.com"), message_id="<m@x>")
+        build_mail(message, add_client(user, "b@example.com"), message_id="<m@x>")
 
 
-def test_placeholders_are_rendered_per_client(add_message, add_client):
-    message = add_message(subject="News for {{ name }}", body_text="Dear {{ name }}, we write to {{ email }}.",
+def test_placeholders_are_rendered_per_client(user):
+    message = add_message(user, subject="News for {{ name }}", body_text="Dear {{ name }}, we write to {{ email }}.",
                           body_html="<p>Dear {{ name }}, we write to {{ email }}.</p>")
-    ada, bob = add_client("ada@example.com", "Ada Lovelace"), add_client("bob@example.com", "Bob Babbage")
+    ada, bob = add_client(user, "ada@example.com", "Ada Lovelace"), add_client(user, "bob@example.com", "Bob Babbage")
     first, second = (build_mail(message, c, message_id=f"<{c.id}@x>") for c in (ada, bob))
     assert first.subject == "News for Ada Lovelace" and second.subject == "News for Bob Babbage"
     assert first.body.startswith("Dear Ada Lovelace, we write to ada@example.com.")
@@ -104,18 +105,19 @@ def test_placeholders_are_rendered_per_client(add_message, add_client):
     assert first.recipients == [("Ada Lovelace", "ada@example.com")]
 
 
-def test_a_client_without_a_name_gets_the_default(add_message, add_client):
-    message = add_message(subject="Hello {{ name|default('friend') }}", body_text="Hi {{ name }}!", body_html=None)
-    mail = build_mail(message, add_client("anon@example.com", ""), message_id="<m@x>")
+def test_a_client_without_a_name_gets_the_default(user):
+    message = add_message(user, subject="Hello {{ name|default('friend') }}", body_text="Hi {{ name }}!",
+                          body_html=None)
+    mail = build_mail(message, add_client(user, "anon@example.com", ""), message_id="<m@x>")
     assert mail.subject == "Hello friend"
     assert mail.body.startswith("Hi !")
     assert mail.html is None
 
 
-def test_html_escapes_the_clients_data_and_text_keeps_it(add_message, add_client):
-    message = add_message(subject="For {{ name }}", body_text="Dear {{ name }}",
+def test_html_escapes_the_clients_data_and_text_keeps_it(user):
+    message = add_message(user, subject="For {{ name }}", body_text="Dear {{ name }}",
                           body_html="<p>Dear {{ name }}</p><a href=\"{{ unsubscribe_url }}\">leave</a>")
-    client = add_client("eve@example.com", 'Eve <script>alert("x")</script>')
+    client = add_client(user, "eve@example.com", 'Eve <script>alert("x")</script>')
     mail = build_mail(message, client, message_id="<m@x>")
     assert "<script>" not in mail.html
     assert "Dear Eve &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in mail.html
@@ -123,16 +125,16 @@ def test_html_escapes_the_clients_data_and_text_keeps_it(add_message, add_client
     assert mail.subject == 'For Eve <script>alert("x")</script>'
 
 
-def test_the_subject_stays_one_line(add_message, add_client):
-    message = add_message(subject="Hello\n{{ name }}\r\nBcc: everyone@example.com")
-    mail = build_mail(message, add_client("nl@example.com", "Line\nBreak"), message_id="<m@x>")
+def test_the_subject_stays_one_line(user):
+    message = add_message(user, subject="Hello\n{{ name }}\r\nBcc: everyone@example.com")
+    mail = build_mail(message, add_client(user, "nl@example.com", "Line\nBreak"), message_id="<m@x>")
     assert mail.subject == "Hello Line Break Bcc: everyone@example.com"
     assert not mail.has_bad_headers()
     assert mail.recipients == [("Line Break", "nl@example.com")]
 
 
-def test_the_compiled_message_is_reused_until_the_message_changes(add_message):
-    message = add_message()
+def test_the_compiled_message_is_reused_until_the_message_changes(user):
+    message = add_message(user)
     renderer = MailRenderer.for_message(message)
     assert MailRenderer.for_message(message) is renderer
     message.body_text = "Changed for {{ name }}"
@@ -140,11 +142,11 @@ def test_the_compiled_message_is_reused_until_the_message_changes(add_message):
     assert MailRenderer.for_message(message) is not renderer
 
 
-def test_the_unsubscribe_placeholder_is_the_clients_link(add_message, add_client):
-    message = add_message(body_text="Leave any time: {{ unsubscribe_url }}",
+def test_the_unsubscribe_placeholder_is_the_clients_link(user):
+    message = add_message(user, body_text="Leave any time: {{ unsubscribe_url }}",
                           body_html='<a href="{{ unsubscribe_url }}">Leave</a>')
-    ada = add_client()
-    add_client("bob@example.com", "Bob")
+    ada = add_client(user)
+    add_client(user, "bob@example.com", "Bob")
     mail = build_mail(message, ada, message_id="<m@x>")
     in_text = re.match(r"Leave any time: http://mailer\.test/unsubscribe/(\S+)", mail.body).group(1)
     in_html = re.match(r'<a href="http://mailer\.test/unsubscribe/([^"]+)">Leave</a>', mail.html).group(1)

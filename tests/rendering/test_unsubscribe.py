@@ -6,21 +6,22 @@ from mailer.services.mime import make_message_id
 from mailer.services.rendering import build_mail
 from mailer.services.stats import owner_key
 from mailer.services.unsubscribe import client_for_unsubscribe_token, unsubscribe_token, unsubscribe_url
-from tests.conftest import local_path
+from tests.factories import add_client, add_message
+from tests.support import local_path
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
 
-def test_the_link_is_absolute_on_the_external_address(add_client):
-    client = add_client()
+def test_the_link_is_absolute_on_the_external_address(user):
+    client = add_client(user)
     url = unsubscribe_url(client)
     assert url.startswith("http://mailer.test/unsubscribe/")
     assert client_for_unsubscribe_token(url.rsplit("/", 1)[1]) == client
 
 
-def test_get_shows_a_confirmation_button_and_changes_nothing(app, client, add_client):
+def test_get_shows_a_confirmation_button_and_changes_nothing(app, client, user):
     app.config["WTF_CSRF_ENABLED"] = True
-    ada = add_client()
+    ada = add_client(user)
     response = client.get(f"/unsubscribe/{unsubscribe_token(ada)}")
     assert response.status_code == 200
     page = response.get_data(as_text=True)
@@ -32,9 +33,9 @@ def test_get_shows_a_confirmation_button_and_changes_nothing(app, client, add_cl
     assert ada.unsubscribed_at is None
 
 
-def test_one_click_post_without_a_csrf_token_unsubscribes_and_repeats_harmlessly(app, client, add_client):
+def test_one_click_post_without_a_csrf_token_unsubscribes_and_repeats_harmlessly(app, client, user):
     app.config["WTF_CSRF_ENABLED"] = True
-    ada, bob = add_client(), add_client("bob@example.com", "Bob")
+    ada, bob = add_client(user), add_client(user, "bob@example.com", "Bob")
     link = f"/unsubscribe/{unsubscribe_token(ada)}"
 
     response = client.post(link, data=ONE_CLICK)
@@ -55,9 +56,9 @@ def test_one_click_post_without_a_csrf_token_unsubscribes_and_repeats_harmlessly
     assert page.status_code == 200 and b"already unsubscribed" in page.data and b'type="submit"' not in page.data
 
 
-def test_the_button_on_the_page_unsubscribes(app, client, add_client):
+def test_the_button_on_the_page_unsubscribes(app, client, user):
     app.config["WTF_CSRF_ENABLED"] = True
-    ada = add_client()
+    ada = add_client(user)
     link = f"/unsubscribe/{unsubscribe_token(ada)}"
     csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', client.get(link).get_data(as_text=True))
     response = client.post(link, data={"csrf_token": csrf.group(1), "submit": "Unsubscribe"})
@@ -66,10 +67,10 @@ def test_the_button_on_the_page_unsubscribes(app, client, add_client):
     assert ada.is_unsubscribed
 
 
-def test_one_click_through_the_header_of_a_received_mail(app, client, add_message, add_client, smtp_sink):
+def test_one_click_through_the_header_of_a_received_mail(app, client, smtp_sink, user):
     app.config["WTF_CSRF_ENABLED"] = True
-    ada = add_client()
-    mail.send(build_mail(add_message(), ada, message_id=make_message_id(1)))
+    ada = add_client(user)
+    mail.send(build_mail(add_message(user), ada, message_id=make_message_id(1)))
     header = smtp_sink.wait_for(1)[0].message["List-Unsubscribe"]
     url = re.fullmatch(r"<(http://mailer\.test/\S+)>", header).group(1)
     # What a mail program does for List-Unsubscribe-Post (RFC 8058): a bare form POST.
@@ -80,15 +81,15 @@ def test_one_click_through_the_header_of_a_received_mail(app, client, add_messag
     assert ada.is_unsubscribed
 
 
-def test_unsubscribing_clears_the_owners_cached_statistics(client, user, add_client):
-    ada = add_client()
+def test_unsubscribing_clears_the_owners_cached_statistics(client, user):
+    ada = add_client(user)
     cache.set(owner_key(user.id), {"clients": 1})
     client.post(f"/unsubscribe/{unsubscribe_token(ada)}", data=ONE_CLICK)
     assert cache.get(owner_key(user.id)) is None
 
 
-def test_bad_links_answer_a_readable_404(app, client, add_client):
-    ada = add_client()
+def test_bad_links_answer_a_readable_404(app, client, user):
+    ada = add_client(user)
     good = unsubscribe_token(ada)
     wrong_purpose = tokens.make_token(tokens.CONFIRM, [ada.id, ada.email])
     bad_tokens = [
@@ -109,8 +110,8 @@ def test_bad_links_answer_a_readable_404(app, client, add_client):
     assert ada.unsubscribed_at is None
 
 
-def test_a_link_stays_bound_to_the_address_it_was_sent_to(client, add_client):
-    ada = add_client()
+def test_a_link_stays_bound_to_the_address_it_was_sent_to(client, user):
+    ada = add_client(user)
     old_link = f"/unsubscribe/{unsubscribe_token(ada)}"
     ada.email = "someone.else@example.com"
     db.session.commit()

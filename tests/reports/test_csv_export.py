@@ -4,22 +4,16 @@ from datetime import timedelta
 from mailer.models import AttemptStatus, DeliveryStatus
 from mailer.services import reports
 from mailer.timezones import zone
-from tests.conftest import login, make_user
-from tests.reports.conftest import T0
+from tests.factories import T0, make_user
 from tests.reports.helpers import csv_rows
+from tests.support import login
 
 
 def test_run_csv_is_streamed_with_every_attempt(make, client):
     owner = make_user("paris@example.com", timezone="Europe/Paris")  # UTC+1 in March 2026
     mailing = make.mailing(owner, 'Spring "news"/../évènement; =1')
     run = make.run(mailing)
-    make.delivery(run, "retry@example.com", DeliveryStatus.SENT, [
-        (T0, AttemptStatus.FAILURE, 451, "4.3.0 Try again later", None),
-        (T0 + timedelta(minutes=1), AttemptStatus.SUCCESS, 250, "2.0.0 Accepted", None),
-    ])
-    make.delivery(run, "down@example.com", DeliveryStatus.FAILED, [
-        (T0 + timedelta(minutes=2), AttemptStatus.FAILURE, None, None, "Connection refused"),
-    ])
+    make.retried_and_refused(run)
     login(client, owner.email)
 
     response = client.get(f"/reports/mailings/{mailing.id}/runs/{run.id}/attempts.csv")

@@ -1,12 +1,11 @@
 """Mailing and run reports: counts, filters, pagination, ownership."""
 from datetime import timedelta
 
-from mailer.models import AttemptStatus, DeliveryStatus, RunStatus, RunTrigger
+from mailer.models import DeliveryStatus, RunStatus, RunTrigger
 from mailer.services import reports
-from tests.conftest import login, make_user
-from tests.reports.conftest import T0
+from tests.factories import T0, make_user
 from tests.reports.helpers import table_rows
-from tests.support import page_link
+from tests.support import login, page_link
 
 
 def run_with_every_outcome(make, mailing):
@@ -65,13 +64,7 @@ def test_empty_reports_say_what_to_do(client, user):
 def test_run_report_lists_attempts_with_the_servers_answer(make, client, user):
     mailing = make.mailing(user)
     run = make.run(mailing)
-    make.delivery(run, "retry@example.com", DeliveryStatus.SENT, [
-        (T0, AttemptStatus.FAILURE, 451, "4.3.0 Try again later", None),
-        (T0 + timedelta(minutes=1), AttemptStatus.SUCCESS, 250, "2.0.0 Accepted", None),
-    ])
-    make.delivery(run, "down@example.com", DeliveryStatus.FAILED, [
-        (T0 + timedelta(minutes=2), AttemptStatus.FAILURE, None, None, "Connection refused"),
-    ])
+    make.retried_and_refused(run)
     login(client, user.email)
 
     response = client.get(f"/reports/mailings/{mailing.id}/runs/{run.id}")

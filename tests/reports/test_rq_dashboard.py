@@ -3,7 +3,8 @@ import pytest
 from redis import Redis
 
 from mailer.extensions import rq
-from tests.conftest import login, make_user
+from tests.factories import make_user
+from tests.support import login
 
 
 def demo_job() -> None:

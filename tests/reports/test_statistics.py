@@ -6,8 +6,9 @@ from mailer.models import AttemptStatus, DeliveryStatus, utcnow
 from mailer.reports.chart import nice_step
 from mailer.services import reports
 from mailer.timezones import zone
-from tests.conftest import login, make_user
+from tests.factories import make_user
 from tests.reports.helpers import table_rows
+from tests.support import login
 
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:

@@ -6,8 +6,9 @@ import pytest
 
 from mailer.extensions import rq
 from mailer.models import Role
-from tests.conftest import login, make_user
+from tests.factories import make_user
 from tests.reports.test_rq_dashboard import demo_job
+from tests.support import login
 
 
 @pytest.fixture

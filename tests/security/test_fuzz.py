@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from mailer.extensions import db
 from mailer.models import Role, User
-from tests.access.test_matrix import ROUTES, Route, is_hidden, is_public
-from tests.conftest import login, make_user
-from tests.security.conftest import world_values
+from tests.access.test_matrix import ROUTES, Route, is_hidden, is_public, world_values
+from tests.factories import make_user
+from tests.support import login
 
 HUGE = "99999999999999999999"
 HOSTILE = [

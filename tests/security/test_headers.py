@@ -6,11 +6,9 @@ import urllib.request
 from pathlib import Path
 
 from mailer.models import Role
-from tests.access.test_matrix import ROUTES, is_hidden
-from tests.conftest import login, make_user
-from tests.security.conftest import world_values
-from tests.sending.conftest import wait_until
-from tests.support import free_port
+from tests.access.test_matrix import ROUTES, is_hidden, world_values
+from tests.factories import make_user
+from tests.support import free_port, login, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

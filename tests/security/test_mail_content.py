@@ -8,7 +8,7 @@ from mailer.extensions import db
 from mailer.models import Message
 from mailer.services.message_templates import TemplateProblem
 from mailer.services.rendering import build_mail
-from tests.clients.conftest import add_client, add_message
+from tests.factories import add_client, add_message
 
 BOMB = '{{ email|replace("", email)|replace("", email)|replace("", email)|replace("", email) }}'
 FORM = {"subject": "News", "body_text": "Hello {{ name }}"}
@@ -43,14 +43,14 @@ def test_a_bomb_that_reached_the_database_fails_alone_when_sent(user):
 REARRANGED = '<p>Hello {{ name }}</p><p title="{% if false %}">{% endif %}" onmouseover="alert(1)" x="</p>'
 
 
-def test_html_that_a_template_rearranges_is_cleaned_again_in_the_sent_mail(logged_in, user, work_queue, smtp_sink):
+def test_html_that_a_template_rearranges_is_cleaned_again_in_the_sent_mail(logged_in, user, work, smtp_sink):
     response = logged_in.post("/messages/new", data={**FORM, "body_html": REARRANGED})
     assert response.status_code == 302
     message_id = int(response.location.rsplit("/", 1)[1])
     add_client(user, "ada@example.com", "Ada Lovelace")
     db.session.commit()
     logged_in.post(f"/messages/{message_id}/test")
-    work_queue()
+    work()
     [mail] = smtp_sink.wait_for(1)
     assert "Ada Lovelace" in mail.html
     assert not [name for name in attribute_names(mail.html) if name.startswith("on")], mail.html

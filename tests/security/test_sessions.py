@@ -1,5 +1,5 @@
 """Logging out ends the session for good: the remember-me cookie, and copies of the cookies."""
-from tests.conftest import login
+from tests.support import login
 
 
 def test_logout_ends_a_remember_me_login(client, user):

@@ -15,6 +15,7 @@ from redis import Redis
 
 from config import DEV_SECRET_KEY, DevelopmentConfig, ProductionConfig
 from mailer import create_app, resolve_config
+from mailer.models.user import hash_password
 from tests.support import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +42,13 @@ def test_development_is_chosen_only_on_purpose(bare_environment):
     bare_environment.delenv("FLASK_DEBUG")
     bare_environment.setenv("MAILER_CONFIG", "development")
     assert resolve_config(None) is DevelopmentConfig
+
+
+def test_outside_the_tests_passwords_are_hashed_with_scrypt():
+    for config in (ProductionConfig, DevelopmentConfig):
+        app = create_app(config, SECRET_KEY="a long random production key", SQLALCHEMY_DATABASE_URI="sqlite://")
+        with app.app_context():
+            assert hash_password("a long passphrase").startswith("scrypt:"), config
 
 
 # Item: the tests never touch the database or Redis of DATABASE_URL / REDIS_URL, nor read .env ----

@@ -11,7 +11,8 @@ from mailer.services.addresses import (
     mail_options,
     smtputf8_problem,
 )
-from tests.conftest import login, make_user
+from tests.factories import make_user
+from tests.support import login
 
 RUSSIAN = "тест@пример.рф"
 RUSSIAN_DOMAIN_ASCII = "xn--e1afmkfd.xn--p1ai"

@@ -20,7 +20,7 @@ from mailer.services.dkim_signing import (
     sign,
 )
 from mailer.services.rendering import build_mail
-from tests.senders.conftest import add_server
+from tests.factories import add_server
 
 
 def rsa_pem() -> str:

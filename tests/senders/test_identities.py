@@ -9,16 +9,24 @@ from sqlalchemy import select
 from mailer.extensions import db
 from mailer.models import Mailing, SenderIdentity
 from mailer.services import senders
-from tests.conftest import PASSWORD, links_in, local_path, login, make_user
-from tests.mailings.conftest import add_clients, add_mailing, add_message, form_data
-from tests.senders.conftest import add_identity, add_server
+from tests.factories import (
+    PASSWORD,
+    add_clients,
+    add_identity,
+    add_mailing,
+    add_message,
+    add_server,
+    mailing_form,
+    make_user,
+)
+from tests.support import links_in, local_path, login
 
 
 def identity_of(owner) -> SenderIdentity:
     return db.session.scalars(select(SenderIdentity).where(SenderIdentity.owner_id == owner.id)).one()
 
 
-def test_an_owner_adds_an_address_and_confirms_it_through_the_link(app, as_owner, owner, smtp_sink, work_queue):
+def test_an_owner_adds_an_address_and_confirms_it_through_the_link(app, as_owner, owner, smtp_sink, work):
     response = as_owner.post("/senders/new", data={"name": "Alice's shop", "email": "News@Alice.example",
                                                    "reply_to": "help@alice.example"})
     assert response.status_code == 302
@@ -27,7 +35,7 @@ def test_an_owner_adds_an_address_and_confirms_it_through_the_link(app, as_owner
                                                                           False)
     assert "Waiting for confirmation" in as_owner.get("/senders/").get_data(as_text=True)
 
-    work_queue()
+    work()
     [mail] = smtp_sink.to("news@alice.example")
     assert mail.subject == "Confirm your sender address"
     [link] = [link for link in links_in(mail) if "/senders/confirm/" in link]
@@ -37,16 +45,16 @@ def test_an_owner_adds_an_address_and_confirms_it_through_the_link(app, as_owner
     assert identity.is_confirmed
 
 
-def confirmation_link(as_owner, owner, smtp_sink, work_queue, email="news@alice.example") -> str:
+def confirmation_link(as_owner, owner, smtp_sink, work, email="news@alice.example") -> str:
     as_owner.post("/senders/new", data={"name": "", "email": email})
-    work_queue()
+    work()
     [mail] = smtp_sink.to(email)
     return local_path(next(link for link in links_in(mail) if "/senders/confirm/" in link))
 
 
-def test_the_link_does_nothing_for_another_account(app, client, owner, smtp_sink, work_queue):
+def test_the_link_does_nothing_for_another_account(app, client, owner, smtp_sink, work):
     login(client, owner.email)
-    link = confirmation_link(client, owner, smtp_sink, work_queue)
+    link = confirmation_link(client, owner, smtp_sink, work)
     client.post("/auth/logout")
     login(client, make_user("mallory@example.com").email)
     response = client.get(link, follow_redirects=True)
@@ -54,16 +62,16 @@ def test_the_link_does_nothing_for_another_account(app, client, owner, smtp_sink
     assert not identity_of(owner).is_confirmed
 
 
-def test_a_forged_link_confirms_nothing(app, as_owner, owner, smtp_sink, work_queue):
-    link = confirmation_link(as_owner, owner, smtp_sink, work_queue)
+def test_a_forged_link_confirms_nothing(app, as_owner, owner, smtp_sink, work):
+    link = confirmation_link(as_owner, owner, smtp_sink, work)
     response = as_owner.get(link[:-3] + "xyz", follow_redirects=True)
     assert "This confirmation link is invalid or has expired" in response.get_data(as_text=True)
     assert not identity_of(owner).is_confirmed
 
 
-def test_the_link_needs_a_login(app, client, owner, smtp_sink, work_queue):
+def test_the_link_needs_a_login(app, client, owner, smtp_sink, work):
     login(client, owner.email)
-    link = confirmation_link(client, owner, smtp_sink, work_queue)
+    link = confirmation_link(client, owner, smtp_sink, work)
     client.post("/auth/logout")
     response = client.get(link)
     assert response.status_code == 302 and "/auth/login" in response.location
@@ -81,10 +89,10 @@ def test_bad_addresses_are_refused_with_a_message(app, as_owner, email, message)
     assert db.session.scalar(select(SenderIdentity.id)) is None
 
 
-def test_an_international_domain_is_accepted(app, as_owner, owner, smtp_sink, work_queue):
+def test_an_international_domain_is_accepted(app, as_owner, owner, smtp_sink, work):
     assert as_owner.post("/senders/new", data={"email": "info@пример.рф"}).status_code == 302
     assert identity_of(owner).email == "info@пример.рф"
-    work_queue()
+    work()
     assert smtp_sink.to("info@xn--e1afmkfd.xn--p1ai")
 
 
@@ -121,7 +129,7 @@ def content(owner):
 def test_a_mailing_takes_a_confirmed_identity_and_a_server(app, as_owner, owner, content):
     identity = add_identity(owner)
     server = add_server()
-    response = as_owner.post("/mailings/new", data=form_data(*content, sender_identity=str(identity.id),
+    response = as_owner.post("/mailings/new", data=mailing_form(*content, sender_identity=str(identity.id),
                                                              smtp_server=str(server.id)))
     assert response.status_code == 302
     mailing = db.session.scalars(select(Mailing)).one()
@@ -137,7 +145,7 @@ def test_a_mailing_takes_a_confirmed_identity_and_a_server(app, as_owner, owner,
 def test_unconfirmed_or_foreign_identities_are_refused(app, as_owner, owner, other_owner, content, whose, confirmed,
                                                        message):
     identity = add_identity(owner if whose == "own" else other_owner, confirmed=confirmed)
-    response = as_owner.post("/mailings/new", data=form_data(*content, sender_identity=str(identity.id)))
+    response = as_owner.post("/mailings/new", data=mailing_form(*content, sender_identity=str(identity.id)))
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert db.session.scalar(select(Mailing.id)) is None
@@ -151,7 +159,7 @@ def test_the_form_offers_only_confirmed_identities(app, as_owner, owner, content
 
 
 def test_an_unknown_server_is_refused(app, as_owner, content):
-    response = as_owner.post("/mailings/new", data=form_data(*content, smtp_server="999"))
+    response = as_owner.post("/mailings/new", data=mailing_form(*content, smtp_server="999"))
     assert response.status_code == 400
     assert "Choose one of the servers listed." in response.get_data(as_text=True)
 

@@ -11,8 +11,7 @@ from mailer.services import senders, servers
 from mailer.services.addresses import envelope_address, mail_options, smtputf8_problem
 from mailer.services.dkim_signing import public_key_record, sign
 from mailer.services.rendering import build_mail
-from tests.mailings.conftest import add_mailing, add_message
-from tests.senders.conftest import add_identity, add_server
+from tests.factories import add_identity, add_mailing, add_message, add_server
 from tests.senders.test_dkim import dns_with, rsa_pem
 
 

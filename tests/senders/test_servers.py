@@ -9,10 +9,8 @@ from mailer.extensions import db
 from mailer.models import Security, SmtpServer
 from mailer.services import secrets, servers
 from mailer.services.servers import ServerError
-from tests.conftest import login, make_user
-from tests.mailings.conftest import add_clients, add_mailing, add_message
-from tests.senders.conftest import add_server
-from tests.support import SmtpSink, free_port
+from tests.factories import add_clients, add_mailing, add_message, add_server, make_user
+from tests.support import SmtpSink, free_port, login
 
 # Secrets --------------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from mailer.models import (
     utcnow,
 )
 from mailer.services import dispatch, send_queue
-from tests.sending.conftest import make_mailing
+from tests.factories import make_mailing
 
 
 def run_count() -> int:

@@ -24,10 +24,9 @@ from mailer import create_app
 from mailer.extensions import db, rq
 from mailer.models import AttemptStatus, Delivery, DeliveryStatus, MailingAttempt, MailingRun, RunStatus, utcnow
 from mailer.services import dispatch, throttle
-from tests.conftest import make_user
+from tests.factories import make_mailing, make_user
 from tests.fast_sink import FastSink
-from tests.sending.conftest import ROOT, deliveries, make_mailing, reload_run, wait_until
-from tests.support import RedisServer, free_port
+from tests.support import ROOT, RedisServer, deliveries, free_port, reload_run, wait_until
 
 
 def run_over(run_id: int) -> MailingRun | None:

@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from mailer.extensions import db
 from mailer.models import AttemptStatus, Delivery, DeliveryStatus, MailingRun, RunStatus
 from mailer.services import dispatch
-from tests.sending.conftest import attempts, deliveries, make_mailing, reload_run, wait_until
+from tests.factories import make_mailing
+from tests.support import attempts, deliveries, reload_run, wait_until
 
 
 def run_over(run_id: int) -> MailingRun | None:

@@ -10,8 +10,8 @@ from mailer.models import Delivery, DeliveryStatus, Mailing, MailingRun, Repeat,
 from mailer.services import dispatch, run_control, runs, send_queue, sending
 from mailer.services import mailings as mailing_service
 from mailer.services import users as user_service
-from tests.conftest import login, make_user
-from tests.sending.conftest import deliveries, make_mailing, reload_run
+from tests.factories import make_mailing, make_user
+from tests.support import deliveries, login, reload_run
 
 
 def runs_of(mailing_id: int) -> list[MailingRun]:
@@ -33,32 +33,32 @@ def send_one_chunk(run_id: int) -> None:
 # Send now ---------------------------------------------------------------------------------------
 
 def test_the_confirmation_counts_the_recipients_and_says_when_the_mailing_was_sent(
-        app, owner, smtp_sink, work, logged_in_owner):
+        app, owner, smtp_sink, work, as_owner):
     mailing = make_mailing(owner, clients=3)
     mailing.clients[0].unsubscribed_at = utcnow()
     db.session.commit()
     mailing_id = mailing.id
 
-    first = logged_in_owner.get(f"/runs/mailing/{mailing_id}/send").text
+    first = as_owner.get(f"/runs/mailing/{mailing_id}/send").text
     assert "Send to 2 clients now" in first and "1 unsubscribed client is left out" in first
     assert "has not been sent yet" in first and 'name="last_run" type="hidden" value="0"' in first
     assert runs_of(mailing_id) == []  # asking is not sending
 
-    logged_in_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"})
+    as_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"})
     work()
     [run] = runs_of(mailing_id)
-    again = logged_in_owner.get(f"/runs/mailing/{mailing_id}/send").text
+    again = as_owner.get(f"/runs/mailing/{mailing_id}/send").text
     assert "This mailing was sent before." in again and f"run {run.id}</a>" in again
     assert "2 messages went out in all" in again and f'value="{run.id}"' in again
 
 
-def test_send_now_on_a_once_mailing_is_its_only_run(app, owner, smtp_sink, work, logged_in_owner):
+def test_send_now_on_a_once_mailing_is_its_only_run(app, owner, smtp_sink, work, as_owner):
     start = utcnow() + timedelta(days=2)
     mailing_id = make_mailing(owner, clients=3, start_at=start).id
-    page = logged_in_owner.get(f"/runs/mailing/{mailing_id}/send").text
+    page = as_owner.get(f"/runs/mailing/{mailing_id}/send").text
     assert "replaces</strong> its scheduled send" in page
 
-    logged_in_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"})
+    as_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"})
     work()
     # Two days later the scheduler looks for due mailings: this one has had its run.
     assert dispatch.dispatch_due_mailings(start + timedelta(minutes=1)) == []
@@ -68,7 +68,7 @@ def test_send_now_on_a_once_mailing_is_its_only_run(app, owner, smtp_sink, work,
     assert mailing.next_run_at is None and mailing.status.value == "finished"
 
 
-def test_an_edit_of_a_once_mailing_sent_by_hand_does_not_schedule_it_again(app, owner, logged_in_owner):
+def test_an_edit_of_a_once_mailing_sent_by_hand_does_not_schedule_it_again(app, owner, as_owner):
     start = utcnow() + timedelta(days=2)
     mailing = make_mailing(owner, clients=1, start_at=start)
     runs.start_manual_run(mailing, owner)
@@ -81,19 +81,19 @@ def test_an_edit_of_a_once_mailing_sent_by_hand_does_not_schedule_it_again(app, 
     assert db.session.get(Mailing, mailing.id).next_run_at is None
 
 
-def test_send_now_on_a_repeating_mailing_keeps_its_schedule(app, owner, logged_in_owner):
+def test_send_now_on_a_repeating_mailing_keeps_its_schedule(app, owner, as_owner):
     start = (utcnow() + timedelta(days=2)).replace(microsecond=0)
     mailing_id = make_mailing(owner, clients=1, start_at=start, repeat=Repeat.DAILY).id
-    page = logged_in_owner.get(f"/runs/mailing/{mailing_id}/send").text
+    page = as_owner.get(f"/runs/mailing/{mailing_id}/send").text
     assert "The schedule goes on as planned" in page
-    logged_in_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"})
+    as_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"})
     assert db.session.get(Mailing, mailing_id).next_run_at == start
 
 
-def test_a_double_click_creates_one_run(app, owner, smtp_sink, work, logged_in_owner):
+def test_a_double_click_creates_one_run(app, owner, smtp_sink, work, as_owner):
     mailing_id = make_mailing(owner, clients=2).id
-    first = logged_in_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"})
-    second = logged_in_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"},
+    first = as_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"})
+    second = as_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"},
                                   follow_redirects=True)
     assert first.status_code == 302
     assert "This mailing is being sent already" in second.text
@@ -101,12 +101,12 @@ def test_a_double_click_creates_one_run(app, owner, smtp_sink, work, logged_in_o
     assert len(runs_of(mailing_id)) == 1 and len(smtp_sink.received) == 2
 
 
-def test_a_confirmation_older_than_the_latest_run_sends_nothing(app, owner, smtp_sink, work, logged_in_owner):
+def test_a_confirmation_older_than_the_latest_run_sends_nothing(app, owner, smtp_sink, work, as_owner):
     mailing_id = make_mailing(owner, clients=2).id
-    logged_in_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"})
+    as_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"})
     work()
     # A second tab still shows the confirmation from before that run.
-    response = logged_in_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"},
+    response = as_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"},
                                     follow_redirects=True)
     assert "This mailing was sent meanwhile" in response.text
     work()
@@ -116,40 +116,40 @@ def test_a_confirmation_older_than_the_latest_run_sends_nothing(app, owner, smtp
 # Pause and resume -------------------------------------------------------------------------------
 
 def test_pause_stops_the_run_after_the_chunk_in_hand_and_resume_sends_the_rest_once(
-        app, owner, smtp_sink, work, logged_in_owner):
+        app, owner, smtp_sink, work, as_owner):
     mailing_id = make_mailing(owner, clients=25).id  # chunks of 10
-    logged_in_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"})
+    as_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"})
     [run] = runs_of(mailing_id)
     run_id = run.id
     send_one_chunk(run_id)
 
-    response = logged_in_owner.post(f"/runs/{run_id}/pause", follow_redirects=True)
+    response = as_owner.post(f"/runs/{run_id}/pause", follow_redirects=True)
     assert f"Run {run_id} paused." in response.text and ">Resume<" in response.text
     work()  # the job the worker queued to carry on finds the run paused
     assert len(smtp_sink.received) == 10
-    progress = logged_in_owner.get(f"/runs/{run_id}/progress").get_json()
+    progress = as_owner.get(f"/runs/{run_id}/progress").get_json()
     assert progress == {**progress, "status": "paused", "active": False, "live": False, "sent": 10, "pending": 15}
     assert dispatch.reconcile()["enqueued"] == []  # the reconciler leaves a paused run alone
-    assert f"Run {run_id}</a>\n  is paused" in logged_in_owner.get(f"/mailings/{mailing_id}").text
+    assert f"Run {run_id}</a>\n  is paused" in as_owner.get(f"/mailings/{mailing_id}").text
     # While it is paused, the mailing cannot be sent again.
-    refused = logged_in_owner.post(f"/runs/mailing/{mailing_id}/send", follow_redirects=True)
+    refused = as_owner.post(f"/runs/mailing/{mailing_id}/send", follow_redirects=True)
     assert f"Run {run_id} of this mailing is paused" in refused.text
 
-    response = logged_in_owner.post(f"/runs/{run_id}/resume", follow_redirects=True)
+    response = as_owner.post(f"/runs/{run_id}/resume", follow_redirects=True)
     assert f"Run {run_id} resumed." in response.text
     work()
     assert copies_per_recipient(smtp_sink) == {f"m{mailing_id}-{n}@example.com": 1 for n in range(25)}
     assert reload_run(run_id).status == RunStatus.DONE
 
 
-def test_pause_and_resume_answer_with_a_message_when_they_do_not_apply(app, owner, work, logged_in_owner):
+def test_pause_and_resume_answer_with_a_message_when_they_do_not_apply(app, owner, work, as_owner):
     mailing_id = make_mailing(owner, clients=1).id
     run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
-    response = logged_in_owner.post(f"/runs/{run_id}/resume", follow_redirects=True)
+    response = as_owner.post(f"/runs/{run_id}/resume", follow_redirects=True)
     assert f"Run {run_id} is not paused." in response.text
     send_queue.enqueue_run(run_id)
     work()
-    response = logged_in_owner.post(f"/runs/{run_id}/pause", follow_redirects=True)
+    response = as_owner.post(f"/runs/{run_id}/pause", follow_redirects=True)
     assert "cannot be paused" in response.text and reload_run(run_id).status == RunStatus.DONE
 
 
@@ -191,17 +191,17 @@ def test_blocking_the_owner_pauses_their_runs(app, owner, smtp_sink, work):
 # Cancel and send to the rest --------------------------------------------------------------------
 
 def test_after_a_cancel_send_to_the_rest_reaches_only_the_clients_not_reached(
-        app, owner, smtp_sink, work, logged_in_owner):
+        app, owner, smtp_sink, work, as_owner):
     mailing_id = make_mailing(owner, clients=25).id
     smtp_sink.handler.replies.append("550 5.1.1 Unknown user")  # the first client fails
     run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
     send_one_chunk(run_id)
-    logged_in_owner.post(f"/runs/{run_id}/cancel")
+    as_owner.post(f"/runs/{run_id}/cancel")
     work()
-    page = logged_in_owner.get(f"/runs/{run_id}").text
+    page = as_owner.get(f"/runs/{run_id}").text
     assert "Send to the rest (15)" in page and "Retry failed (1)" in page
 
-    response = logged_in_owner.post(f"/runs/{run_id}/rest", follow_redirects=True)
+    response = as_owner.post(f"/runs/{run_id}/rest", follow_redirects=True)
     rest = runs_of(mailing_id)[-1]
     rest_id = rest.id
     assert rest.trigger == RunTrigger.REST and rest.retry_of_id == run_id and rest.total_count == 15
@@ -214,59 +214,54 @@ def test_after_a_cancel_send_to_the_rest_reaches_only_the_clients_not_reached(
     assert received == {email: 1 for email in everyone - {failed}}
     assert reload_run(rest_id).status == RunStatus.DONE
 
-    again = logged_in_owner.post(f"/runs/{run_id}/rest", follow_redirects=True)
+    again = as_owner.post(f"/runs/{run_id}/rest", follow_redirects=True)
     assert f"were sent to in run {rest_id} already" in again.text
     assert len(runs_of(mailing_id)) == 2
 
 
-def test_send_to_the_rest_waits_for_messages_still_in_a_workers_hands(app, owner, logged_in_owner):
+def test_send_to_the_rest_waits_for_messages_still_in_a_workers_hands(app, owner, as_owner):
     mailing_id = make_mailing(owner, clients=3).id
     run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
     db.session.execute(Delivery.__table__.update().where(Delivery.run_id == run_id)
                        .values(status=DeliveryStatus.SENDING, claimed_at=utcnow()))
     db.session.commit()
-    logged_in_owner.post(f"/runs/{run_id}/cancel")
+    as_owner.post(f"/runs/{run_id}/cancel")
     # The page goes on following the run while its messages' results are still to come.
-    progress = logged_in_owner.get(f"/runs/{run_id}/progress").get_json()
+    progress = as_owner.get(f"/runs/{run_id}/progress").get_json()
     assert progress == {**progress, "status": "cancelled", "active": False, "live": True, "sending": 3}
-    assert 'data-active="true"' in logged_in_owner.get(f"/runs/{run_id}").text
+    assert 'data-active="true"' in as_owner.get(f"/runs/{run_id}").text
 
-    response = logged_in_owner.post(f"/runs/{run_id}/rest", follow_redirects=True)
+    response = as_owner.post(f"/runs/{run_id}/rest", follow_redirects=True)
     assert "still being handed to the SMTP server" in response.text
     assert len(runs_of(mailing_id)) == 1
 
 
-def test_only_a_cancelled_run_is_continued_for_the_rest(app, owner, logged_in_owner):
+def test_only_a_cancelled_run_is_continued_for_the_rest(app, owner, as_owner):
     mailing_id = make_mailing(owner, clients=2).id
     run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
-    response = logged_in_owner.post(f"/runs/{run_id}/rest", follow_redirects=True)
+    response = as_owner.post(f"/runs/{run_id}/rest", follow_redirects=True)
     assert "Only a cancelled run can be continued" in response.text
     assert len(runs_of(mailing_id)) == 1
 
 
-def test_who_may_pause_resume_and_send_to_the_rest(app, owner, client):
+def test_who_may_pause_resume_and_send_to_the_rest(app, owner, other_owner, manager, admin, as_user):
     mailing_id = make_mailing(owner, clients=2).id
     run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
-    make_user("other@example.com")
-    make_user("manager@example.com", role=Role.MANAGER)
-    make_user("admin@example.com", role=Role.ADMIN)
 
-    login(client, "other@example.com")
-    assert client.get(f"/runs/mailing/{mailing_id}/send").status_code == 404
+    other = as_user(other_owner)
+    assert other.get(f"/runs/mailing/{mailing_id}/send").status_code == 404
     for action in ("pause", "resume", "rest"):
-        assert client.post(f"/runs/{run_id}/{action}").status_code == 404
-    client.post("/auth/logout")
+        assert other.post(f"/runs/{run_id}/{action}").status_code == 404
 
-    login(client, "manager@example.com")
-    assert client.get(f"/runs/mailing/{mailing_id}/send").status_code == 403
+    managing = as_user(manager)
+    assert managing.get(f"/runs/mailing/{mailing_id}/send").status_code == 403
     for action in ("pause", "resume", "rest"):
-        assert client.post(f"/runs/{run_id}/{action}").status_code == 403
-    client.post("/auth/logout")
+        assert managing.post(f"/runs/{run_id}/{action}").status_code == 403
 
-    login(client, "admin@example.com")
-    assert client.post(f"/runs/{run_id}/pause").status_code == 302
+    administering = as_user(admin)
+    assert administering.post(f"/runs/{run_id}/pause").status_code == 302
     assert reload_run(run_id).status == RunStatus.PAUSED
-    assert client.post(f"/runs/{run_id}/resume").status_code == 302
+    assert administering.post(f"/runs/{run_id}/resume").status_code == 302
     assert reload_run(run_id).status == RunStatus.QUEUED
 
 

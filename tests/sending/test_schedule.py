@@ -8,7 +8,7 @@ import pytest
 from mailer.extensions import db
 from mailer.models import Mailing, MailingRun, MailingStatus, Message, Repeat, RunStatus, RunTrigger, User
 from mailer.services.schedule import next_run_time, occurrences, refresh_status, reset_schedule
-from tests.conftest import make_user
+from tests.factories import make_user
 
 UTC = UTC
 

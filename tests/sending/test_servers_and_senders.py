@@ -9,10 +9,9 @@ from mailer.extensions import db
 from mailer.models import AttemptStatus, Client, DeliveryStatus, Mailing, mailing_clients
 from mailer.services import dispatch, servers
 from mailer.services.dkim_signing import public_key_record
-from tests.senders.conftest import add_identity, add_server
+from tests.factories import add_identity, add_server, make_mailing
 from tests.senders.test_dkim import dns_with, rsa_pem
-from tests.sending.conftest import attempts, deliveries, make_mailing, reload_run
-from tests.support import SmtpSink
+from tests.support import SmtpSink, attempts, deliveries, reload_run
 
 
 @pytest.fixture

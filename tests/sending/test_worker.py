@@ -24,8 +24,8 @@ from mailer.models import (
     utcnow,
 )
 from mailer.services import dispatch, runs, send_queue, sending
-from tests.sending.conftest import attempts, deliveries, make_mailing, reload_run
-from tests.support import free_port
+from tests.factories import make_mailing
+from tests.support import attempts, deliveries, free_port, reload_run
 
 
 def only_run(mailing_id: int) -> MailingRun:
@@ -144,11 +144,11 @@ def send_one_chunk(run_id: int) -> None:
     assert sending.work_run(run_id, time_budget=0)["chunks"] == 1
 
 
-def test_cancel_stops_the_run_between_chunks(app, owner, smtp_sink, work, logged_in_owner):
+def test_cancel_stops_the_run_between_chunks(app, owner, smtp_sink, work, as_owner):
     make_mailing(owner, clients=30)
     [run_id] = dispatch.dispatch_due_mailings()
     send_one_chunk(run_id)
-    response = logged_in_owner.post(f"/runs/{run_id}/cancel")
+    response = as_owner.post(f"/runs/{run_id}/cancel")
     assert response.status_code == 302
     work()  # the queued jobs find the run cancelled
 
@@ -235,7 +235,7 @@ def test_unsubscribing_with_the_one_click_post_skips_the_client_in_the_next_run(
     assert first_run != run_id
 
 
-def test_retry_failed_sends_only_the_failed_deliveries_again(app, owner, smtp_sink, work, logged_in_owner):
+def test_retry_failed_sends_only_the_failed_deliveries_again(app, owner, smtp_sink, work, as_owner):
     mailing_id = make_mailing(owner, clients=4).id
     smtp_sink.handler.replies.extend(["550 5.2.2 Mailbox full", "250 OK", "554 5.7.1 Rejected", "250 OK"])
     [run_id] = dispatch.dispatch_due_mailings()
@@ -244,7 +244,7 @@ def test_retry_failed_sends_only_the_failed_deliveries_again(app, owner, smtp_si
     assert len(failed) == 2
 
     smtp_sink.reset()
-    response = logged_in_owner.post(f"/runs/{run_id}/retry")
+    response = as_owner.post(f"/runs/{run_id}/retry")
     retry = db.session.scalars(select(MailingRun).where(MailingRun.retry_of_id == run_id)).one()
     retry_id = retry.id
     assert response.headers["Location"].endswith(f"/runs/{retry_id}")

@@ -10,8 +10,8 @@ from mailer.extensions import cache, db
 from mailer.models import Client, Mailing, MailingStatus, Message, Role
 from mailer.services import clients as client_service
 from mailer.services.stats import EVERYONE_KEY, clear_stats_cache, home_figures, owner_key
-from tests.conftest import login, make_user
-from tests.support import free_port
+from tests.factories import make_user
+from tests.support import free_port, login
 
 STATS_TABLES = re.compile(r"\b(mailings|clients)\b", re.IGNORECASE)
 

@@ -7,8 +7,8 @@ from mailer.extensions import db
 from mailer.models import Client, Mailing, Message, Role, User
 from mailer.services import accounts
 from mailer.services.dispatch import dispatch_due_mailings
-from tests.conftest import login, make_user
-from tests.support import page_link
+from tests.factories import make_user
+from tests.support import login, page_link
 
 ROW = re.compile(r'<tr id="user-(\d+)"')
 
@@ -182,7 +182,7 @@ def test_block_needs_a_csrf_token(app):
     assert not target.is_active
 
 
-def test_a_blocked_users_mailing_is_not_sent_until_unblocked(app, client, work_queue, smtp_sink):
+def test_a_blocked_users_mailing_is_not_sent_until_unblocked(app, client, work, smtp_sink):
     manager = make_user("manager@example.com", role=Role.MANAGER)
     owner = make_user("owner@example.com")
     now = datetime.now(UTC)
@@ -196,10 +196,10 @@ def test_a_blocked_users_mailing_is_not_sent_until_unblocked(app, client, work_q
 
     client.post(f"/users/{owner.id}/block")
     assert dispatch_due_mailings() == []
-    work_queue()
+    work()
     assert smtp_sink.to("reader@example.com") == []
 
     client.post(f"/users/{owner.id}/unblock")
     assert len(dispatch_due_mailings()) == 1
-    work_queue()
+    work()
     assert [mail.subject for mail in smtp_sink.wait_for(1)] == ["Weekly news"]
