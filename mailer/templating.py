@@ -1,24 +1,19 @@
 """Jinja filters and globals shared by every template."""
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from mailer.i18n import LanguageForm
 from mailer.services.rendering import readable_subject
 from mailer.timezones import user_zone
-
-
-def localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """Show a UTC timestamp in the viewer's time zone."""
-    if value is None:
-        return ""
-    return value.astimezone(user_zone(current_user)).strftime(fmt)
+from mailer.words import word
 
 
 def init_templating(app: Flask) -> None:
-    app.add_template_filter(localtime)
     app.add_template_filter(readable_subject)
+    app.add_template_filter(word)
 
     @app.context_processor
     def globals_for_templates():
@@ -27,21 +22,22 @@ def init_templating(app: Flask) -> None:
             "show_outbox": current_app.config.get("SHOW_OUTBOX", False),
             "user_timezone": zone.key if isinstance(zone, ZoneInfo) else "UTC",
             "nav_sections": nav_sections,
+            "language_form": LanguageForm,
         }
 
 
 # The navigation bar: (endpoint, label, who may use it). A section shows only when its
 # blueprint is registered and the user's role allows it.
 NAV_SECTIONS = [
-    ("clients.index", "Clients", "user"),
-    ("messages.index", "Messages", "user"),
-    ("mailings.index", "Mailings", "user"),
-    ("senders.index", "Senders", "user"),
-    ("reports.index", "Reports", "user"),
-    ("users.index", "Users", "manager"),
-    ("admin.index", "Admin", "admin"),
-    ("rq_dashboard.queues_overview", "Queues", "admin"),
-    ("main.outbox_index", "Outbox", "outbox"),
+    ("clients.index", _l("Clients"), "user"),
+    ("messages.index", _l("Messages"), "user"),
+    ("mailings.index", _l("Mailings"), "user"),
+    ("senders.index", _l("Senders"), "user"),
+    ("reports.index", _l("Reports"), "user"),
+    ("users.index", _l("Users"), "manager"),
+    ("admin.index", _l("Admin"), "admin"),
+    ("rq_dashboard.queues_overview", _l("Queues"), "admin"),
+    ("main.outbox_index", _l("Outbox"), "outbox"),
 ]
 
 

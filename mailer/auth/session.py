@@ -1,5 +1,6 @@
 """Flask-Login set-up: how a session finds its user, and when it ends."""
 from flask import Flask, flash, g, redirect, request, session
+from flask_babel import gettext as _
 from flask_login import login_url
 
 from mailer.extensions import db, login_manager
@@ -29,9 +30,10 @@ def tell_blocked(user: User) -> None:
     """A blocked user's session ends at their next request, and they are told why, rather than
     only asked to log in."""
     session.pop("_user_id", None)
-    reason = f" The reason given: “{user.blocked_reason}”." if user.blocked_reason else ""
-    flash(f"Your account has been blocked by a manager, so you have been logged out.{reason} "
-          "Contact the site's managers if you think this is a mistake.", "danger")
+    told = _("Your account has been blocked by a manager, so you have been logged out.")
+    if user.blocked_reason:
+        told += " " + _("The reason given: “%(reason)s”.", reason=user.blocked_reason)
+    flash(told + " " + _("Contact the site's managers if you think this is a mistake."), "danger")
     g.account_blocked = True
 
 

@@ -1,3 +1,4 @@
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import EmailField, RadioField, SelectChoice, StringField, SubmitField, TextAreaField
@@ -12,15 +13,15 @@ def strip(value):
 
 
 class ClientForm(FlaskForm):
-    email = EmailField("E-mail", filters=[strip], validators=[
+    email = EmailField(_l("E-mail"), filters=[strip], validators=[
         DataRequired("Enter an e-mail address."),
         Length(max=client_service.EMAIL_MAX_LENGTH)])
-    full_name = StringField("Full name", filters=[strip], validators=[
+    full_name = StringField(_l("Full name"), filters=[strip], validators=[
         DataRequired("Enter the client's full name."),
         Length(max=client_service.FULL_NAME_MAX_LENGTH)])
-    comment = TextAreaField("Comment", filters=[strip], validators=[
+    comment = TextAreaField(_l("Comment"), filters=[strip], validators=[
         Optional(), Length(max=client_service.COMMENT_MAX_LENGTH)], render_kw={"rows": 3})
-    submit = SubmitField("Save client")
+    submit = SubmitField(_l("Save client"))
 
     def validate_email(self, field) -> None:
         try:
@@ -30,13 +31,13 @@ class ClientForm(FlaskForm):
 
 
 class DeleteForm(FlaskForm):
-    submit = SubmitField("Delete")
+    submit = SubmitField(_l("Delete"))
 
 
 class ImportForm(FlaskForm):
-    file = FileField("CSV file", validators=[FileRequired("Choose a CSV file.")],
+    file = FileField(_l("CSV file"), validators=[FileRequired(_l("Choose a CSV file."))],
                      render_kw={"accept": ".csv,text/csv,text/plain"})
-    on_existing = RadioField("When a client with the same e-mail already exists",
+    on_existing = RadioField(_l("When a client with the same e-mail already exists"),
                              choices=[SelectChoice(value, label) for value, label in ON_EXISTING_CHOICES],
                              default=ON_EXISTING_SKIP)
-    submit = SubmitField("Import")
+    submit = SubmitField(_l("Import"))

@@ -1,4 +1,5 @@
 from flask import Response, abort, flash, make_response, redirect, render_template, stream_with_context, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from redis.exceptions import RedisError
 
@@ -62,7 +63,7 @@ def edit(client_id: int):
             getattr(form, error.field or "email").errors.append(str(error))
         else:
             db.session.commit()
-            flash("Client saved.", "success")
+            flash(_("Client saved."), "success")
             return redirect(url_for("clients.detail", client_id=client.id))
     return render_template("clients/form.html", form=form, client=client), 400 if form.errors else 200
 
@@ -103,7 +104,7 @@ def import_upload(form: ImportForm):
     source = client_import.CsvSource(client_import.decode(upload.read()))
     rows = source.count_rows()
     if not rows:
-        raise ImportFileError("The file has a header row but no clients under it.")
+        raise ImportFileError(_("The file has a header row but no clients under it."))
     if rows > client_import.SYNC_MAX_ROWS:
         import_id = client_import.start_background_import(current_user.id, filename, source, rows,
                                                           form.on_existing.data)

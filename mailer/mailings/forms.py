@@ -1,5 +1,8 @@
 from functools import cached_property
 
+from flask_babel import gettext as _
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -50,7 +53,7 @@ def optional_id(value):
 
 def check_year(form, field) -> None:
     if field.data is not None and not FIRST_YEAR <= field.data.year <= LAST_YEAR:
-        raise ValidationError(f"Enter a date between {FIRST_YEAR} and {LAST_YEAR}.")
+        raise ValidationError(_("Enter a date between %(first)s and %(last)s.", first=FIRST_YEAR, last=LAST_YEAR))
 
 
 def start_needed(form, field) -> None:
@@ -66,28 +69,28 @@ class MailingForm(FlaskForm):
     times, are checked by the mailings service, which reports each problem on its field.
     """
 
-    name = StringField("Name", filters=[strip], validators=[
+    name = StringField(_l("Name"), filters=[strip], validators=[
         DataRequired("Give the mailing a name."), Length(max=mailing_service.NAME_MAX_LENGTH)])
     # positive_int: a number no id can have is a form error, not a database error.
-    message = SelectField("Message", coerce=positive_int, validate_choice=False,
+    message = SelectField(_l("Message"), coerce=positive_int, validate_choice=False,
                           validators=[InputRequired("Choose a message.")])
-    clients = SelectMultipleField("Clients", coerce=positive_int, validate_choice=False)
+    clients = SelectMultipleField(_l("Clients"), coerce=positive_int, validate_choice=False)
     # Only on a new mailing: "now" starts it as it is saved, and the page then follows its run.
-    when = RadioField("When", choices=[SelectChoice(SEND_NOW, "Send as soon as it is saved"),
-                                       SelectChoice(SCHEDULE, "Start at a date and time")], default=SCHEDULE)
-    start_at = DateTimeLocalField("Start", format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
+    when = RadioField(_l("When"), choices=[SelectChoice(SEND_NOW, _l("Send as soon as it is saved")),
+                                       SelectChoice(SCHEDULE, _l("Start at a date and time"))], default=SCHEDULE)
+    start_at = DateTimeLocalField(_l("Start"), format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
                                   invalid_value_message="Enter a date and time.",
                                   validators=[start_needed, Optional(), check_year])
-    end_at = DateTimeLocalField("End", format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
+    end_at = DateTimeLocalField(_l("End"), format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
                                 invalid_value_message="Enter a date and time.",
-                                description="Optional for a mailing sent once; a repeating one stops here.",
+                                description=_l("Optional for a mailing sent once; a repeating one stops here."),
                                 validators=[Optional(), check_year])
-    repeat = SelectField("Repeat",
+    repeat = SelectField(_l("Repeat"),
                          choices=[SelectChoice(value, label) for value, label in mailing_service.REPEAT_CHOICES],
                          default=Repeat.NONE.value)
-    sender_identity = SelectField("From", coerce=optional_id, validate_choice=False)
-    smtp_server = SelectField("SMTP server", coerce=optional_id, validate_choice=False)
-    submit = SubmitField("Save mailing")
+    sender_identity = SelectField(_l("From"), coerce=optional_id, validate_choice=False)
+    smtp_server = SelectField(_l("SMTP server"), coerce=optional_id, validate_choice=False)
+    submit = SubmitField(_l("Save mailing"))
 
     def __init__(self, owner_id: int, *args, new: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
@@ -98,10 +101,10 @@ class MailingForm(FlaskForm):
                                 for id_, subject in mailing_service.message_choices(owner_id)]
         # Only confirmed addresses are offered; the service refuses any other id that is sent.
         identities = sender_service.confirmed_identities(owner_id)
-        self.sender_identity.choices = [SelectChoice("", "Default: your first confirmed sender address"
-                                                     if identities else "Default: the site's sender address")]
+        self.sender_identity.choices = [SelectChoice("", _l("Default: your first confirmed sender address")
+                                                     if identities else _l("Default: the site's sender address"))]
         self.sender_identity.choices += [SelectChoice(identity.id, str(identity)) for identity in identities]
-        self.smtp_server.choices = [SelectChoice("", f"Default: {server_service.default_server_name()}")]
+        self.smtp_server.choices = [SelectChoice("", _("Default: %(name)s", name=server_service.default_server_name()))]
         self.smtp_server.choices += [SelectChoice(id_, name) for id_, name in server_service.server_choices()]
 
     @cached_property
@@ -137,7 +140,7 @@ class MailingForm(FlaskForm):
 class DisableForm(FlaskForm):
     """A manager disabling a mailing; the reason is shown to its owner."""
 
-    reason = TextAreaField("Reason (optional, shown to the owner)",
+    reason = TextAreaField(_l("Reason (optional, shown to the owner)"),
                            validators=[Length(max=mailing_service.REASON_MAX_LENGTH)],
                            render_kw={"rows": 3, "maxlength": mailing_service.REASON_MAX_LENGTH})
 
@@ -145,4 +148,4 @@ class DisableForm(FlaskForm):
 class ConfirmForm(FlaskForm):
     """A POST-only action (delete, disable, enable): only the CSRF token."""
 
-    submit = SubmitField("Confirm")
+    submit = SubmitField(_l("Confirm"))

@@ -1,3 +1,4 @@
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
@@ -5,7 +6,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from mailer.services import messages as message_service
 from mailer.services.rendering import check_template
 
-PLACEHOLDER_HELP = "You may use {{ name }} and {{ email }}; they are replaced for each client."
+PLACEHOLDER_HELP = _l("You may use {{ name }} and {{ email }}; they are replaced for each client.")
 
 
 def strip(value):
@@ -18,17 +19,18 @@ def check(problem: str | None) -> None:
 
 
 class MessageForm(FlaskForm):
-    subject = StringField("Subject", filters=[strip], validators=[DataRequired("Enter a subject.")],
+    subject = StringField(_l("Subject"), filters=[strip], validators=[DataRequired("Enter a subject.")],
                           description=PLACEHOLDER_HELP,
                           render_kw={"maxlength": message_service.SUBJECT_MAX_LENGTH})
-    body_text = TextAreaField("Plain-text body", validators=[DataRequired("Enter the text of the message.")],
-                              description="Every client receives this text; mail programs that show HTML show "
-                                          "the HTML body below instead, if there is one.",
+    body_text = TextAreaField(_l("Plain-text body"), validators=[DataRequired("Enter the text of the message.")],
+                              description=_l("Every client receives this text; mail programs that show HTML show "
+                                          "the HTML body below instead, if there is one."),
                               render_kw={"rows": 12})
-    body_html = TextAreaField("HTML body (optional)", validators=[Optional()],
-                              description="Scripts, event handlers and javascript: links are removed when you save.",
+    body_html = TextAreaField(_l("HTML body (optional)"), validators=[Optional()],
+                              description=_l("Scripts, event handlers and javascript: links are removed when "
+                                             "you save."),
                               render_kw={"rows": 12, "spellcheck": "false"})
-    submit = SubmitField("Save message")
+    submit = SubmitField(_l("Save message"))
 
     # Inline validators run after the field's own, so a missing field is reported once and the
     # template check never parses an oversized body.
@@ -46,12 +48,12 @@ class MessageForm(FlaskForm):
 
 
 class DeleteForm(FlaskForm):
-    submit = SubmitField("Delete")
+    submit = SubmitField(_l("Delete"))
 
 
 class TestSendForm(FlaskForm):
     """A test of the message to any address; empty means the sender's own."""
 
-    to = EmailField("Send a test to", validators=[Optional(), Length(max=254)],
+    to = EmailField(_l("Send a test to"), validators=[Optional(), Length(max=254)],
                     render_kw={"placeholder": "your own address", "maxlength": 254})
-    submit = SubmitField("Send a test")
+    submit = SubmitField(_l("Send a test"))

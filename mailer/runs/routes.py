@@ -1,6 +1,8 @@
 """Runs: "Send now", the live run page, pausing, resuming, cancelling, retrying failures and
 sending to the clients a cancelled run did not reach."""
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -42,11 +44,13 @@ def send_now(mailing_id: int):
         flash(str(refused), "danger")
         return redirect(url_for("mailings.detail", mailing_id=mailing_id))
     if not run.is_active:
-        flash(f"Run {run.id} had nobody to send to: every client is unsubscribed or the mailing has none.", "info")
+        flash(_("Run %(id)s had nobody to send to: every client is unsubscribed or the mailing has none.",
+                id=run.id), "info")
     elif send_queue.enqueue_run(run.id):
-        flash(f"Sending “{mailing.name}” to {run.total_count - run.skipped_count} clients.", "success")
+        flash(ngettext("Sending “%(name)s” to %(num)s client.", "Sending “%(name)s” to %(num)s clients.",
+                       run.total_count - run.skipped_count, name=mailing.name), "success")
     else:
-        flash(run_control.QUEUE_DOWN, "warning")
+        flash(str(run_control.QUEUE_DOWN), "warning")
     return redirect(url_for("runs.detail", run_id=run.id))
 
 
@@ -124,10 +128,10 @@ def checked_run(run_id: int) -> MailingRun:
 def cancel(run_id: int):
     run = checked_run(run_id)
     if runs.cancel_run(run):
-        flash(f"Run {run.id} cancelled. Messages already handed to the SMTP server are not recalled; "
-              "“Send to the rest” reaches the clients it did not.", "warning")
+        flash(_("Run %(id)s cancelled. Messages already handed to the SMTP server are not recalled; "
+              "“Send to the rest” reaches the clients it did not.", id=run.id), "warning")
     else:
-        flash(f"Run {run.id} was already over.", "info")
+        flash(_("Run %(id)s was already over.", id=run.id), "info")
     return redirect(url_for("runs.detail", run_id=run.id))
 
 
@@ -135,10 +139,10 @@ def cancel(run_id: int):
 def pause(run_id: int):
     run = checked_run(run_id)
     if run_control.pause_run(run):
-        flash(f"Run {run.id} paused. Messages already handed to the SMTP server finish; the rest waits "
-              "until you resume it.", "warning")
+        flash(_("Run %(id)s paused. Messages already handed to the SMTP server finish; the rest waits "
+              "until you resume it.", id=run.id), "warning")
     else:
-        flash(f"Run {run.id} is not being sent, so it cannot be paused.", "info")
+        flash(_("Run %(id)s is not being sent, so it cannot be paused.", id=run.id), "info")
     return redirect(url_for("runs.detail", run_id=run.id))
 
 
@@ -151,9 +155,9 @@ def resume(run_id: int):
         flash(str(refused), "danger")
         return redirect(url_for("runs.detail", run_id=run.id))
     if send_queue.enqueue_run(run.id):
-        flash(f"Run {run.id} resumed.", "success")
+        flash(_("Run %(id)s resumed.", id=run.id), "success")
     else:
-        flash(run_control.QUEUE_DOWN, "warning")
+        flash(str(run_control.QUEUE_DOWN), "warning")
     return redirect(url_for("runs.detail", run_id=run.id))
 
 
@@ -167,11 +171,13 @@ def send_rest(run_id: int):
         flash(str(refused), "danger")
         return redirect(url_for("runs.detail", run_id=run.id))
     if not rest.is_active:
-        flash(f"Run {rest.id} had nobody to send to: the clients not reached have unsubscribed.", "info")
+        flash(_("Run %(id)s had nobody to send to: the clients not reached have unsubscribed.", id=rest.id), "info")
     elif send_queue.enqueue_run(rest.id):
-        flash(f"Sending to the {rest.total_count - rest.skipped_count} clients run {run.id} did not reach.", "success")
+        flash(ngettext("Sending to the %(num)s client run %(id)s did not reach.",
+                       "Sending to the %(num)s clients run %(id)s did not reach.",
+                       rest.total_count - rest.skipped_count, id=run.id), "success")
     else:
-        flash(run_control.QUEUE_DOWN, "warning")
+        flash(str(run_control.QUEUE_DOWN), "warning")
     return redirect(url_for("runs.detail", run_id=rest.id))
 
 
@@ -185,12 +191,13 @@ def retry(run_id: int):
         flash(str(refused), "danger")
         return redirect(url_for("runs.detail", run_id=run.id))
     if not new_run.is_active:
-        flash(f"Run {new_run.id} had nobody to send to: the failed clients have unsubscribed.", "info")
+        flash(_("Run %(id)s had nobody to send to: the failed clients have unsubscribed.", id=new_run.id), "info")
     elif send_queue.enqueue_run(new_run.id):
-        flash(f"Retrying {new_run.total_count - new_run.skipped_count} failed deliveries.", "success")
+        flash(ngettext("Retrying %(num)s failed delivery.", "Retrying %(num)s failed deliveries.",
+                       new_run.total_count - new_run.skipped_count), "success")
         if maybe_delivered:
-            flash(f"{maybe_delivered} of them had a try with an unknown outcome and may have received the message "
-                  "already.", "warning")
+            flash(_("%(delivered)s of them had a try with an unknown outcome and may have received the message "
+                  "already.", delivered=maybe_delivered), "warning")
     else:
-        flash(run_control.QUEUE_DOWN, "warning")
+        flash(str(run_control.QUEUE_DOWN), "warning")
     return redirect(url_for("runs.detail", run_id=new_run.id))

@@ -1,3 +1,4 @@
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
@@ -18,15 +19,15 @@ def checked_address(form, field) -> None:
 
 
 class IdentityForm(FlaskForm):
-    name = StringField("Name", filters=[strip], validators=[Optional(), Length(max=sender_service.NAME_MAX_LENGTH)],
-                       description="Shown to recipients before the address, e.g. “Alice from Example Shop”.")
-    email = EmailField("E-mail address", filters=[strip], validators=[
+    name = StringField(_l("Name"), filters=[strip], validators=[Optional(), Length(max=sender_service.NAME_MAX_LENGTH)],
+                       description=_l("Shown to recipients before the address, e.g. “Alice from Example Shop”."))
+    email = EmailField(_l("E-mail address"), filters=[strip], validators=[
         DataRequired("Enter an e-mail address."), Length(max=sender_service.EMAIL_MAX_LENGTH), checked_address],
-        description="We send a confirmation link to it; it can be used once you have followed that link.")
-    reply_to = EmailField("Reply-To (optional)", filters=[strip], validators=[
+        description=_l("We send a confirmation link to it; it can be used once you have followed that link."))
+    reply_to = EmailField(_l("Reply-To (optional)"), filters=[strip], validators=[
         Optional(), Length(max=sender_service.EMAIL_MAX_LENGTH), checked_address],
-        description="Where replies go, if not to the address above.")
-    submit = SubmitField("Save sender address")
+        description=_l("Where replies go, if not to the address above."))
+    submit = SubmitField(_l("Save sender address"))
 
 
 class EditIdentityForm(IdentityForm):
@@ -38,4 +39,4 @@ class EditIdentityForm(IdentityForm):
 class ActionForm(FlaskForm):
     """A POST-only action (resend the link, delete): only the CSRF token."""
 
-    submit = SubmitField("Confirm")
+    submit = SubmitField(_l("Confirm"))

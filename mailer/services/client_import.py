@@ -4,6 +4,7 @@ A small file is imported inside the request. A larger one is saved under
 `instance/imports/` and imported by the worker (`mailer.jobs.client_import`), which commits
 batch by batch and reports its progress in a Redis hash that the status page reads.
 """
+from flask_babel import lazy_gettext as _l
 import csv
 import io
 import logging
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import gettext as _
 from redis.exceptions import RedisError
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -32,8 +34,8 @@ log = logging.getLogger(__name__)
 ON_EXISTING_SKIP = "skip"
 ON_EXISTING_UPDATE = "update"
 ON_EXISTING_CHOICES = [
-    (ON_EXISTING_SKIP, "Skip the row and keep the client as it is"),
-    (ON_EXISTING_UPDATE, "Update the client's full name and comment from the file"),
+    (ON_EXISTING_SKIP, _l("Skip the row and keep the client as it is")),
+    (ON_EXISTING_UPDATE, _l("Update the client's full name and comment from the file")),
 ]
 
 # Files with more data rows than this are imported by the worker.
@@ -95,7 +97,7 @@ def decode(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ImportFileError(
-            "The file is not UTF-8 text. In your spreadsheet, save it as “CSV UTF-8”, then upload it again."
+            _("The file is not UTF-8 text. In your spreadsheet, save it as “CSV UTF-8”, then upload it again.")
         ) from None
 
 
@@ -114,9 +116,10 @@ class CsvSource:
         try:
             header = next((row for row in self.reader if any(cell.strip() for cell in row)), None)
         except csv.Error as error:
-            raise ImportFileError(f"The header row cannot be read: {error}.") from None
+            raise ImportFileError(_("The header row cannot be read: %(error)s.", error=error)) from None
         if header is None:
-            raise ImportFileError("The file is empty. Put a header row (email, full_name, comment) on its first line.")
+            raise ImportFileError(_("The file is empty. Put a header row (email, full_name, comment) on its "
+                                    "first line."))
         columns: dict[str, int] = {}
         for index, name in enumerate(header):
             key = HEADER_NAMES.get(" ".join(name.lower().replace("_", " ").split()))
@@ -126,8 +129,7 @@ class CsvSource:
         if missing:
             found = ", ".join(cell.strip() for cell in header if cell.strip()) or "nothing"
             raise ImportFileError(
-                f"The header row must name the columns email and full_name (or name); it has {found}."
-            )
+                _("The header row must name the columns email and full_name (or name); it has %(found)s.", found=found))
         return columns
 
     def rows(self) -> Iterator[tuple[int, dict[str, str | None] | str]]:
@@ -153,25 +155,25 @@ class CsvSource:
 def clean_row(values: dict[str, str | None]) -> tuple[str, str, str | None]:
     # No field can hold one (PostgreSQL cannot store it), as everywhere else in the site.
     if any("\x00" in value for value in values.values() if value):
-        raise ClientError("the row contains a NUL character")
+        raise ClientError(_("the row contains a NUL character"))
     raw_email = (values.get("email") or "").strip()
     if not raw_email:
-        raise ClientError("the e-mail is missing")
+        raise ClientError(_("the e-mail is missing"))
     try:
         email = normalize_email(raw_email)
     except ClientError as error:
-        raise ClientError(f"the e-mail {raw_email!r} is not valid: {error}") from None
+        raise ClientError(_("the e-mail %(email)s is not valid: %(error)s", email=raw_email, error=error)) from None
     full_name = (values.get("full_name") or "").strip()
     if not full_name:
-        raise ClientError("the full name is missing")
+        raise ClientError(_("the full name is missing"))
     if len(full_name) > FULL_NAME_MAX_LENGTH:
-        raise ClientError(f"the full name is longer than {FULL_NAME_MAX_LENGTH} characters")
+        raise ClientError(_("the full name is longer than %(limit)s characters", limit=FULL_NAME_MAX_LENGTH))
     # None when the file has no comment column: an update then keeps the current comment.
     comment = values.get("comment")
     if comment is not None:
         comment = comment.strip()
         if len(comment) > COMMENT_MAX_LENGTH:
-            raise ClientError(f"the comment is longer than {COMMENT_MAX_LENGTH} characters")
+            raise ClientError(_("the comment is longer than %(limit)s characters", limit=COMMENT_MAX_LENGTH))
     return email, full_name, comment
 
 
@@ -313,7 +315,7 @@ def start_background_import(owner_id: int, filename: str, source: CsvSource, row
         log.exception("could not enqueue the client import %s", import_id)
         path.unlink(missing_ok=True)
         raise ImportFileError(
-            "The import queue cannot be reached right now. Please try again in a few minutes.") from None
+            _("The import queue cannot be reached right now. Please try again in a few minutes.")) from None
     return import_id
 
 
@@ -418,7 +420,7 @@ def run_background_import(import_id: str) -> ImportReport | None:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise ImportFileError("The uploaded file is no longer on the server; upload it again.") from None
+            raise ImportFileError(_("The uploaded file is no longer on the server; upload it again.")) from None
         source = CsvSource(text)
         report = import_rows(status.owner_id, source.rows(), status.on_existing, after_batch=after_batch)
     except ImportFileError as error:

@@ -1,9 +1,11 @@
 """Clients (recipients): validation, listing, changes, CSV export. No request objects here."""
+from flask_babel import lazy_gettext as _l
 import csv
 import io
 from collections.abc import Iterator
 
 from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext as _
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
@@ -17,7 +19,7 @@ EMAIL_MAX_LENGTH = 254
 FULL_NAME_MAX_LENGTH = 120
 COMMENT_MAX_LENGTH = 2000
 
-DUPLICATE_EMAIL = "You already have a client with this e-mail address."
+DUPLICATE_EMAIL = _l("You already have a client with this e-mail address.")
 
 # ?sort= values of the list page; a leading "-" sorts in descending order.
 SORT_COLUMNS = {"name": Client.full_name, "email": Client.email, "created": Client.created_at}
@@ -39,14 +41,14 @@ def normalize_email(value: str) -> str:
     """
     value = (value or "").strip()
     if not value:
-        raise ClientError("Enter an e-mail address.", "email")
+        raise ClientError(_("Enter an e-mail address."), "email")
     try:
         checked = validate_email(value, check_deliverability=False)
     except EmailNotValidError as error:
         raise ClientError(str(error), "email") from None
     normalized = checked.normalized.lower()
     if len(normalized) > EMAIL_MAX_LENGTH:
-        raise ClientError(f"An e-mail address has at most {EMAIL_MAX_LENGTH} characters.", "email")
+        raise ClientError(_("An e-mail address has at most %(limit)s characters.", limit=EMAIL_MAX_LENGTH), "email")
     return normalized
 
 
@@ -97,12 +99,12 @@ def _clean_fields(email: str, full_name: str, comment: str | None) -> tuple[str,
     email = normalize_email(email)
     full_name = (full_name or "").strip()
     if not full_name:
-        raise ClientError("Enter the client's full name.", "full_name")
+        raise ClientError(_("Enter the client's full name."), "full_name")
     if len(full_name) > FULL_NAME_MAX_LENGTH:
-        raise ClientError(f"A full name has at most {FULL_NAME_MAX_LENGTH} characters.", "full_name")
+        raise ClientError(_("A full name has at most %(limit)s characters.", limit=FULL_NAME_MAX_LENGTH), "full_name")
     comment = (comment or "").strip()
     if len(comment) > COMMENT_MAX_LENGTH:
-        raise ClientError(f"A comment has at most {COMMENT_MAX_LENGTH} characters.", "comment")
+        raise ClientError(_("A comment has at most %(limit)s characters.", limit=COMMENT_MAX_LENGTH), "comment")
     return email, full_name, comment
 
 
@@ -115,13 +117,13 @@ def _save(client: Client, **values) -> None:
                 setattr(client, name, value)
             db.session.add(client)
     except IntegrityError:
-        raise ClientError(DUPLICATE_EMAIL, "email") from None
+        raise ClientError(str(DUPLICATE_EMAIL), "email") from None
 
 
 def create_client(owner: User, email: str, full_name: str, comment: str | None = "") -> Client:
     email, full_name, comment = _clean_fields(email, full_name, comment)
     if find_by_email(owner.id, email) is not None:
-        raise ClientError(DUPLICATE_EMAIL, "email")
+        raise ClientError(str(DUPLICATE_EMAIL), "email")
     client = Client(owner_id=owner.id)
     _save(client, email=email, full_name=full_name, comment=comment)
     clear_stats_cache_after_commit(owner.id)
@@ -133,7 +135,7 @@ def update_client(client: Client, email: str, full_name: str, comment: str | Non
     if email != client.email:
         other = find_by_email(client.owner_id, email)
         if other is not None and other.id != client.id:
-            raise ClientError(DUPLICATE_EMAIL, "email")
+            raise ClientError(str(DUPLICATE_EMAIL), "email")
     _save(client, email=email, full_name=full_name, comment=comment)
     clear_stats_cache_after_commit(client.owner_id)
     return client

@@ -2,6 +2,7 @@
 import logging
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
 from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy import Select, select
@@ -79,12 +80,12 @@ def mailings_using(message: Message) -> list[Mailing]:
 def _clean_fields(subject: str, body_text: str, body_html: str | None) -> tuple[str, str, str | None]:
     subject = (subject or "").strip()
     if not subject:
-        raise MessageError("Enter a subject.", "subject")
+        raise MessageError(_("Enter a subject."), "subject")
     problem = subject_problem(subject) or check_template(subject)
     if problem:
         raise MessageError(problem, "subject")
     if not (body_text or "").strip():
-        raise MessageError("Enter the text of the message.", "body_text")
+        raise MessageError(_("Enter the text of the message."), "body_text")
     problem = body_problem(body_text, "text") or check_template(body_text)
     if problem:
         raise MessageError(problem, "body_text")
@@ -149,7 +150,8 @@ def queue_test_send(message: Message, recipient: User, to: str = "") -> QueuedTe
         try:
             address = normalize_email(to)
         except ClientError as error:
-            raise MessageError(f"The test cannot be sent to “{to.strip()}”: {error}") from None
+            raise MessageError(_("The test cannot be sent to “%(address)s”: %(error)s", address=to.strip(),
+                                 error=error)) from None
     sample = first_client(message.owner_id)
     if sample is not None:
         test = QueuedTestSend(address, sample.full_name, sample.email)
@@ -161,7 +163,7 @@ def queue_test_send(message: Message, recipient: User, to: str = "") -> QueuedTe
                          description=f"test of message {message.id}")
     except RedisError:
         log.exception("could not enqueue the test send of message %s", message.id)
-        raise MessageError("The test could not be sent right now. Please try again in a few minutes.") from None
+        raise MessageError(_("The test could not be sent right now. Please try again in a few minutes.")) from None
     return test
 
 

@@ -6,6 +6,7 @@ so pausing is only a change of status: the chunk a worker holds finishes, the re
 Resuming puts the run back in the queue (status queued, then `send_queue.enqueue_run` after the
 commit).
 """
+from flask_babel import lazy_gettext as _l
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,8 +31,8 @@ from mailer.services.runs import ACTIVE, SendingRefused
 from mailer.services.stats import clear_stats_cache_after_commit
 
 # Said when a run is saved but the queue (Redis) cannot be told; the reconciler queues it later.
-QUEUE_DOWN = ("The run is saved, but the sending queue (Redis) cannot be reached right now. "
-              "It will be sent automatically as soon as the queue is back.")
+QUEUE_DOWN = _l("The run is saved, but the sending queue (Redis) cannot be reached right now. "
+                "It will be sent automatically as soon as the queue is back.")
 
 # Send now ---------------------------------------------------------------------------------------
 

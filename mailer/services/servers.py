@@ -4,12 +4,14 @@ mailing leaves through. No request objects here.
 The built-in server is the one of the MAIL_* settings; it exists without any setup. A mailing
 uses the server it names, else the server marked default, else the built-in one.
 """
+from flask_babel import lazy_gettext as _l
 import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import gettext as _
 from limits import RateLimitItem, parse_many
 from sqlalchemy import select, update
 
@@ -20,7 +22,7 @@ from mailer.services.addresses import AddressError, ascii_domain
 from mailer.services.dkim_signing import DkimKey, DkimKeyError, check_private_key
 
 BUILTIN_KEY = "builtin"
-BUILTIN_NAME = "Built-in server (MAIL_* settings)"
+BUILTIN_NAME = _l("Built-in server (MAIL_* settings)")
 NAME_MAX_LENGTH = 100
 
 
@@ -70,10 +72,10 @@ def normalize_rate_limit(text: str | None) -> str | None:
     except ValueError:
         items = []
     if not items:
-        raise ServerError(f"“{text}” is not a rate limit. Write it as “50 per second”, or several joined "
-                          "by “;”: “50 per second; 10000 per hour”.", "rate_limit")
+        raise ServerError(_("“%(text)s” is not a rate limit. Write it as “50 per second”, or several joined "
+                          "by “;”: “50 per second; 10000 per hour”.", text=text), "rate_limit")
     if any(item.amount < 1 for item in items):
-        raise ServerError("A rate limit allows at least one message per period.", "rate_limit")
+        raise ServerError(_("A rate limit allows at least one message per period."), "rate_limit")
     return "; ".join(part.strip() for part in text.replace(",", ";").split(";") if part.strip())
 
 
@@ -81,7 +83,8 @@ def check_max_connections(value: int | None) -> int | None:
     if value is None or value == 0:
         return None
     if value < 0 or value > 1000:
-        raise ServerError("Maximum connections is a number from 1 to 1000, or empty for no limit.", "max_connections")
+        raise ServerError(_("Maximum connections is a number from 1 to 1000, or empty for no limit."),
+                          "max_connections")
     return value
 
 
@@ -99,23 +102,23 @@ def _prepare_server(server: SmtpServer, new_password: str | None, clear_password
                     clear_dkim_key: bool) -> None:
     server.name = " ".join((server.name or "").split())
     if not server.name:
-        raise ServerError("Give the server a name.", "name")
+        raise ServerError(_("Give the server a name."), "name")
     if len(server.name) > NAME_MAX_LENGTH:
-        raise ServerError(f"A name has at most {NAME_MAX_LENGTH} characters.", "name")
+        raise ServerError(_("A name has at most %(limit)s characters.", limit=NAME_MAX_LENGTH), "name")
     same_name = select(SmtpServer.id).where(SmtpServer.name == server.name)
     if server.id is not None:
         same_name = same_name.where(SmtpServer.id != server.id)
     if db.session.scalar(same_name) is not None:
-        raise ServerError("Another server has this name.", "name")
+        raise ServerError(_("Another server has this name."), "name")
     host = (server.host or "").strip()
     try:
         server.host = ascii_domain(host) if host else ""
     except AddressError as error:
         raise ServerError(str(error), "host") from None
     if not server.host or any(char.isspace() or char in "/@" for char in server.host):
-        raise ServerError("Enter the server's host name or IP address, e.g. smtp.example.com.", "host")
+        raise ServerError(_("Enter the server's host name or IP address, e.g. smtp.example.com."), "host")
     if server.port is None or not 1 <= server.port <= 65535:
-        raise ServerError("The port is a number from 1 to 65535 (587 for STARTTLS, 465 for TLS).", "port")
+        raise ServerError(_("The port is a number from 1 to 65535 (587 for STARTTLS, 465 for TLS)."), "port")
     server.security = Security(server.security or Security.STARTTLS)
     server.username = (server.username or "").strip() or None
     server.rate_limit = normalize_rate_limit(server.rate_limit)
@@ -140,11 +143,11 @@ def _prepare_server(server: SmtpServer, new_password: str | None, clear_password
             raise ServerError(str(error), "new_dkim_private_key") from None
         server.dkim_private_key_encrypted = secrets.encrypt(new_dkim_key.strip())
     if server.dkim_selector and not all(char.isalnum() or char in "-._" for char in server.dkim_selector):
-        raise ServerError("A DKIM selector has letters, digits, dots, hyphens and underscores only.",
+        raise ServerError(_("A DKIM selector has letters, digits, dots, hyphens and underscores only."),
                           "dkim_selector")
     dkim_parts = [server.dkim_selector, server.dkim_domain, server.dkim_private_key_encrypted]
     if any(dkim_parts) and not all(dkim_parts):
-        raise ServerError("DKIM needs a selector, a domain and a private key together (or none of them).",
+        raise ServerError(_("DKIM needs a selector, a domain and a private key together (or none of them)."),
                           "dkim_selector")
 
     server.is_default = bool(server.is_default)
@@ -170,10 +173,11 @@ def builtin_server() -> ServerSettings:
         max_connections = check_max_connections(config.get("MAIL_MAX_CONNECTIONS"))
     except ServerError as error:
         setting = "MAIL_RATE_LIMIT" if error.field == "rate_limit" else "MAIL_MAX_CONNECTIONS"
-        raise ServerError(f"The {setting} setting is wrong: {error}", setting) from None
+        raise ServerError(_("The %(setting)s setting is wrong: %(error)s", setting=setting, error=error),
+                          setting) from None
     return ServerSettings(
         key=BUILTIN_KEY,
-        name=BUILTIN_NAME,
+        name=str(BUILTIN_NAME),
         host=config["MAIL_SERVER"],
         port=int(config["MAIL_PORT"]),
         security=security,
@@ -217,7 +221,7 @@ def server_for_mailing(mailing: Mailing) -> ServerSettings:
 
 def default_server_name() -> str:
     server = default_server()
-    return server.name if server is not None else BUILTIN_NAME
+    return server.name if server is not None else str(BUILTIN_NAME)
 
 
 def server_name_for_mailing(mailing: Mailing) -> str:

@@ -1,6 +1,7 @@
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SubmitField
 
 
 class UnsubscribeForm(FlaskForm):
-    submit = SubmitField("Unsubscribe")
+    submit = SubmitField(_l("Unsubscribe"))
