@@ -68,13 +68,21 @@ def current_language() -> str:
 
 def localtime(value: datetime | date | None, style: str = "datetime") -> str:
     """A UTC timestamp in the viewer's time zone, written the way their language writes dates:
-    `date` (day), `datetime` (to the minute), `seconds` or `time`."""
+    `date` (the day), `datetime` (to the minute), `seconds` or `time` (24-hour clock both)."""
     if value is None:
         return ""
-    skeleton = {"date": "yMMMd", "datetime": "yMMMdHm", "seconds": "yMMMdHms", "time": "Hms"}[style]
+    locale = Locale.parse(current_language())
     if not isinstance(value, datetime):
-        return format_skeleton(skeleton, datetime(value.year, value.month, value.day), locale=get_locale())
-    return format_skeleton(skeleton, value, tzinfo=get_timezone(), locale=get_locale())
+        return format_skeleton("yMMMd", datetime(value.year, value.month, value.day), locale=locale)
+    zone = get_timezone()
+    day = format_skeleton("yMMMd", value, tzinfo=zone, locale=locale)
+    if style == "date":
+        return day
+    time = format_skeleton("Hms" if style in ("seconds", "time") else "Hm", value, tzinfo=zone, locale=locale)
+    if style == "time":
+        return time
+    # CLDR's own way of joining a day and a time ("{1}, {0}", "{1} 'at' {0}"...).
+    return str(locale.datetime_formats["medium"]).replace("{1}", day).replace("{0}", time)
 
 
 def language_name(code: str) -> str:
