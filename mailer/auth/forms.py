@@ -5,7 +5,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, SubmitField
+from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp, ValidationError
 
 from mailer.i18n import LANGUAGES, current_language
@@ -85,8 +85,9 @@ class ProfileForm(FlaskForm, CountryAndZoneMixin):
     phone = StringField(_l("Phone"), validators=PHONE_RULES)
     country = SelectField(_l("Country"), validators=[Optional()])
     timezone = SelectField(_l("Time zone"))
-    locale = SelectField(_l("Language"), choices=[("", _l("The browser's language")), *LANGUAGES.items()],
-                         filters=[lambda value: value or None])
+    locale = SelectField(_l("Language"), validators=[Optional()], default="",
+                         choices=[SelectChoice("", _l("The browser's language")),
+                                  *(SelectChoice(code, name) for code, name in LANGUAGES.items())])
     submit = SubmitField(_l("Save profile"))
 
     def __init__(self, *args, **kwargs):

@@ -204,7 +204,7 @@ def profile():
         current_user.phone = (form.phone.data or "").strip()
         current_user.country = form.country.data or ""
         current_user.timezone = form.timezone.data
-        current_user.locale = form.locale.data
+        current_user.locale = form.locale.data or None
         session.pop(SESSION_KEY, None)
         db.session.commit()
         flash(_("Profile saved."), "success")

@@ -1,7 +1,6 @@
 from functools import cached_property
 
 from flask_babel import gettext as _
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm

@@ -1,6 +1,5 @@
 """Filter forms of the reports. They are GET forms: they change nothing, so they carry no CSRF
 token, and their values stay in the address to be bookmarked, paginated and exported."""
-from mailer.words import word
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
@@ -11,6 +10,7 @@ from wtforms.validators import Optional, ValidationError
 
 from mailer.models import AttemptStatus, DeliveryStatus
 from mailer.services.reports import MAX_PERIOD_DAYS
+from mailer.words import word
 
 
 class FilterForm(FlaskForm):

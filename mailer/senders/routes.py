@@ -1,6 +1,6 @@
-from flask_babel import lazy_gettext as _l
 from flask import current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from mailer.extensions import db, limiter

@@ -4,7 +4,6 @@ A small file is imported inside the request. A larger one is saved under
 `instance/imports/` and imported by the worker (`mailer.jobs.client_import`), which commits
 batch by batch and reports its progress in a Redis hash that the status page reads.
 """
-from flask_babel import lazy_gettext as _l
 import csv
 import io
 import logging
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from redis.exceptions import RedisError
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError

@@ -1,11 +1,11 @@
 """Clients (recipients): validation, listing, changes, CSV export. No request objects here."""
-from flask_babel import lazy_gettext as _l
 import csv
 import io
 from collections.abc import Iterator
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 

@@ -1,9 +1,9 @@
 """Mailings: choices, validation, listing, changes, disabling. No request objects here."""
-from flask_babel import lazy_gettext as _l
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.orm import selectinload
 

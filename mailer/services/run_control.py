@@ -6,10 +6,10 @@ so pausing is only a change of status: the chunk a worker holds finishes, the re
 Resuming puts the run back in the queue (status queued, then `send_queue.enqueue_run` after the
 commit).
 """
-from flask_babel import lazy_gettext as _l
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
 from mailer.extensions import db

@@ -1,12 +1,12 @@
 """Sender identities: the From addresses an owner may send as, each confirmed through a link
 sent to it, and the From / Reply-To headers of a mailing. No request objects here."""
-from flask_babel import lazy_gettext as _l
 from dataclasses import dataclass
 from email.utils import parseaddr
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from mailer.extensions import db

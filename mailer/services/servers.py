@@ -4,7 +4,6 @@ mailing leaves through. No request objects here.
 The built-in server is the one of the MAIL_* settings; it exists without any setup. A mailing
 uses the server it names, else the server marked default, else the built-in one.
 """
-from flask_babel import lazy_gettext as _l
 import smtplib
 import socket
 import ssl
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from limits import RateLimitItem, parse_many
 from sqlalchemy import select, update
 
@@ -264,69 +264,74 @@ def check_connection(settings: ServerSettings, timeout: float | None = None) -> 
         # also swallow the greeting; connect() keeps the greeting, and this names the host.
         smtp._host = settings.host
         code, greeting = smtp.connect(settings.host, settings.port)
-        lines.append(f"Connected to {where}. The server greeted: “{_reply(code, greeting)}”.")
+        lines.append(_("Connected to %(where)s. The server greeted: “%(greeting)s”.", where=where,
+                       greeting=_reply(code, greeting)))
         if code != 220:
-            lines.append("The greeting is not the 220 “ready” answer: the server will not take mail now.")
+            lines.append(_("The greeting is not the 220 “ready” answer: the server will not take mail now."))
             return ConnectionReport(False, lines)
         smtp.ehlo()
         if settings.security == Security.TLS:
-            lines.append(f"The connection is encrypted from the start ({smtp.sock.version()}), and the "
-                         "server's certificate is valid.")
+            lines.append(_("The connection is encrypted from the start (%(version)s), and the "
+                         "server's certificate is valid.", version=smtp.sock.version()))
         elif settings.security == Security.STARTTLS:
             if not smtp.has_extn("starttls"):
-                lines.append("The server does not offer STARTTLS, so the connection cannot be encrypted: "
-                             "choose security “none” only if the server is on a trusted network.")
+                lines.append(_("The server does not offer STARTTLS, so the connection cannot be encrypted: "
+                             "choose security “none” only if the server is on a trusted network."))
                 return ConnectionReport(False, lines)
             smtp.starttls(context=context)
             smtp.ehlo()
-            lines.append(f"STARTTLS worked: the connection is encrypted ({smtp.sock.version()}), and the "
-                         "server's certificate is valid.")
+            lines.append(_("STARTTLS worked: the connection is encrypted (%(version)s), and the "
+                         "server's certificate is valid.", version=smtp.sock.version()))
         else:
-            lines.append("The connection is not encrypted (security “none”): the password and the "
-                         "messages travel in clear.")
+            lines.append(_("The connection is not encrypted (security “none”): the password and the "
+                         "messages travel in clear."))
         if smtp.has_extn("smtputf8"):
-            lines.append("The server accepts international addresses (SMTPUTF8).")
+            lines.append(_("The server accepts international addresses (SMTPUTF8)."))
         else:
-            lines.append("The server does not offer SMTPUTF8: addresses with non-Latin characters before "
-                         "the @ cannot be sent through it.")
+            lines.append(_("The server does not offer SMTPUTF8: addresses with non-Latin characters before "
+                         "the @ cannot be sent through it."))
         if not settings.username:
-            lines.append("No login is set: the server is used without authentication.")
+            lines.append(_("No login is set: the server is used without authentication."))
         elif not settings.password:
-            lines.append(f"A user name ({settings.username}) is set but no password: enter the password.")
+            lines.append(_("A user name (%(username)s) is set but no password: enter the password.",
+                           username=settings.username))
             return ConnectionReport(False, lines)
         elif not smtp.has_extn("auth"):
-            lines.append("The server does not offer login (AUTH) on this connection"
-                         + (": it may only after STARTTLS." if settings.security == Security.NONE else "."))
+            lines.append(_("The server does not offer login (AUTH) on this connection: it may only after STARTTLS.")
+                         if settings.security == Security.NONE
+                         else _("The server does not offer login (AUTH) on this connection."))
             return ConnectionReport(False, lines)
         else:
             try:
                 smtp.login(settings.username, settings.password)
             except smtplib.SMTPAuthenticationError as error:
-                lines.append(f"The server refused the login of {settings.username}: "
-                             f"“{_reply(error.smtp_code, error.smtp_error)}”.")
+                lines.append(_("The server refused the login of %(username)s: "
+                             "“%(error)s”.", username=settings.username,
+                               error=_reply(error.smtp_code, error.smtp_error)))
                 return ConnectionReport(False, lines)
-            lines.append(f"Logged in as {settings.username}.")
+            lines.append(_("Logged in as %(username)s.", username=settings.username))
         return ConnectionReport(True, lines)
     except ssl.SSLCertVerificationError as error:
-        lines.append(f"The server's TLS certificate cannot be trusted: {error.verify_message}.")
+        lines.append(_("The server's TLS certificate cannot be trusted: %(message)s.", message=error.verify_message))
     except ssl.SSLError:
-        lines.append("The TLS handshake failed: check that the port and the security setting match "
-                     "(465 is TLS from the start, 587 STARTTLS).")
+        lines.append(_("The TLS handshake failed: check that the port and the security setting match "
+                     "(465 is TLS from the start, 587 STARTTLS)."))
     except ConnectionRefusedError:
-        lines.append(f"Nothing answers at {where} (connection refused): check the host and the port, "
-                     "and that the server is running.")
+        lines.append(_("Nothing answers at %(where)s (connection refused): check the host and the port, "
+                     "and that the server is running.", where=where))
     except socket.gaierror:
-        lines.append(f"The host name “{settings.host}” cannot be found.")
+        lines.append(_("The host name “%(host)s” cannot be found.", host=settings.host))
     except TimeoutError:
-        lines.append(f"{where} did not answer within {timeout:g} seconds.")
+        lines.append(_("%(where)s did not answer within %(timeout)s seconds.", where=where,
+                       timeout=format(timeout, "g")))
     except smtplib.SMTPServerDisconnected:
-        lines.append(f"{where} closed the connection without an SMTP answer: is it an SMTP server, and is "
-                     "the security setting right?")
+        lines.append(_("%(where)s closed the connection without an SMTP answer: is it an SMTP server, and is "
+                     "the security setting right?", where=where))
     except smtplib.SMTPResponseException as error:
-        lines.append(f"The server answered “{_reply(error.smtp_code, error.smtp_error)}”.")
+        lines.append(_("The server answered “%(error)s”.", error=_reply(error.smtp_code, error.smtp_error)))
     except (OSError, smtplib.SMTPException, ValueError) as error:
-        reason = getattr(error, "strerror", None) or "the connection failed"
-        lines.append(f"Could not talk to {where}: {reason}.")
+        reason = getattr(error, "strerror", None) or _("the connection failed")
+        lines.append(_("Could not talk to %(where)s: %(reason)s.", where=where, reason=reason))
     finally:
         if smtp is not None:
             try:
