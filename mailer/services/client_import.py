@@ -20,7 +20,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mailer.extensions import db, rq
-from mailer.models import Client, utcnow
+from mailer.i18n import in_language_of
+from mailer.models import Client, User, utcnow
 from mailer.services.clients import (
     COMMENT_MAX_LENGTH,
     FULL_NAME_MAX_LENGTH,
@@ -127,7 +128,7 @@ class CsvSource:
                 columns[key] = index
         missing = [name for name in ("email", "full_name") if name not in columns]
         if missing:
-            found = ", ".join(cell.strip() for cell in header if cell.strip()) or "nothing"
+            found = ", ".join(cell.strip() for cell in header if cell.strip()) or _("nothing")
             raise ImportFileError(
                 _("The header row must name the columns email and full_name (or name); it has %(found)s.", found=found))
         return columns
@@ -141,7 +142,7 @@ class CsvSource:
             except StopIteration:
                 return
             except csv.Error as error:
-                yield line, f"cannot be read as CSV: {error}"
+                yield line, _("cannot be read as CSV: %(error)s", error=error)
                 continue
             if not any(cell.strip() for cell in cells):
                 continue
@@ -162,7 +163,7 @@ def clean_row(values: dict[str, str | None]) -> tuple[str, str, str | None]:
     try:
         email = normalize_email(raw_email)
     except ClientError as error:
-        raise ClientError(_("the e-mail %(email)s is not valid: %(error)s", email=raw_email, error=error)) from None
+        raise ClientError(_("the e-mail '%(email)s' is not valid: %(error)s", email=raw_email, error=error)) from None
     full_name = (values.get("full_name") or "").strip()
     if not full_name:
         raise ClientError(_("the full name is missing"))
@@ -214,8 +215,8 @@ def import_rows(owner_id: int, rows: Iterable[tuple[int, dict | str]], on_existi
                 problem(line, str(error))
             else:
                 if email in first_line_of:
-                    problem(line, f"duplicate: the e-mail {email} is already on line {first_line_of[email]}",
-                            duplicate=True)
+                    problem(line, _("duplicate: the e-mail %(email)s is already on line %(line)s", email=email,
+                                    line=first_line_of[email]), duplicate=True)
                 else:
                     first_line_of[email] = line
                     batch.append((email, full_name, comment))
@@ -411,6 +412,12 @@ def run_background_import(import_id: str) -> ImportReport | None:
         path.unlink(missing_ok=True)
         return None
     rq.connection.hset(_key(import_id), "state", RUNNING)
+    # The worker writes the reasons of rows not imported in the owner's language.
+    with in_language_of(db.session.get(User, status.owner_id)):
+        return _import_in_background(import_id, status, path)
+
+
+def _import_in_background(import_id: str, status: "ImportStatus", path) -> ImportReport | None:
 
     def after_batch(report: ImportReport, new_problems: list[RowProblem]) -> None:
         db.session.commit()

@@ -4,12 +4,14 @@ import io
 from collections.abc import Iterator
 
 from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
 from mailer.extensions import db
+from mailer.i18n import current_language
 from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Client, Mailing, User, mailing_clients
 from mailer.services.spreadsheets import csv_safe
@@ -34,6 +36,33 @@ class ClientError(ValueError):
         self.field = field
 
 
+# email-validator explains in English; the explanations people meet most are translated here,
+# and in another language any other one becomes a plain "not a valid address".
+VALIDATOR_MESSAGES = [
+    _l("An email address must have an @-sign."),
+    _l("There must be something before the @-sign."),
+    _l("There must be something after the @-sign."),
+    _l("An email address cannot have two periods in a row."),
+    _l("An email address cannot have a period and a hyphen next to each other."),
+    _l("The email address contains invalid characters before the @-sign."),
+    _l("The email address contains an invalid character."),
+    _l("The part after the @-sign is not valid. It should have a period."),
+    _l("The part after the @-sign is not valid. It is not within a valid top-level domain."),
+    _l("The part after the @-sign is a special-use or reserved name that cannot be used with email."),
+    _l("There can't be anything after the email address."),
+    _l("Internationalized characters before the @-sign are not supported."),
+]
+
+
+def validator_message(error: Exception) -> str:
+    """email-validator's explanation in the reader's language (see VALIDATOR_MESSAGES)."""
+    text = str(error)
+    translated = gettext(text)
+    if translated != text or current_language() == "en":
+        return translated
+    return gettext("This is not a valid e-mail address.")
+
+
 def normalize_email(value: str) -> str:
     """The address as it is stored: checked by email-validator (no DNS lookup), lower-cased.
 
@@ -45,7 +74,7 @@ def normalize_email(value: str) -> str:
     try:
         checked = validate_email(value, check_deliverability=False)
     except EmailNotValidError as error:
-        raise ClientError(str(error), "email") from None
+        raise ClientError(validator_message(error), "email") from None
     normalized = checked.normalized.lower()
     if len(normalized) > EMAIL_MAX_LENGTH:
         raise ClientError(_("An e-mail address has at most %(limit)s characters.", limit=EMAIL_MAX_LENGTH), "email")

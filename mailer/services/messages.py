@@ -9,6 +9,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
 from mailer.extensions import db, rq
+from mailer.i18n import user_language
 from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Client, Mailing, Message, User
 from mailer.services import rendering
@@ -214,7 +215,8 @@ def preview(owner_id: int, subject: str, body_text: str, body_html: str | None,
     chosen_id = chosen.id if chosen is not None else None
     try:
         subject, body_text, body_html = _clean_fields(subject, body_text, body_html)
-        renderer = rendering.MailRenderer(subject, body_text, body_html)
+        owner = db.session.get(User, owner_id)
+        renderer = rendering.MailRenderer(subject, body_text, body_html, user_language(owner))
         mail = renderer.build(recipient, message_id="<preview@localhost>")
     except (MessageError, rendering.TemplateProblem) as error:
         return Preview(chosen_id, [], "", None, problem=str(error))

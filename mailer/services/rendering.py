@@ -20,12 +20,14 @@ from functools import lru_cache
 
 import flask_mail
 from flask import current_app
+from flask_babel import force_locale, gettext
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes, pass_eval_context
 from jinja2.filters import do_replace
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
 
 from mailer.extensions import db
+from mailer.i18n import user_language
 from mailer.models import Client, Message, utcnow
 from mailer.services import tokens
 from mailer.services.addresses import header_address
@@ -138,16 +140,22 @@ def _environment(autoescape: bool, undefined=None) -> ImmutableSandboxedEnvironm
 TEXT_ENV = _environment(autoescape=False)
 HTML_ENV = _environment(autoescape=True)
 CHECK_ENV = _environment(autoescape=False, undefined=StrictUndefined)
-# Appended to every body, so every message carries a visible unsubscribe link.
-TEXT_FOOTER = (
-    "\n\n-- \nYou receive this e-mail because you are on our mailing list.\n"
-    "To stop receiving these e-mails, unsubscribe here: {{ unsubscribe_url }}\n"
-)
-HTML_FOOTER = (
-    '\n<p style="color:#888;font-size:12px;margin-top:32px;border-top:1px solid #ddd;padding-top:8px;">'
-    "You receive this e-mail because you are on our mailing list. "
-    '<a href="{{ unsubscribe_url }}" style="color:#888;">Unsubscribe</a> to stop receiving these e-mails.</p>\n'
-)
+
+
+@lru_cache(maxsize=8)
+def footers(language: str) -> tuple[str, str]:
+    """The footers appended to every body, text and HTML, in the mailing owner's language, so
+    every message carries a visible unsubscribe link. Templates: `{{ unsubscribe_url }}` is
+    filled in per client."""
+    with force_locale(language):
+        notice = gettext("You receive this e-mail because you are on our mailing list.")
+        text = "\n\n-- \n" + notice + "\n" + gettext("To stop receiving these e-mails, unsubscribe here:")
+        link = gettext('<a href="%(url)s" style="color:#888;">Unsubscribe</a> to stop receiving these e-mails.',
+                       url="{{ unsubscribe_url }}")
+    html = ('\n<p style="color:#888;font-size:12px;margin-top:32px;border-top:1px solid #ddd;padding-top:8px;">'
+            f"{escape(notice)} {link}</p>\n")
+    return text + " {{ unsubscribe_url }}\n", html
+
 SAMPLE_WITHOUT_NAME = {"email": "ada@example.com", "unsubscribe_url": "https://example.com/unsubscribe/x"}
 SAMPLE_VALUES = {"name": "Ada Lovelace", **SAMPLE_WITHOUT_NAME}
 # The longest values a client can bring (a 254-character address, a 120-character name, a long
@@ -370,16 +378,17 @@ def _address(pair: tuple[str, str]) -> str:
 class MailRenderer:
     """One message compiled once, rendered for any number of clients."""
 
-    def __init__(self, subject: str, body_text: str, body_html: str | None):
+    def __init__(self, subject: str, body_text: str, body_html: str | None, language: str = "en"):
         for part in (subject, body_text, body_html):
             if part is not None:
                 problem = check_template(part)
                 if problem:
                     raise TemplateProblem(problem)
         # The footers are compiled into the bodies: one render per part and client.
+        text_footer, html_footer = footers(language)
         self.subject = _compile(TEXT_ENV, subject)
-        self.text = _compile(TEXT_ENV, body_text.rstrip() + TEXT_FOOTER)
-        self.html = _compile(HTML_ENV, _append_to_body(body_html, HTML_FOOTER)) if body_html else None
+        self.text = _compile(TEXT_ENV, body_text.rstrip() + text_footer)
+        self.html = _compile(HTML_ENV, _append_to_body(body_html, html_footer)) if body_html else None
 
     @classmethod
     def for_message(cls, message: Message) -> "MailRenderer":
@@ -387,7 +396,8 @@ class MailRenderer:
 
         Raises TemplateProblem if the content is not a valid template.
         """
-        renderer = _renderer_for_content(message.subject, message.body_text, message.body_html or None)
+        renderer = _renderer_for_content(message.subject, message.body_text, message.body_html or None,
+                                         user_language(message.owner))
         if isinstance(renderer, TemplateProblem):
             raise TemplateProblem(str(renderer))  # a fresh one: a re-raised instance keeps growing its traceback
         return renderer
@@ -423,9 +433,10 @@ class MailRenderer:
 # row hash once, so a hit costs next to nothing. A broken template is remembered too, so a run
 # does not re-check it for every recipient.
 @lru_cache(maxsize=64)
-def _renderer_for_content(subject: str, body_text: str, body_html: str | None) -> "MailRenderer | TemplateProblem":
+def _renderer_for_content(subject: str, body_text: str, body_html: str | None,
+                          language: str) -> "MailRenderer | TemplateProblem":
     try:
-        return MailRenderer(subject, body_text, body_html)
+        return MailRenderer(subject, body_text, body_html, language)
     except TemplateProblem as problem:
         return problem
 

@@ -14,6 +14,7 @@ from mailer.models import Mailing, SenderIdentity, User, utcnow
 from mailer.services import tokens
 from mailer.services.accounts import external_url
 from mailer.services.addresses import envelope_address, header_address
+from mailer.services.clients import validator_message
 from mailer.services.email import queue_email
 
 NAME_MAX_LENGTH = 120
@@ -53,7 +54,7 @@ def normalize_address(value: str | None, field: str = "email") -> str:
     try:
         checked = validate_email(value, check_deliverability=False)
     except EmailNotValidError as error:
-        raise IdentityError(str(error), field) from None
+        raise IdentityError(validator_message(error), field) from None
     if not checked.local_part.isascii():
         raise IdentityError(_("A sender address must have only Latin letters, digits and punctuation before the "
                             "@ (the domain may be international, e.g. info@пример.рф)."), field)
