@@ -2,40 +2,41 @@
 in the viewer's language: `{{ run.status|word }}` in templates, `word(value)` in Python."""
 from enum import Enum
 
-from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 
 from mailer.models import AttemptStatus, DeliveryStatus, MailingStatus, Repeat, RunStatus, RunTrigger, Security
 
 # Keyed by (enumeration, value): the members are strings, and "none" or "sending" mean different
-# things in different enumerations.
+# things in different enumerations; the context tells translators which (a mailing's "Active" and a
+# run's agree with different nouns in Russian).
 WORDS = {
-    (Repeat, Repeat.NONE): _l("once"),
-    (Repeat, Repeat.DAILY): _l("daily"),
-    (Repeat, Repeat.WEEKLY): _l("weekly"),
-    (Repeat, Repeat.MONTHLY): _l("monthly"),
-    (MailingStatus, MailingStatus.CREATED): _l("Created"),
-    (MailingStatus, MailingStatus.RUNNING): _l("Active"),
-    (MailingStatus, MailingStatus.FINISHED): _l("Finished"),
-    (RunTrigger, RunTrigger.SCHEDULE): _l("Scheduled"),
-    (RunTrigger, RunTrigger.MANUAL): _l("Manual"),
-    (RunTrigger, RunTrigger.RETRY): _l("Retry"),
-    (RunTrigger, RunTrigger.REST): _l("To the rest"),
-    (RunStatus, RunStatus.QUEUED): _l("Queued"),
-    (RunStatus, RunStatus.SENDING): _l("Sending"),
-    (RunStatus, RunStatus.PAUSED): _l("Paused"),
-    (RunStatus, RunStatus.DONE): _l("Done"),
-    (RunStatus, RunStatus.CANCELLED): _l("Cancelled"),
-    (DeliveryStatus, DeliveryStatus.PENDING): _l("Pending"),
-    (DeliveryStatus, DeliveryStatus.SENDING): _l("Being sent"),
-    (DeliveryStatus, DeliveryStatus.SENT): _l("Sent"),
-    (DeliveryStatus, DeliveryStatus.FAILED): _l("Failed"),
-    (DeliveryStatus, DeliveryStatus.SKIPPED): _l("Skipped"),
-    (AttemptStatus, AttemptStatus.SUCCESS): _l("Success"),
-    (AttemptStatus, AttemptStatus.FAILURE): _l("Failure"),
-    (AttemptStatus, AttemptStatus.UNKNOWN): _l("Unknown"),
-    (Security, Security.NONE): _l("none"),
-    (Security, Security.STARTTLS): _l("STARTTLS"),
-    (Security, Security.TLS): _l("TLS"),
+    (Repeat, Repeat.NONE): lazy_pgettext("repeat", "once"),
+    (Repeat, Repeat.DAILY): lazy_pgettext("repeat", "daily"),
+    (Repeat, Repeat.WEEKLY): lazy_pgettext("repeat", "weekly"),
+    (Repeat, Repeat.MONTHLY): lazy_pgettext("repeat", "monthly"),
+    (MailingStatus, MailingStatus.CREATED): lazy_pgettext("mailing status", "Scheduled"),
+    (MailingStatus, MailingStatus.RUNNING): lazy_pgettext("mailing status", "Active"),
+    (MailingStatus, MailingStatus.FINISHED): lazy_pgettext("mailing status", "Finished"),
+    (RunTrigger, RunTrigger.SCHEDULE): lazy_pgettext("run trigger", "Scheduled"),
+    (RunTrigger, RunTrigger.MANUAL): lazy_pgettext("run trigger", "Manual"),
+    (RunTrigger, RunTrigger.RETRY): lazy_pgettext("run trigger", "Retry"),
+    (RunTrigger, RunTrigger.REST): lazy_pgettext("run trigger", "To the rest"),
+    (RunStatus, RunStatus.QUEUED): lazy_pgettext("run status", "Queued"),
+    (RunStatus, RunStatus.SENDING): lazy_pgettext("run status", "Sending"),
+    (RunStatus, RunStatus.PAUSED): lazy_pgettext("run status", "Paused"),
+    (RunStatus, RunStatus.DONE): lazy_pgettext("run status", "Done"),
+    (RunStatus, RunStatus.CANCELLED): lazy_pgettext("run status", "Cancelled"),
+    (DeliveryStatus, DeliveryStatus.PENDING): lazy_pgettext("delivery status", "Pending"),
+    (DeliveryStatus, DeliveryStatus.SENDING): lazy_pgettext("delivery status", "Being sent"),
+    (DeliveryStatus, DeliveryStatus.SENT): lazy_pgettext("delivery status", "Sent"),
+    (DeliveryStatus, DeliveryStatus.FAILED): lazy_pgettext("delivery status", "Failed"),
+    (DeliveryStatus, DeliveryStatus.SKIPPED): lazy_pgettext("delivery status", "Skipped"),
+    (AttemptStatus, AttemptStatus.SUCCESS): lazy_pgettext("attempt status", "Success"),
+    (AttemptStatus, AttemptStatus.FAILURE): lazy_pgettext("attempt status", "Failure"),
+    (AttemptStatus, AttemptStatus.UNKNOWN): lazy_pgettext("attempt status", "Unknown"),
+    (Security, Security.NONE): lazy_pgettext("security", "none"),
+    (Security, Security.STARTTLS): lazy_pgettext("security", "STARTTLS"),
+    (Security, Security.TLS): lazy_pgettext("security", "TLS"),
 }
 
 

@@ -47,7 +47,7 @@ class RegistrationForm(FlaskForm, CountryAndZoneMixin):
     email = EmailField(_l("E-mail"), validators=EMAIL_RULES)
     password = PasswordField(_l("Password"), validators=PASSWORD_RULES)
     password_again = PasswordField(
-        "Password again", validators=[DataRequired(), EqualTo("password", message=_l("The passwords differ."))]
+        _l("Password again"), validators=[DataRequired(), EqualTo("password", message=_l("The passwords differ."))]
     )
     full_name = StringField(_l("Full name"), validators=[Optional(), Length(max=120)])
     phone = StringField(_l("Phone"), validators=PHONE_RULES)
@@ -75,7 +75,7 @@ class EmailOnlyForm(FlaskForm):
 class ResetPasswordForm(FlaskForm):
     password = PasswordField(_l("New password"), validators=PASSWORD_RULES)
     password_again = PasswordField(
-        "New password again", validators=[DataRequired(), EqualTo("password", message=_l("The passwords differ."))]
+        _l("New password again"), validators=[DataRequired(), EqualTo("password", message=_l("The passwords differ."))]
     )
     submit = SubmitField(_l("Set the new password"))
 
@@ -115,7 +115,7 @@ class ChangePasswordForm(FlaskForm):
     current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=128)])
     password = PasswordField(_l("New password"), validators=PASSWORD_RULES)
     password_again = PasswordField(
-        "New password again", validators=[DataRequired(), EqualTo("password", message=_l("The passwords differ."))]
+        _l("New password again"), validators=[DataRequired(), EqualTo("password", message=_l("The passwords differ."))]
     )
     submit = SubmitField(_l("Change password"))
 

@@ -1,6 +1,7 @@
 """Flask-Login set-up: how a session finds its user, and when it ends."""
 from flask import Flask, flash, g, redirect, request, session
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_url
 
 from mailer.extensions import db, login_manager
@@ -42,14 +43,15 @@ def ask_to_log_in():
     """Flask-Login's own answer (the login form, coming back here after), without "please log
     in" for a blocked user, who was just told why they are out."""
     if not g.pop("account_blocked", False):
-        flash(login_manager.login_message, login_manager.login_message_category)
+        flash(str(login_manager.login_message), login_manager.login_message_category)
     return redirect(login_url(login_manager.login_view, request.url))
 
 
 def init_login(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please log in to see this page."
+    login_manager.login_message = _l("Please log in to see this page.")
+    login_manager.localize_callback = str
     login_manager.login_message_category = "info"
     # Ends the session when the address or browser changes (Flask-Login's session protection).
     login_manager.session_protection = "basic"

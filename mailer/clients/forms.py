@@ -14,10 +14,10 @@ def strip(value):
 
 class ClientForm(FlaskForm):
     email = EmailField(_l("E-mail"), filters=[strip], validators=[
-        DataRequired("Enter an e-mail address."),
+        DataRequired(_l("Enter an e-mail address.")),
         Length(max=client_service.EMAIL_MAX_LENGTH)])
     full_name = StringField(_l("Full name"), filters=[strip], validators=[
-        DataRequired("Enter the client's full name."),
+        DataRequired(_l("Enter the client's full name.")),
         Length(max=client_service.FULL_NAME_MAX_LENGTH)])
     comment = TextAreaField(_l("Comment"), filters=[strip], validators=[
         Optional(), Length(max=client_service.COMMENT_MAX_LENGTH)], render_kw={"rows": 3})

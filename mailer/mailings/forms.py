@@ -58,7 +58,7 @@ def check_year(form, field) -> None:
 def start_needed(form, field) -> None:
     """The start may be left empty only when the mailing is sent as it is saved."""
     if not form.sends_now and not (field.raw_data and field.raw_data[0].strip()):
-        raise StopValidation("Enter when the mailing starts.")
+        raise StopValidation(_l("Enter when the mailing starts."))
 
 
 class MailingForm(FlaskForm):
@@ -69,19 +69,19 @@ class MailingForm(FlaskForm):
     """
 
     name = StringField(_l("Name"), filters=[strip], validators=[
-        DataRequired("Give the mailing a name."), Length(max=mailing_service.NAME_MAX_LENGTH)])
+        DataRequired(_l("Give the mailing a name.")), Length(max=mailing_service.NAME_MAX_LENGTH)])
     # positive_int: a number no id can have is a form error, not a database error.
     message = SelectField(_l("Message"), coerce=positive_int, validate_choice=False,
-                          validators=[InputRequired("Choose a message.")])
+                          validators=[InputRequired(_l("Choose a message."))])
     clients = SelectMultipleField(_l("Clients"), coerce=positive_int, validate_choice=False)
     # Only on a new mailing: "now" starts it as it is saved, and the page then follows its run.
     when = RadioField(_l("When"), choices=[SelectChoice(SEND_NOW, _l("Send as soon as it is saved")),
                                        SelectChoice(SCHEDULE, _l("Start at a date and time"))], default=SCHEDULE)
     start_at = DateTimeLocalField(_l("Start"), format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
-                                  invalid_value_message="Enter a date and time.",
+                                  invalid_value_message=_l("Enter a date and time."),
                                   validators=[start_needed, Optional(), check_year])
     end_at = DateTimeLocalField(_l("End"), format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
-                                invalid_value_message="Enter a date and time.",
+                                invalid_value_message=_l("Enter a date and time."),
                                 description=_l("Optional for a mailing sent once; a repeating one stops here."),
                                 validators=[Optional(), check_year])
     repeat = SelectField(_l("Repeat"),

@@ -19,10 +19,10 @@ def check(problem: str | None) -> None:
 
 
 class MessageForm(FlaskForm):
-    subject = StringField(_l("Subject"), filters=[strip], validators=[DataRequired("Enter a subject.")],
+    subject = StringField(_l("Subject"), filters=[strip], validators=[DataRequired(_l("Enter a subject."))],
                           description=PLACEHOLDER_HELP,
                           render_kw={"maxlength": message_service.SUBJECT_MAX_LENGTH})
-    body_text = TextAreaField(_l("Plain-text body"), validators=[DataRequired("Enter the text of the message.")],
+    body_text = TextAreaField(_l("Plain-text body"), validators=[DataRequired(_l("Enter the text of the message."))],
                               description=_l("Every client receives this text; mail programs that show HTML show "
                                           "the HTML body below instead, if there is one."),
                               render_kw={"rows": 12})
@@ -55,5 +55,5 @@ class TestSendForm(FlaskForm):
     """A test of the message to any address; empty means the sender's own."""
 
     to = EmailField(_l("Send a test to"), validators=[Optional(), Length(max=254)],
-                    render_kw={"placeholder": "your own address", "maxlength": 254})
+                    render_kw={"placeholder": _l("your own address"), "maxlength": 254})
     submit = SubmitField(_l("Send a test"))

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from flask import Response, abort, current_app, render_template, request, stream_with_context
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
@@ -162,11 +163,11 @@ def statistics():
     period = reports.Period(form.date_from.data, form.date_to.data, zone) if valid else default
     stats = reports.statistics(period, owner_id)
     if not can_view_all():
-        scope = "Your mailings"
+        scope = _("Your mailings")
     elif owner_id is None:
-        scope = "Everyone's mailings"
+        scope = _("Everyone's mailings")
     else:
-        scope = "Mailings of " + next(c.label for c in form.owner.choices if c.value == str(owner_id))
+        scope = _("Mailings of %(owner)s", owner=next(c.label for c in form.owner.choices if c.value == str(owner_id)))
     return render_template(
         "reports/statistics.html", form=form, stats=stats, chart=daily_chart(stats.per_day),
         show_owner=can_view_all(), scope=scope, zone_name=getattr(zone, "key", "UTC"),

@@ -437,7 +437,7 @@ def _import_in_background(import_id: str, status: "ImportStatus", path) -> Impor
     except Exception:
         db.session.rollback()
         rq.connection.hset(_key(import_id), mapping={"state": FAILED,
-                                                     "error": "The import stopped on an unexpected error."})
+                                                     "error": _("The import stopped on an unexpected error.")})
         raise  # recorded with its traceback among the failed jobs
     finally:
         path.unlink(missing_ok=True)

@@ -46,9 +46,9 @@ class MessageInUse(MessageError):
 
 def subject_problem(subject: str) -> str | None:
     if "\r" in subject or "\n" in subject:
-        return "The subject must be on one line."
+        return _("The subject must be on one line.")
     if len(subject) > SUBJECT_MAX_LENGTH:
-        return f"The subject has at most {SUBJECT_MAX_LENGTH} characters."
+        return _("The subject has at most %(limit)s characters.", limit=SUBJECT_MAX_LENGTH)
     return None
 
 
