@@ -8,12 +8,13 @@ from flask_login import current_user
 from mailer.i18n import LanguageForm
 from mailer.services.rendering import readable_subject
 from mailer.timezones import user_zone
-from mailer.words import word
+from mailer.words import delivery_status_word, word
 
 
 def init_templating(app: Flask) -> None:
     app.add_template_filter(readable_subject)
     app.add_template_filter(word)
+    app.add_template_filter(delivery_status_word)
 
     @app.context_processor
     def globals_for_templates():

@@ -40,6 +40,11 @@ WORDS = {
 }
 
 
+def delivery_status_word(value: str) -> str:
+    """The word for a delivery status given by its value (the run page's filter)."""
+    return word(DeliveryStatus(value))
+
+
 def word(value: Enum) -> str:
     """The word for an enumeration member; its own value if it has none."""
     return str(WORDS.get((type(value), value), value.value))

@@ -36,11 +36,12 @@ def human_duration(value: timedelta | None) -> str:
     seconds = int(value.total_seconds())
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
+    # Abbreviated units have no plural forms ("2 h 05 min", "2 ч 05 мин").
     if hours:
-        return f"{hours} h {minutes:02d} min"
+        return _("%(hours)s h %(minutes)s min", hours=hours, minutes=f"{minutes:02d}")
     if minutes:
-        return f"{minutes} min {seconds:02d} s"
-    return f"{seconds} s"
+        return _("%(minutes)s min %(seconds)s s", minutes=minutes, seconds=f"{seconds:02d}")
+    return _("%(seconds)s s", seconds=seconds)
 
 
 def apply_owner_filter(form) -> tuple[bool, int | None]:

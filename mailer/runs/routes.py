@@ -13,6 +13,7 @@ from mailer.permissions import EDIT, VIEW, can_edit, get_owned_or_404
 from mailer.runs import bp
 from mailer.runs.forms import RunActionForm, SendNowForm
 from mailer.services import run_control, runs, send_queue, throttle
+from mailer.words import word
 
 DELIVERIES_PER_PAGE = 50
 
@@ -73,6 +74,7 @@ def progress_of(run: MailingRun) -> dict:
     return {
         "id": run.id,
         "status": run.status.value,
+        "status_word": word(run.status),
         "active": run.is_active,
         # The page keeps polling while a worker still holds messages of the run, even once it
         # was paused or cancelled: their results are still to come.
