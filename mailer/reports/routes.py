@@ -38,9 +38,9 @@ def human_duration(value: timedelta | None) -> str:
     minutes, seconds = divmod(rest, 60)
     # Abbreviated units have no plural forms ("2 h 05 min", "2 ч 05 мин").
     if hours:
-        return _("%(hours)s h %(minutes)s min", hours=hours, minutes=f"{minutes:02d}")
+        return _("%(hours)s h %(minutes)s min", hours=hours, minutes=format(minutes, "02d"))
     if minutes:
-        return _("%(minutes)s min %(seconds)s s", minutes=minutes, seconds=f"{seconds:02d}")
+        return _("%(minutes)s min %(seconds)s s", minutes=minutes, seconds=format(seconds, "02d"))
     return _("%(seconds)s s", seconds=seconds)
 
 

@@ -49,13 +49,13 @@ ALLOWED_NODES = (
     nodes.If, nodes.CondExpr, nodes.Compare, nodes.Operand, nodes.And, nodes.Or, nodes.Not, nodes.Concat,
 )
 NODE_NAMES = {
-    nodes.For: "loops ({% for %})",
-    nodes.Getattr: "attributes (a dot after a placeholder)",
-    nodes.Getitem: "indexing ([...])",
-    nodes.Call: "function calls",
+    nodes.For: _l("loops ({% for %})"),
+    nodes.Getattr: _l("attributes (a dot after a placeholder)"),
+    nodes.Getitem: _l("indexing ([...])"),
+    nodes.Call: _l("function calls"),
     nodes.Assign: "{% set %}",
     nodes.AssignBlock: "{% set %}",
-    nodes.Macro: "macros",
+    nodes.Macro: _l("macros"),
     nodes.Include: "{% include %}",
     nodes.Extends: "{% extends %}",
     nodes.Import: "{% import %}",
