@@ -20,7 +20,6 @@ from flask_admin.model.form import converts
 from flask_admin.model.template import EndpointLinkRowAction
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
@@ -29,6 +28,7 @@ from wtforms import BooleanField, PasswordField, TextAreaField, validators
 from wtforms.validators import ValidationError
 
 from mailer.extensions import db
+from mailer.i18n import lazy_text as _l
 from mailer.listing import SEARCH_MAX_LENGTH
 from mailer.models import (
     AttemptStatus,
@@ -61,6 +61,7 @@ from mailer.services.senders import IdentityError
 from mailer.services.servers import ServerError
 from mailer.services.stats import clear_stats_cache
 from mailer.urls import MAX_ID, positive_int
+from mailer.words import word
 
 
 class AdminForm(SecureForm):
@@ -91,8 +92,9 @@ class MailerModelConverter(AdminModelConverter):
 
     @converts("sqlalchemy.sql.sqltypes.Enum")
     def convert_enum(self, column, field_args, **extra):
-        # The columns store the members' values ("running"), which is also what the form shows.
-        choices = [(value, value) for value in column.type.enums]
+        # The columns store the members' values ("running"); the form shows their words.
+        enum_class = column.type.enum_class
+        choices = [(value, word(enum_class(value)) if enum_class else value) for value in column.type.enums]
         accepted = [value for value, _ in choices]
         if column.nullable:
             field_args["allow_blank"] = True
@@ -108,7 +110,7 @@ class EnumEqual(FilterEqual):
     """Equality on an enum column, by the stored value ("running") that the panel shows."""
 
     def __init__(self, column, name: str, enum_class):
-        super().__init__(column, name, options=[(member.value, member.value) for member in enum_class])
+        super().__init__(column, name, options=[(member.value, word(member)) for member in enum_class])
         self.enum_class = enum_class
 
     def clean(self, value):
@@ -151,8 +153,8 @@ def format_datetime(view, value: datetime, name: str) -> str:
 
 
 def format_enum(view, value: Enum, name: str) -> str:
-    # The stored value ("running"), as everywhere else in Mailer, not the member's name.
-    return str(value.value)
+    # The member's word in the reader's language ("Active" for a running mailing), as on the site.
+    return str(word(value))
 
 
 FORMATTERS = {datetime: format_datetime, Enum: format_enum}

@@ -1,11 +1,11 @@
 """Error pages that speak to people."""
 from flask import Flask, render_template
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from mailer.extensions import db
+from mailer.i18n import lazy_text as _l
 
 TITLES = {
     400: _l("Bad request"),

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from babel import Locale
 from babel.dates import format_skeleton
 from flask import Flask, current_app, has_request_context, request, session
-from flask_babel import Babel, force_locale, get_locale, get_timezone
+from flask_babel import Babel, LazyString, force_locale, get_locale, get_timezone, gettext, pgettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
@@ -24,6 +24,24 @@ LANGUAGES = {"en": "English", "ru": "Русский"}
 SESSION_KEY = "locale"
 
 babel = Babel()
+
+
+class LazyText(LazyString):
+    """A string translated when it is used (form labels, messages made at import time), and
+    escaped in templates like any other text: Flask-Babel's own lazy strings pass as markup."""
+
+    def __getattribute__(self, name):
+        if name == "__html__":
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+def lazy_text(string: str, **variables) -> LazyText:
+    return LazyText(gettext, string, **variables)
+
+
+def lazy_ptext(context: str, string: str, **variables) -> LazyText:
+    return LazyText(pgettext, context, string, **variables)
 
 
 def is_language(code: str | None) -> bool:

@@ -2,10 +2,10 @@
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from mailer.i18n import LanguageForm
+from mailer.i18n import lazy_text as _l
 from mailer.services.rendering import readable_subject
 from mailer.timezones import user_zone
 from mailer.words import delivery_status_word, word

@@ -2,8 +2,7 @@
 in the viewer's language: `{{ run.status|word }}` in templates, `word(value)` in Python."""
 from enum import Enum
 
-from flask_babel import lazy_pgettext
-
+from mailer.i18n import lazy_ptext as lazy_pgettext
 from mailer.models import AttemptStatus, DeliveryStatus, MailingStatus, Repeat, RunStatus, RunTrigger, Security
 
 # Keyed by (enumeration, value): the members are strings, and "none" or "sending" mean different
@@ -46,5 +45,6 @@ def delivery_status_word(value: str) -> str:
 
 
 def word(value: Enum) -> str:
-    """The word for an enumeration member; its own value if it has none."""
-    return str(WORDS.get((type(value), value), value.value))
+    """The word for an enumeration member (lazy: a form's choices made at import read it in each
+    request's language); its own value if it has none."""
+    return WORDS.get((type(value), value), value.value)

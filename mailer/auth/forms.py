@@ -1,7 +1,6 @@
 from functools import cache
 from pathlib import Path
 
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -9,6 +8,7 @@ from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, Selec
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp, ValidationError
 
 from mailer.i18n import LANGUAGES, current_language
+from mailer.i18n import lazy_text as _l
 from mailer.timezones import country_choices, timezone_choices
 
 COMMON_PASSWORDS_FILE = Path(__file__).with_name("common_passwords.txt")

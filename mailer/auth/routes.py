@@ -1,6 +1,5 @@
 from flask import abort, current_app, flash, redirect, render_template, request, send_from_directory, session, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -20,6 +19,7 @@ from mailer.auth.forms import (
 from mailer.errors import render_error
 from mailer.extensions import db, limiter
 from mailer.i18n import SESSION_KEY, current_language
+from mailer.i18n import lazy_text as _l
 from mailer.permissions import can_view_all
 from mailer.services import accounts
 from mailer.services.accounts import AccountError

@@ -1,10 +1,10 @@
 """Flask-Login set-up: how a session finds its user, and when it ends."""
 from flask import Flask, flash, g, redirect, request, session
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import login_url
 
 from mailer.extensions import db, login_manager
+from mailer.i18n import lazy_text as _l
 from mailer.models import User
 
 

@@ -1,9 +1,9 @@
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import EmailField, RadioField, SelectChoice, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from mailer.i18n import lazy_text as _l
 from mailer.services import clients as client_service
 from mailer.services.client_import import ON_EXISTING_CHOICES, ON_EXISTING_SKIP
 

@@ -1,7 +1,6 @@
 from functools import cached_property
 
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -16,6 +15,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation, ValidationError
 
+from mailer.i18n import lazy_text as _l
 from mailer.models import Repeat, utcnow
 from mailer.services import mailings as mailing_service
 from mailer.services import senders as sender_service

@@ -1,9 +1,9 @@
 from flask import abort, current_app, render_template, request, session
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from mailer.extensions import db
 from mailer.i18n import SESSION_KEY, LanguageForm, is_language
+from mailer.i18n import lazy_text as _l
 from mailer.main import bp
 from mailer.permissions import admin_required
 from mailer.security import mail_preview_response

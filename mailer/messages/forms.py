@@ -1,8 +1,8 @@
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from mailer.i18n import lazy_text as _l
 from mailer.services import messages as message_service
 from mailer.services.rendering import check_template
 

@@ -3,11 +3,11 @@ token, and their values stay in the address to be bookmarked, paginated and expo
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectChoice, SelectField
 from wtforms.validators import Optional, ValidationError
 
+from mailer.i18n import lazy_text as _l
 from mailer.models import AttemptStatus, DeliveryStatus
 from mailer.services.reports import MAX_PERIOD_DAYS
 from mailer.words import word

@@ -74,7 +74,7 @@ def progress_of(run: MailingRun) -> dict:
     return {
         "id": run.id,
         "status": run.status.value,
-        "status_word": word(run.status),
+        "status_word": str(word(run.status)),
         "active": run.is_active,
         # The page keeps polling while a worker still holds messages of the run, even once it
         # was paused or cancelled: their results are still to come.

@@ -1,9 +1,9 @@
 from flask import current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from mailer.extensions import db, limiter
+from mailer.i18n import lazy_text as _l
 from mailer.models import Mailing, SenderIdentity
 from mailer.permissions import EDIT, get_owned_or_404
 from mailer.senders import bp

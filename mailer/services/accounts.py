@@ -7,13 +7,13 @@ from pathlib import Path
 
 from flask import current_app, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from mailer.extensions import db
 from mailer.i18n import language_for
+from mailer.i18n import lazy_text as _l
 from mailer.models import Role, User, utcnow
 from mailer.services import tokens
 from mailer.services.email import queue_email

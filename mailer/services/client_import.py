@@ -14,13 +14,13 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from redis.exceptions import RedisError
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mailer.extensions import db, rq
 from mailer.i18n import in_language_of
+from mailer.i18n import lazy_text as _l
 from mailer.models import Client, User, utcnow
 from mailer.services.clients import (
     COMMENT_MAX_LENGTH,

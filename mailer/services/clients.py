@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
 from mailer.extensions import db
 from mailer.i18n import current_language
+from mailer.i18n import lazy_text as _l
 from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Client, Mailing, User, mailing_clients
 from mailer.services.spreadsheets import csv_safe

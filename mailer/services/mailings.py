@@ -3,11 +3,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.orm import selectinload
 
 from mailer.extensions import db
+from mailer.i18n import lazy_text as _l
 from mailer.models import (
     UNFINISHED_RUN_STATUSES,
     Client,

@@ -22,13 +22,13 @@ import flask_mail
 from flask import current_app
 from flask_babel import force_locale, format_number, gettext
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes, pass_eval_context
 from jinja2.filters import do_replace
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
 
 from mailer.extensions import db
+from mailer.i18n import lazy_text as _l
 from mailer.i18n import user_language
 from mailer.models import Client, Message, utcnow
 from mailer.services import tokens

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from sqlalchemy import func, select, update
 
 from mailer.extensions import db
+from mailer.i18n import lazy_text as _l
 from mailer.models import (
     Client,
     Delivery,

@@ -6,10 +6,10 @@ from email.utils import parseaddr
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from mailer.extensions import db
+from mailer.i18n import lazy_text as _l
 from mailer.models import Mailing, SenderIdentity, User, utcnow
 from mailer.services import tokens
 from mailer.services.accounts import external_url

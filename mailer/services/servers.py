@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from flask import current_app
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from limits import RateLimitItem, parse_many
 from sqlalchemy import select, update
 
 from mailer.extensions import db
+from mailer.i18n import lazy_text as _l
 from mailer.models import Mailing, Security, SmtpServer
 from mailer.services import secrets
 from mailer.services.addresses import AddressError, ascii_domain

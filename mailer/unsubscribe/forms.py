@@ -1,6 +1,7 @@
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SubmitField
+
+from mailer.i18n import lazy_text as _l
 
 
 class UnsubscribeForm(FlaskForm):

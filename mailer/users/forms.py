@@ -1,8 +1,8 @@
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, TextAreaField
 from wtforms.validators import Length
 
+from mailer.i18n import lazy_text as _l
 from mailer.services.users import REASON_MAX_LENGTH
 
 
