@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 from babel import Locale
 from babel.dates import format_skeleton
-from flask import Flask, current_app, has_request_context, request, session
+from flask import Flask, current_app, g, has_request_context, request, session
 from flask_babel import Babel, LazyString, force_locale, get_locale, get_timezone, gettext, pgettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -112,12 +112,19 @@ def territory_name(code: str) -> str:
     return Locale.parse(current_language()).territories.get(code, code)
 
 
+def forget_locale() -> None:
+    g.pop("_flask_babel", None)
+
+
 def init_i18n(app: Flask) -> None:
     if not is_language(app.config["DEFAULT_LOCALE"]):
         raise RuntimeError(f"DEFAULT_LOCALE must be one of {', '.join(LANGUAGES)}, "
                            f"not {app.config['DEFAULT_LOCALE']!r}.")
     app.config.setdefault("BABEL_DEFAULT_LOCALE", app.config["DEFAULT_LOCALE"])
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    # Flask-Babel keeps its choice in `g`, which lives as long as the app context: where one
+    # context serves several requests (the tests' clients), each request must choose afresh.
+    app.before_request_funcs.setdefault(None, []).insert(0, forget_locale)
     app.add_template_filter(localtime)
     app.add_template_global(LANGUAGES, "languages")
     app.add_template_global(current_language)

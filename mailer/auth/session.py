@@ -1,9 +1,11 @@
 """Flask-Login set-up: how a session finds its user, and when it ends."""
 from flask import Flask, flash, g, redirect, request, session
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import login_url
 
 from mailer.extensions import db, login_manager
+from mailer.i18n import SESSION_KEY, is_language, language_for
 from mailer.i18n import lazy_text as _l
 from mailer.models import User
 
@@ -31,10 +33,14 @@ def tell_blocked(user: User) -> None:
     """A blocked user's session ends at their next request, and they are told why, rather than
     only asked to log in."""
     session.pop("_user_id", None)
-    told = _("Your account has been blocked by a manager, so you have been logged out.")
-    if user.blocked_reason:
-        told += " " + _("The reason given: “%(reason)s”.", reason=user.blocked_reason)
-    flash(told + " " + _("Contact the site's managers if you think this is a mistake."), "danger")
+    # Told in the user's own language, which the pages after it keep.
+    if is_language(user.locale):
+        session[SESSION_KEY] = user.locale
+    with force_locale(language_for(user)):
+        told = _("Your account has been blocked by a manager, so you have been logged out.")
+        if user.blocked_reason:
+            told += " " + _("The reason given: “%(reason)s”.", reason=user.blocked_reason)
+        flash(told + " " + _("Contact the site's managers if you think this is a mistake."), "danger")
     g.account_blocked = True
 
 

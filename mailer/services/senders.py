@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from mailer.extensions import db
+from mailer.i18n import language_for
 from mailer.i18n import lazy_text as _l
 from mailer.models import Mailing, SenderIdentity, User, utcnow
 from mailer.services import tokens
@@ -118,7 +119,8 @@ def delete_identity(identity: SenderIdentity) -> None:
 def send_confirmation(identity: SenderIdentity) -> bool:
     """Queue the e-mail with the confirmation link; False when the queue is unreachable."""
     token = tokens.make_token(tokens.SENDER_IDENTITY, {"sid": identity.id, "email": identity.email})
-    return queue_email(identity.email, "Confirm your sender address", "confirm_sender", identity=identity,
+    return queue_email(identity.email, _l("Confirm your sender address"), "confirm_sender",
+                       language=language_for(identity.owner), identity=identity,
                        owner=identity.owner, confirm_url=external_url("senders.confirm", token=token))
 
 
