@@ -29,7 +29,7 @@ install: $(INSTALLED) $(COMPILED)
 # After changing strings in the code: extract them, merge them into every catalogue (new ones
 # appear untranslated, changed ones "fuzzy"), then compile. Translate, and run it again.
 translations: $(INSTALLED)
-	$(BIN)/pybabel extract --no-location --sort-output -F babel.cfg -k _l -k lazy_pgettext:1c,2 -o $(TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel extract --no-location --sort-output -F babel.cfg -k _l -k lazy_pgettext:1c,2 -k lazy_ptext:1c,2 -o $(TRANSLATIONS)/messages.pot .
 	$(BIN)/pybabel update --no-wrap -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS)
 	$(BIN)/pybabel compile --statistics -d $(TRANSLATIONS)
 

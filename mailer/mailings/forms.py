@@ -15,6 +15,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation, ValidationError
 
+from mailer.i18n import lazy_ptext
 from mailer.i18n import lazy_text as _l
 from mailer.models import Repeat, utcnow
 from mailer.services import mailings as mailing_service
@@ -68,7 +69,7 @@ class MailingForm(FlaskForm):
     times, are checked by the mailings service, which reports each problem on its field.
     """
 
-    name = StringField(_l("Name"), filters=[strip], validators=[
+    name = StringField(lazy_ptext("mailing", "Name"), filters=[strip], validators=[
         DataRequired(_l("Give the mailing a name.")), Length(max=mailing_service.NAME_MAX_LENGTH)])
     # positive_int: a number no id can have is a form error, not a database error.
     message = SelectField(_l("Message"), coerce=positive_int, validate_choice=False,

@@ -11,7 +11,7 @@ CATALOGUE = ROOT / "mailer" / "translations" / "ru" / "LC_MESSAGES" / "messages.
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 # As in babel.cfg and the Makefile's extract command.
 METHODS = [("mailer/**.py", "python"), ("mailer/templates/**.html", "jinja2"), ("mailer/templates/**.txt", "jinja2")]
-KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "lazy_pgettext": ((1, "c"), 2)}
+KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "lazy_pgettext": ((1, "c"), 2), "lazy_ptext": ((1, "c"), 2)}
 
 
 def russian_catalogue():
