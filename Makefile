@@ -30,7 +30,7 @@ install: $(INSTALLED) $(COMPILED)
 # appear untranslated, changed ones "fuzzy"), then compile. Translate, and run it again.
 translations: $(INSTALLED)
 	$(BIN)/pybabel extract --no-location --sort-output -F babel.cfg -k _l -k lazy_pgettext:1c,2 -k lazy_ptext:1c,2 -o $(TRANSLATIONS)/messages.pot .
-	$(BIN)/pybabel update --no-wrap -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS)
+	$(BIN)/pybabel update --no-wrap --ignore-obsolete -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS)
 	$(BIN)/pybabel compile --statistics -d $(TRANSLATIONS)
 
 migrate: install

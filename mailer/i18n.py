@@ -10,7 +10,7 @@ from contextlib import nullcontext
 from datetime import date, datetime
 
 from babel import Locale
-from babel.dates import format_skeleton
+from babel.dates import format_datetime, format_skeleton
 from flask import Flask, current_app, g, has_request_context, request, session
 from flask_babel import Babel, LazyString, force_locale, get_locale, get_timezone, gettext, pgettext
 from flask_login import current_user
@@ -84,21 +84,37 @@ def current_language() -> str:
     return str(get_locale() or "en")
 
 
+# English keeps the site's year-first dates (2030-01-15 09:00), which sort and read the same
+# everywhere; other languages get CLDR's patterns for the locale.
+FIXED_PATTERNS = {
+    "en": {"date": "yyyy-MM-dd", "datetime": "yyyy-MM-dd HH:mm", "seconds": "yyyy-MM-dd HH:mm:ss",
+           "time": "HH:mm:ss", "day": "EEE dd MMM y", "short day": "dd MMM"},
+}
+SKELETONS = {"date": "yMMMd", "time": "Hms", "day": "yMMMEd", "short day": "MMMd"}
+
+
+def date_pattern(style: str, locale: Locale) -> str | None:
+    return FIXED_PATTERNS.get(str(locale), {}).get(style)
+
+
 def localtime(value: datetime | date | None, style: str = "datetime") -> str:
     """A UTC timestamp in the viewer's time zone, written the way their language writes dates:
-    `date` (the day), `datetime` (to the minute), `seconds` or `time` (24-hour clock both)."""
+    `date` (the day), `datetime` (to the minute), `seconds`, `time` (24-hour clock), or for a
+    calendar day (a `date`), `day` (with the weekday) and `short day`."""
     if value is None:
         return ""
     locale = Locale.parse(current_language())
     if not isinstance(value, datetime):
-        return format_skeleton("yMMMd", datetime(value.year, value.month, value.day), locale=locale)
-    zone = get_timezone()
+        value, zone = datetime(value.year, value.month, value.day), None
+    else:
+        zone = get_timezone()
+    pattern = date_pattern(style, locale)
+    if pattern:
+        return format_datetime(value, pattern, tzinfo=zone, locale=locale)
+    if style in SKELETONS:
+        return format_skeleton(SKELETONS[style], value, tzinfo=zone, locale=locale)
     day = format_skeleton("yMMMd", value, tzinfo=zone, locale=locale)
-    if style == "date":
-        return day
-    time = format_skeleton("Hms" if style in ("seconds", "time") else "Hm", value, tzinfo=zone, locale=locale)
-    if style == "time":
-        return time
+    time = format_skeleton("Hms" if style == "seconds" else "Hm", value, tzinfo=zone, locale=locale)
     # CLDR's own way of joining a day and a time ("{1}, {0}", "{1} 'at' {0}"...).
     return str(locale.datetime_formats["medium"]).replace("{1}", day).replace("{0}", time)
 

@@ -5,8 +5,9 @@ Drawn on the server so the page needs no JavaScript library and nothing from a C
 import math
 from dataclasses import dataclass
 
-from flask_babel import format_date, format_number, gettext, ngettext
+from flask_babel import format_number, gettext, ngettext
 
+from mailer.i18n import localtime
 from mailer.services.reports import DayFigures
 
 WIDTH, HEIGHT = 800, 280
@@ -71,7 +72,7 @@ def daily_chart(days: list[DayFigures]) -> DailyChart:
     bars = []
     for index, day in enumerate(days):
         start = LEFT + index * slot + slot * 0.1
-        label = format_date(day.day, "EEE d MMM y")
+        label = localtime(day.day, "day")
         for offset, kind, value in ((0, "success", day.successes), (1, "failure", day.failures)):
             if value:
                 y = y_of(value)
@@ -89,7 +90,7 @@ def daily_chart(days: list[DayFigures]) -> DailyChart:
     y_ticks = [Tick(round(y_of(value), 2), format_number(value)) for value in range(0, top_value + 1, step)]
     every = max(math.ceil(len(days) / MAX_X_LABELS), 1)
     x_ticks = [
-        Tick(round(LEFT + index * slot + slot / 2, 2), format_date(day.day, "d MMM"))
+        Tick(round(LEFT + index * slot + slot / 2, 2), localtime(day.day, "short day"))
         for index, day in enumerate(days) if index % every == 0
     ]
     total_successes = sum(day.successes for day in days)
@@ -97,7 +98,7 @@ def daily_chart(days: list[DayFigures]) -> DailyChart:
     if days:
         description = " ".join([
             gettext("Successes and failures per day from %(first)s to %(last)s:",
-                    first=format_date(days[0].day, "medium"), last=format_date(days[-1].day, "medium")),
+                    first=localtime(days[0].day, "date"), last=localtime(days[-1].day, "date")),
             ngettext("%(count)s success,", "%(count)s successes,", total_successes,
                      count=format_number(total_successes)),
             ngettext("%(count)s failure.", "%(count)s failures.", total_failures,
