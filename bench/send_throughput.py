@@ -86,7 +86,8 @@ def main() -> None:
         utcnow,
     )
     from mailer.services import runs, schedule, send_queue
-    from mailer.services.rendering import MailRenderer, make_message_id
+    from mailer.services.mime import make_message_id
+    from mailer.services.rendering import MailRenderer
 
     temporary = tempfile.TemporaryDirectory(prefix="mailer-bench-")
     redis_server = None if args.redis_url else start_redis()

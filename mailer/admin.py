@@ -28,6 +28,7 @@ from wtforms import BooleanField, PasswordField, TextAreaField, validators
 from wtforms.validators import ValidationError
 
 from mailer.extensions import db
+from mailer.forms import add_field_error
 from mailer.i18n import lazy_text as _l
 from mailer.listing import SEARCH_MAX_LENGTH
 from mailer.models import (
@@ -49,6 +50,7 @@ from mailer.models import (
     User,
     utcnow,
 )
+from mailer.permissions import is_admin
 from mailer.services import accounts, schedule, secrets
 from mailer.services import clients as client_service
 from mailer.services import messages as message_service
@@ -132,7 +134,7 @@ class IdAjaxModelLoader(QueryAjaxModelLoader):
 
 class AdminOnly:
     def is_accessible(self) -> bool:
-        return current_user.is_authenticated and current_user.is_admin
+        return is_admin()
 
     def inaccessible_callback(self, name, **kwargs):
         abort(404)
@@ -271,7 +273,7 @@ class UserView(SecureModelView):
 
     def on_model_change(self, form, model, is_created):
         super().on_model_change(form, model, is_created)
-        model.email = accounts.normalize_email(model.email)
+        model.email = accounts.lowercase_email(model.email)
         if model.id == current_user.id and not model.is_admin:
             raise ValidationError(_("You cannot remove your own admin role: ask another admin."))
         if inspect(model).attrs.is_active.history.has_changes():
@@ -467,9 +469,8 @@ class SmtpServerView(SecureModelView):
                 clear_dkim_key=form.clear_dkim_private_key.data,
             )
         except ServerError as error:
-            field = form._fields.get(error.field or "")
-            if field is not None:
-                field.errors = [*field.errors, str(error)]
+            if error.field in form._fields:
+                add_field_error(form, error)
             raise ValidationError(str(error)) from None
 
     list_template = "admin/smtp_servers_list.html"

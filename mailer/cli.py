@@ -152,7 +152,7 @@ def scheduler_run(interval):
     from redis.exceptions import RedisError
 
     from mailer.extensions import rq
-    from mailer.jobs.schedule import MailerScheduler, register_periodic_jobs
+    from mailer.jobs.schedule import MailerScheduler, cancel_retired_jobs, register_periodic_jobs
 
     click.echo(f"Scheduler on {current_app.config['REDIS_URL']}, queue {current_app.config['RQ_QUEUE']}.")
     delay = 1
@@ -160,6 +160,9 @@ def scheduler_run(interval):
         try:
             scheduler = MailerScheduler(queue_name=current_app.config["RQ_QUEUE"], connection=rq.connection,
                                         interval=interval)
+            retired = cancel_retired_jobs(scheduler)
+            if retired:
+                click.echo("Cancelled, no longer defined: " + ", ".join(retired))
             click.echo("Periodic jobs: " + ", ".join(register_periodic_jobs(scheduler)))
             delay = 1
             scheduler.run()

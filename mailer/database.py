@@ -1,7 +1,7 @@
 """Database set-up that depends on the engine: SQLite needs WAL and a busy timeout so that the
 web app, the worker and the scheduler can share one file, and a lower() that knows every
 alphabet, so that searches ignore case in Russian as they do in English."""
-from sqlalchemy import event
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
 
 
@@ -28,3 +28,19 @@ def unicode_lower(value):
 def is_postgresql(session_or_engine) -> bool:
     bind = session_or_engine.get_bind() if hasattr(session_or_engine, "get_bind") else session_or_engine
     return bind.dialect.name == "postgresql"
+
+
+def lock_row(session, instance) -> None:
+    """Lock the row of `instance` until the transaction ends, then reload it, so that the checks
+    and changes that follow start from the latest commit and no other transaction interleaves.
+
+    PostgreSQL locks the row (SELECT ... FOR UPDATE). SQLite has one writer: a write that changes
+    nothing takes its lock and starts the transaction.
+    """
+    table = type(instance).__table__
+    if is_postgresql(session):
+        session.execute(select(table.c.id).where(table.c.id == instance.id).with_for_update())
+    else:
+        # Plain SQL: an ORM or Core UPDATE would also set the `onupdate` columns (updated_at).
+        session.execute(text(f"UPDATE {table.name} SET id = id WHERE id = :id"), {"id": instance.id})
+    session.refresh(instance)

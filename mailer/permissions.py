@@ -1,7 +1,10 @@
-"""Roles as Flask-Principal needs, and the one loader through which objects are reached."""
+"""Roles as Flask-Principal needs, and the one loader through which objects are reached.
+
+Every role check goes through the permissions here (`is_admin`, `can_view_all` and the
+decorators), never through the user's roles directly."""
 from functools import wraps
 
-from flask import abort
+from flask import abort, g
 from flask_login import current_user
 from flask_principal import AnonymousIdentity, Identity, Permission, RoleNeed, UserNeed, identity_loaded
 
@@ -43,13 +46,27 @@ def require_login():
     return None
 
 
+def current_identity() -> Identity:
+    """The request's identity. Loaded here when something asks before Flask-Principal's own hook
+    ran: hooks that run first (the refusal of unusable input, the queue dashboard's gate) and the
+    error pages they lead to."""
+    if "identity" not in g:
+        principal.set_identity(load_identity())
+    return g.identity
+
+
+def is_admin() -> bool:
+    return admin_permission.allows(current_identity())
+
+
 def can_view_all() -> bool:
-    return manager_permission.can()
+    """Managers and admins see everyone's objects."""
+    return manager_permission.allows(current_identity())
 
 
 def can_edit(obj) -> bool:
     """Owners change their own objects and admins anyone's; managers only look."""
-    return obj.owner_id == current_user.id or admin_permission.can()
+    return obj.owner_id == current_user.id or is_admin()
 
 
 def get_owned_or_404(model, object_id, action: str = VIEW):
@@ -62,9 +79,9 @@ def get_owned_or_404(model, object_id, action: str = VIEW):
     obj = db.session.get(model, object_id)
     if obj is None:
         abort(404)
-    if obj.owner_id == current_user.id or admin_permission.can():
+    if can_edit(obj):
         return obj
-    if manager_permission.can():
+    if can_view_all():
         if action == VIEW:
             return obj
         abort(403)
@@ -76,7 +93,7 @@ def manager_required(view):
 
     @wraps(view)
     def wrapped(*args, **kwargs):
-        if not manager_permission.can():
+        if not can_view_all():
             abort(404)
         return view(*args, **kwargs)
 
@@ -86,7 +103,7 @@ def manager_required(view):
 def admin_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
-        if not admin_permission.can():
+        if not is_admin():
             abort(404)
         return view(*args, **kwargs)
 

@@ -1,6 +1,5 @@
 """The RQ dashboard (rq-dashboard) at /rq, for admins only, on the app's own Redis."""
 from flask import Flask, abort, current_app, redirect, request, url_for
-from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from rq import Queue
 from rq.exceptions import NoSuchJobError
@@ -8,6 +7,7 @@ from rq_dashboard.web import blueprint, setup_rq_connection
 
 from mailer.errors import render_error
 from mailer.extensions import rq
+from mailer.permissions import is_admin
 from mailer.urls import positive_int
 
 URL_PREFIX = "/rq"
@@ -44,11 +44,6 @@ def init_rq_dashboard(app: Flask) -> None:
                 samesite="Strict",
             )
         return response
-
-
-def is_admin() -> bool:
-    # Flask-Login loads the user on demand, so this works before Flask-Principal's hook ran.
-    return current_user.is_authenticated and current_user.is_admin
 
 
 def only_admins_see_the_dashboard():

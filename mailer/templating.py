@@ -1,17 +1,55 @@
 """Jinja filters and globals shared by every template."""
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask_login import current_user
 
 from mailer.i18n import LanguageForm
 from mailer.i18n import lazy_text as _l
-from mailer.services.rendering import readable_subject
+from mailer.permissions import can_view_all, is_admin
+from mailer.services.message_templates import readable_subject
 from mailer.timezones import user_zone
 from mailer.words import delivery_status_word, word
 
+# The colour of a status badge, one per status word, whatever it is the status of (a mailing, a run,
+# a delivery or a try): the same word never changes colour from one page to the next.
+STATUS_BADGES = {
+    # mailings ("disabled" is a mailing a manager disabled)
+    "created": "text-bg-secondary",
+    "running": "text-bg-primary",
+    "finished": "text-bg-success",
+    "disabled": "text-bg-danger",
+    # runs
+    "queued": "text-bg-secondary",
+    "sending": "text-bg-primary",
+    "paused": "text-bg-info",
+    "done": "text-bg-success",
+    "cancelled": "text-bg-warning",
+    # deliveries
+    "pending": "text-bg-light border",
+    "sent": "text-bg-success",
+    "failed": "text-bg-danger",
+    "skipped": "text-bg-secondary",
+    # tries
+    "success": "text-bg-success",
+    "failure": "text-bg-danger",
+    "unknown": "text-bg-warning",
+    # clients, sender addresses and accounts
+    "unsubscribed": "text-bg-secondary",
+    "confirmed": "text-bg-success",
+    "unconfirmed": "text-bg-warning",
+    "active": "text-bg-success",
+    "blocked": "text-bg-danger",
+}
+
+
+def badge_class(status) -> str:
+    """The badge classes of a status (an enum member or its value)."""
+    return STATUS_BADGES.get(getattr(status, "value", status), "text-bg-secondary")
+
 
 def init_templating(app: Flask) -> None:
+    app.add_template_filter(badge_class)
     app.add_template_filter(readable_subject)
     app.add_template_filter(word)
     app.add_template_filter(delivery_status_word)
@@ -27,8 +65,8 @@ def init_templating(app: Flask) -> None:
         }
 
 
-# The navigation bar: (endpoint, label, who may use it). A section shows only when its
-# blueprint is registered and the user's role allows it.
+# The navigation bar: (endpoint, label, who may use it). A section shows when the user's role
+# allows it.
 NAV_SECTIONS = [
     ("clients.index", _l("Clients"), "user"),
     ("messages.index", _l("Messages"), "user"),
@@ -42,16 +80,20 @@ NAV_SECTIONS = [
 ]
 
 
-def nav_sections() -> list[tuple[str, str]]:
+def nav_sections() -> list[tuple[str, str, bool]]:
+    """(endpoint, label, is the section of the page shown) of each section the user may use."""
     allowed = {"user"}
-    if current_user.is_authenticated and current_user.is_manager:
+    if can_view_all():
         allowed.add("manager")
-    if current_user.is_authenticated and current_user.is_admin:
+    if is_admin():
         allowed.add("admin")
         if current_app.config.get("SHOW_OUTBOX"):
             allowed.add("outbox")
-    return [
-        (endpoint, label)
-        for endpoint, label, who in NAV_SECTIONS
-        if who in allowed and endpoint in current_app.view_functions
-    ]
+    return [(endpoint, label, is_current_section(endpoint)) for endpoint, label, who in NAV_SECTIONS if who in allowed]
+
+
+def is_current_section(endpoint: str) -> bool:
+    """A section is the blueprint of its page; the outbox pages are the part of `main` under /outbox."""
+    if endpoint.startswith("main."):
+        return (request.endpoint or "").startswith("main.outbox")
+    return request.blueprint == endpoint.partition(".")[0]

@@ -31,7 +31,7 @@ EMAIL_NOT_SENT = _l("We could not send the e-mail right now. Please try again in
 def login_attempt_key() -> str:
     """Throttle key for one account tried from one address: someone guessing a password is
     slowed down without locking the account's owner, who logs in from elsewhere, out."""
-    return f"login:{get_remote_address()}:{accounts.normalize_email(request.form.get('email', ''))}"
+    return f"login:{get_remote_address()}:{accounts.lowercase_email(request.form.get('email', ''))}"
 
 
 def login_failed(response) -> bool:
@@ -42,7 +42,7 @@ def login_failed(response) -> bool:
 def mail_recipient_key() -> str:
     """Throttle key for the address an e-mail would go to (registration, confirmation, reset,
     change of address): nobody can have one mailbox flooded, from however many addresses."""
-    return "mail-to:" + accounts.normalize_email(request.form.get("email", ""))
+    return "mail-to:" + accounts.lowercase_email(request.form.get("email", ""))
 
 
 def form_accepted(response) -> bool:
@@ -76,7 +76,7 @@ def register():
                     "Use “Resend the confirmation link” on the login page."), "warning")
         # The same answer whether or not the address already had an account.
         flash(_("Almost done: we sent a confirmation link to %(email)s.",
-                email=accounts.normalize_email(form.email.data)), "success")
+                email=accounts.lowercase_email(form.email.data)), "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/register.html", form=form)
 
@@ -200,10 +200,8 @@ def reset_password(token: str):
 def profile():
     form = ProfileForm(obj=current_user)
     if form.validate_on_submit():
-        current_user.full_name = (form.full_name.data or "").strip()
-        current_user.phone = (form.phone.data or "").strip()
-        current_user.country = form.country.data or ""
-        current_user.timezone = form.timezone.data
+        accounts.update_profile(current_user, form.full_name.data, form.phone.data, form.country.data,
+                                form.timezone.data)
         current_user.locale = form.locale.data or None
         session.pop(SESSION_KEY, None)
         db.session.commit()

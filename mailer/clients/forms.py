@@ -3,13 +3,10 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import EmailField, RadioField, SelectChoice, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from mailer.forms import strip
 from mailer.i18n import lazy_text as _l
 from mailer.services import clients as client_service
 from mailer.services.client_import import ON_EXISTING_CHOICES, ON_EXISTING_SKIP
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 class ClientForm(FlaskForm):
@@ -25,7 +22,7 @@ class ClientForm(FlaskForm):
 
     def validate_email(self, field) -> None:
         try:
-            client_service.normalize_email(field.data)
+            client_service.clean_email(field.data)
         except client_service.ClientError as error:
             raise ValidationError(str(error)) from None
 

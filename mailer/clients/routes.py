@@ -8,6 +8,7 @@ from mailer.clients import bp
 from mailer.clients.forms import ClientForm, DeleteForm, ImportForm
 from mailer.errors import render_error
 from mailer.extensions import db
+from mailer.forms import add_field_error
 from mailer.listing import list_arguments, paginate
 from mailer.models import Client
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404
@@ -38,7 +39,7 @@ def create():
             client = client_service.create_client(current_user, form.email.data, form.full_name.data,
                                                   form.comment.data)
         except ClientError as error:
-            getattr(form, error.field or "email").errors.append(str(error))
+            add_field_error(form, error, "email")
         else:
             db.session.commit()
             flash(_("Client %(email)s added.", email=client.email), "success")
@@ -61,7 +62,7 @@ def edit(client_id: int):
         try:
             client_service.update_client(client, form.email.data, form.full_name.data, form.comment.data)
         except ClientError as error:
-            getattr(form, error.field or "email").errors.append(str(error))
+            add_field_error(form, error, "email")
         else:
             db.session.commit()
             flash(_("Client saved."), "success")

@@ -1,12 +1,16 @@
 """The periodic jobs, registered with rq-scheduler by `flask scheduler run`.
 
-Each has a stable id. At start they are created afresh (a changed interval applies, jobs no
-longer defined are cancelled); before every pass the scheduler puts back any that is missing,
-so a Redis that restarted empty gets them again without a restart.
+Each has a stable id. At start they are created afresh (a changed interval applies) and the
+periodic jobs no longer defined are cancelled, with any copy of them waiting in the queue; before
+every pass the scheduler puts back any that is missing, so a Redis that restarted empty gets them
+again without a restart.
 """
 from datetime import UTC, datetime
 
 from flask import current_app
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 from rq_scheduler import Scheduler
 
 PERIODIC_JOBS = (
@@ -41,16 +45,31 @@ def _schedule(scheduler: Scheduler, job_id: str, function: str, setting: str) ->
 
 
 def register_periodic_jobs(scheduler: Scheduler) -> list[str]:
-    """Create every periodic job afresh and cancel periodic jobs that are no longer defined."""
-    wanted = {job_id for job_id, _, _ in PERIODIC_JOBS}
-    for job in scheduler.get_jobs():
-        if job.id.startswith(PERIODIC_PREFIX) and job.id not in wanted:
-            scheduler.cancel(job.id)
+    """Create every periodic job afresh and cancel those no longer defined; returns the ids of
+    the periodic jobs."""
+    cancel_retired_jobs(scheduler)
     for job_id, function, setting in PERIODIC_JOBS:
         if job_id in scheduler:
             scheduler.cancel(job_id)
         _schedule(scheduler, job_id, function, setting)
     return [job_id for job_id, _, _ in PERIODIC_JOBS]
+
+
+def cancel_retired_jobs(scheduler: Scheduler) -> list[str]:
+    """Cancel the periodic jobs of Mailer that are no longer defined (a job renamed or removed
+    by an upgrade): off the schedule, out of the queue if a copy waits there, and deleted.
+    Returns their ids."""
+    wanted = {job_id for job_id, _, _ in PERIODIC_JOBS}
+    queue = Queue(current_app.config["RQ_QUEUE"], connection=scheduler.connection)
+    found = [job.id for job in scheduler.get_jobs()] + queue.get_job_ids()
+    retired = sorted({job_id for job_id in found if job_id.startswith(PERIODIC_PREFIX) and job_id not in wanted})
+    for job_id in retired:
+        scheduler.cancel(job_id)
+        try:
+            Job.fetch(job_id, connection=scheduler.connection).delete()
+        except NoSuchJobError:
+            queue.remove(job_id)
+    return retired
 
 
 def ensure_periodic_jobs(scheduler: Scheduler) -> list[str]:

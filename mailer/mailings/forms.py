@@ -15,6 +15,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation, ValidationError
 
+from mailer.forms import strip
 from mailer.i18n import lazy_ptext
 from mailer.i18n import lazy_text as _l
 from mailer.models import Repeat, utcnow
@@ -30,10 +31,6 @@ DATETIME_LOCAL_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M
 # conversions and repeat steps would otherwise overflow.
 FIRST_YEAR, LAST_YEAR = 1970, 2999
 SEND_NOW, SCHEDULE = "now", "schedule"
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def viewer_zone():

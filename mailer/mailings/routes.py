@@ -1,8 +1,9 @@
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from mailer.extensions import db
+from mailer.forms import add_field_error
 from mailer.listing import SEARCH_MAX_LENGTH, paginate
 from mailer.mailings import bp
 from mailer.mailings.forms import ConfirmForm, DisableForm, MailingForm
@@ -57,7 +58,7 @@ def create():
             mailing = mailing_service.create_mailing(current_user, form.to_data(), utcnow())
         except MailingError as error:
             db.session.rollback()
-            form_error(form, error)
+            add_field_error(form, error)
         else:
             db.session.commit()
             flash(_("Mailing “%(name)s” created.", name=mailing.name), "success")
@@ -84,7 +85,6 @@ def start_if_due(mailing: Mailing):
 def detail(mailing_id: int):
     mailing = get_owned_or_404(Mailing, mailing_id, VIEW)
     clients = paginate(mailing_service.mailing_clients_query(mailing), CLIENTS_PER_PAGE)
-    views = current_app.view_functions
     return render_template(
         "mailings/detail.html",
         mailing=mailing,
@@ -94,10 +94,6 @@ def detail(mailing_id: int):
         run_count=mailing_service.run_count(mailing),
         can_change=can_edit(mailing),
         can_disable=can_view_all(),
-        has_send_now="runs.send_now" in views,
-        has_run_pages="runs.detail" in views,
-        has_report="reports.mailing" in views,
-        has_message_page="messages.detail" in views,
         action_form=ConfirmForm(),
         sender=sender_service.sender_for_mailing(mailing),
         server_name=server_service.server_name_for_mailing(mailing),
@@ -123,7 +119,7 @@ def edit(mailing_id: int):
             mailing_service.update_mailing(mailing, form.to_data(), utcnow())
         except MailingError as error:
             db.session.rollback()
-            form_error(form, error)
+            add_field_error(form, error)
         else:
             db.session.commit()
             flash(_("Mailing “%(name)s” saved.", name=mailing.name), "success")
@@ -149,8 +145,7 @@ def delete(mailing_id: int):
                 return redirect(url_for("mailings.index", owner=owner_id))
             return redirect(url_for("mailings.index"))
     impact = mailing_service.deletion_impact(mailing)
-    return render_template("mailings/delete.html", mailing=mailing, impact=impact, form=form,
-                           has_run_pages="runs.detail" in current_app.view_functions)
+    return render_template("mailings/delete.html", mailing=mailing, impact=impact, form=form)
 
 
 @bp.route("/<int:mailing_id>/disable", methods=["GET", "POST"])
@@ -184,18 +179,6 @@ def enable(mailing_id: int):
     return redirect(url_for("mailings.detail", mailing_id=mailing.id))
 
 
-def form_error(form: MailingForm, error: MailingError) -> None:
-    field = form._fields.get(error.field) if error.field else None
-    (field.errors if field is not None else form.form_errors).append(str(error))
-
-
 def render_form(form: MailingForm, mailing: Mailing | None):
     status = 400 if form.errors else 200
-    views = current_app.view_functions
-    return render_template(
-        "mailings/form.html",
-        form=form,
-        mailing=mailing,
-        new_message_url=url_for("messages.create") if "messages.create" in views else None,
-        new_client_url=url_for("clients.create") if "clients.create" in views else None,
-    ), status
+    return render_template("mailings/form.html", form=form, mailing=mailing), status

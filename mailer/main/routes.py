@@ -10,7 +10,7 @@ from mailer.security import mail_preview_response
 from mailer.services import outbox, stats
 from mailer.urls import redirect_next
 
-# The first steps of a new user, in order; a link shows only when its page exists.
+# The first steps of a new user, in order.
 QUICK_LINKS = [
     ("clients.create", _l("New client"), _l("Add the people you write to.")),
     ("messages.create", _l("New message"), _l("Write a subject and a body.")),
@@ -22,11 +22,7 @@ QUICK_LINKS = [
 def index():
     if not current_user.is_authenticated:
         return render_template("main/landing.html")
-    present = current_app.view_functions
-    quick_links = [link for link in QUICK_LINKS if link[0] in present]
-    lists = {endpoint for endpoint in ("mailings.index", "clients.index") if endpoint in present}
-    return render_template("main/home.html", figures=stats.home_figures(current_user),
-                           quick_links=quick_links, lists=lists)
+    return render_template("main/home.html", figures=stats.home_figures(current_user), quick_links=QUICK_LINKS)
 
 
 @bp.route("/language", methods=["POST"])
@@ -60,10 +56,7 @@ def outbox_index():
 @login_required
 @admin_required
 def outbox_message(name: str):
-    outbox_enabled()
-    message = outbox.read_message(name)
-    if message is None:
-        abort(404)
+    message = outbox_message_or_404(name)
     text, html = outbox.message_parts(message)
     return render_template("main/outbox_message.html", name=name, message=message, text=text, html=html)
 
@@ -73,8 +66,12 @@ def outbox_message(name: str):
 @admin_required
 def outbox_message_html(name: str):
     """The HTML part alone, for the sandboxed frame of the message's page."""
+    return mail_preview_response(outbox.message_parts(outbox_message_or_404(name))[1])
+
+
+def outbox_message_or_404(name: str):
     outbox_enabled()
     message = outbox.read_message(name)
     if message is None:
         abort(404)
-    return mail_preview_response(outbox.message_parts(message)[1])
+    return message

@@ -2,15 +2,12 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from mailer.forms import strip
 from mailer.i18n import lazy_text as _l
 from mailer.services import messages as message_service
-from mailer.services.rendering import check_template
+from mailer.services.message_templates import check_template
 
 PLACEHOLDER_HELP = _l("You may use {{ name }} and {{ email }}; they are replaced for each client.")
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def check(problem: str | None) -> None:

@@ -3,11 +3,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from mailer.extensions import db
+from mailer.forms import add_field_error
 from mailer.listing import list_arguments, paginate
 from mailer.messages import bp
 from mailer.messages.forms import DeleteForm, MessageForm, TestSendForm
 from mailer.models import Message
-from mailer.permissions import EDIT, VIEW, admin_permission, can_edit, can_view_all, get_owned_or_404
+from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404, is_admin
 from mailer.security import mail_preview_response
 from mailer.services import messages as message_service
 from mailer.services.clients import all_owners
@@ -27,10 +28,6 @@ def index():
                            owners=all_owners() if view_all else [], can_edit=can_edit)
 
 
-def save_errors(form: MessageForm, error: MessageError) -> None:
-    getattr(form, error.field or "subject").errors.append(str(error))
-
-
 @bp.route("/new", methods=["GET", "POST"])
 def create():
     form = MessageForm()
@@ -39,7 +36,7 @@ def create():
             message = message_service.create_message(current_user, form.subject.data, form.body_text.data,
                                                      form.body_html.data)
         except MessageError as error:
-            save_errors(form, error)
+            add_field_error(form, error, "subject")
         else:
             db.session.commit()
             flash(_("Message saved."), "success")
@@ -64,7 +61,7 @@ def preview():
     of that message's owner (`owner`).
     """
     owner_id = request.args.get("owner", type=int) or current_user.id
-    if owner_id != current_user.id and not admin_permission.can():
+    if owner_id != current_user.id and not is_admin():
         abort(404)
     result = message_service.preview(owner_id, request.form.get("subject", ""), request.form.get("body_text", ""),
                                      request.form.get("body_html") or None,
@@ -100,7 +97,7 @@ def edit(message_id: int):
         try:
             message_service.update_message(message, form.subject.data, form.body_text.data, form.body_html.data)
         except MessageError as error:
-            save_errors(form, error)
+            add_field_error(form, error, "subject")
         else:
             db.session.commit()
             flash(_("Message saved."), "success")

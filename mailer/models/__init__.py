@@ -2,6 +2,7 @@
 from mailer.models.base import UTCDateTime, utcnow
 from mailer.models.client import Client
 from mailer.models.mailing import (
+    ACTIVE_RUN_STATUSES,
     UNFINISHED_RUN_STATUSES,
     AttemptStatus,
     Delivery,
@@ -36,6 +37,7 @@ __all__ = [
     "Security",
     "SenderIdentity",
     "SmtpServer",
+    "ACTIVE_RUN_STATUSES",
     "UNFINISHED_RUN_STATUSES",
     "UTCDateTime",
     "User",

@@ -42,9 +42,11 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-# A run that is not over: being sent, or paused and waiting to be resumed or cancelled. A mailing
-# has at most one such run, so that nobody is sent the same mailing twice at once.
-UNFINISHED_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.SENDING, RunStatus.PAUSED)
+# An active run: waiting for a worker or being sent. Workers take messages only from these.
+ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.SENDING)
+# A run that is not over: active, or paused and waiting to be resumed or cancelled. A mailing has
+# at most one such run, so that nobody is sent the same mailing twice at once.
+UNFINISHED_RUN_STATUSES = (*ACTIVE_RUN_STATUSES, RunStatus.PAUSED)
 
 
 class DeliveryStatus(StrEnum):
@@ -159,7 +161,7 @@ class MailingRun(db.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status in (RunStatus.QUEUED, RunStatus.SENDING)
+        return self.status in ACTIVE_RUN_STATUSES
 
     @property
     def is_paused(self) -> bool:

@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from flask import Response, abort, current_app, render_template, request, stream_with_context
+from flask import Response, abort, render_template, request, stream_with_context
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.utils import secure_filename
@@ -17,6 +17,7 @@ from mailer.reports.forms import (
     StatisticsForm,
     owner_choices,
 )
+from mailer.services import mailings as mailing_service
 from mailer.services import reports
 from mailer.timezones import user_zone
 
@@ -27,7 +28,7 @@ ROWS_PER_PAGE = 50
 
 @bp.context_processor
 def report_helpers():
-    return {"human_duration": human_duration, "has_endpoint": lambda name: name in current_app.view_functions}
+    return {"human_duration": human_duration}
 
 
 def human_duration(value: timedelta | None) -> str:
@@ -51,7 +52,7 @@ def apply_owner_filter(form) -> tuple[bool, int | None]:
     always sees only their own data.
     """
     if can_view_all():
-        form.owner.choices = owner_choices(reports.owners_with_mailings())
+        form.owner.choices = owner_choices(mailing_service.owners_with_mailings())
     else:
         del form.owner
     valid = form.validate()

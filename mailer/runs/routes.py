@@ -41,18 +41,39 @@ def send_now(mailing_id: int):
     try:
         run = runs.start_manual_run(mailing, current_user, last_run_seen=form.last_run.data)
     except runs.SendingRefused as refused:
-        db.session.rollback()
-        flash(str(refused), "danger")
-        return redirect(url_for("mailings.detail", mailing_id=mailing_id))
-    if not run.is_active:
-        flash(_("Run %(id)s had nobody to send to: every client is unsubscribed or the mailing has none.",
-                id=run.id), "info")
-    elif send_queue.enqueue_run(run.id):
-        flash(ngettext("Sending “%(name)s” to %(num)s client.", "Sending “%(name)s” to %(num)s clients.",
-                       run.total_count - run.skipped_count, name=mailing.name), "success")
-    else:
-        flash(str(run_control.QUEUE_DOWN), "warning")
+        return refused_back_to(refused, url_for("mailings.detail", mailing_id=mailing_id))
+    queue_run(run, nobody=_("Run %(id)s had nobody to send to: every client is unsubscribed or the mailing has "
+                            "none.", id=run.id),
+              sending=ngettext("Sending “%(name)s” to %(num)s client.", "Sending “%(name)s” to %(num)s clients.",
+                               run.total_count - run.skipped_count, name=mailing.name))
+    return run_page(run)
+
+
+def run_page(run: MailingRun):
     return redirect(url_for("runs.detail", run_id=run.id))
+
+
+def refused_back_to(refused: runs.SendingRefused, url: str):
+    """A run action that was refused: nothing of it is kept, and the person is told why."""
+    db.session.rollback()
+    flash(str(refused), "danger")
+    return redirect(url)
+
+
+def queue_run(run: MailingRun, *, sending: str, nobody: str | None = None) -> bool:
+    """Hand a run just committed to the workers and say so; True when it went to the queue.
+
+    `sending` is said once the run is queued. A new run with nobody to send to is over at once:
+    `nobody` says so, and why.
+    """
+    if nobody is not None and not run.is_active:
+        flash(nobody, "info")
+        return False
+    if not send_queue.enqueue_run(run.id):
+        flash(str(run_control.QUEUE_DOWN), "warning")
+        return False
+    flash(sending, "success")
+    return True
 
 
 def held_back_by(run: MailingRun) -> str | None:
@@ -134,7 +155,7 @@ def cancel(run_id: int):
               "“Send to the rest” reaches the clients it did not.", id=run.id), "warning")
     else:
         flash(_("Run %(id)s was already over.", id=run.id), "info")
-    return redirect(url_for("runs.detail", run_id=run.id))
+    return run_page(run)
 
 
 @bp.route("/<int:run_id>/pause", methods=["POST"])
@@ -145,7 +166,7 @@ def pause(run_id: int):
               "until you resume it.", id=run.id), "warning")
     else:
         flash(_("Run %(id)s is not being sent, so it cannot be paused.", id=run.id), "info")
-    return redirect(url_for("runs.detail", run_id=run.id))
+    return run_page(run)
 
 
 @bp.route("/<int:run_id>/resume", methods=["POST"])
@@ -154,13 +175,9 @@ def resume(run_id: int):
     try:
         run_control.resume_run(run)
     except runs.SendingRefused as refused:
-        flash(str(refused), "danger")
-        return redirect(url_for("runs.detail", run_id=run.id))
-    if send_queue.enqueue_run(run.id):
-        flash(_("Run %(id)s resumed.", id=run.id), "success")
-    else:
-        flash(str(run_control.QUEUE_DOWN), "warning")
-    return redirect(url_for("runs.detail", run_id=run.id))
+        return refused_back_to(refused, url_for("runs.detail", run_id=run.id))
+    queue_run(run, sending=_("Run %(id)s resumed.", id=run.id))
+    return run_page(run)
 
 
 @bp.route("/<int:run_id>/rest", methods=["POST"])
@@ -169,18 +186,13 @@ def send_rest(run_id: int):
     try:
         rest = run_control.start_rest_run(run, current_user)
     except runs.SendingRefused as refused:
-        db.session.rollback()
-        flash(str(refused), "danger")
-        return redirect(url_for("runs.detail", run_id=run.id))
-    if not rest.is_active:
-        flash(_("Run %(id)s had nobody to send to: the clients not reached have unsubscribed.", id=rest.id), "info")
-    elif send_queue.enqueue_run(rest.id):
-        flash(ngettext("Sending to the %(num)s client run %(id)s did not reach.",
-                       "Sending to the %(num)s clients run %(id)s did not reach.",
-                       rest.total_count - rest.skipped_count, id=run.id), "success")
-    else:
-        flash(str(run_control.QUEUE_DOWN), "warning")
-    return redirect(url_for("runs.detail", run_id=rest.id))
+        return refused_back_to(refused, url_for("runs.detail", run_id=run.id))
+    queue_run(rest, nobody=_("Run %(id)s had nobody to send to: the clients not reached have unsubscribed.",
+                             id=rest.id),
+              sending=ngettext("Sending to the %(num)s client run %(id)s did not reach.",
+                               "Sending to the %(num)s clients run %(id)s did not reach.",
+                               rest.total_count - rest.skipped_count, id=run.id))
+    return run_page(rest)
 
 
 @bp.route("/<int:run_id>/retry", methods=["POST"])
@@ -190,16 +202,12 @@ def retry(run_id: int):
     try:
         new_run = runs.start_retry_run(run, current_user)
     except runs.SendingRefused as refused:
-        flash(str(refused), "danger")
-        return redirect(url_for("runs.detail", run_id=run.id))
-    if not new_run.is_active:
-        flash(_("Run %(id)s had nobody to send to: the failed clients have unsubscribed.", id=new_run.id), "info")
-    elif send_queue.enqueue_run(new_run.id):
-        flash(ngettext("Retrying %(num)s failed delivery.", "Retrying %(num)s failed deliveries.",
-                       new_run.total_count - new_run.skipped_count), "success")
-        if maybe_delivered:
-            flash(_("%(delivered)s of them had a try with an unknown outcome and may have received the message "
-                  "already.", delivered=maybe_delivered), "warning")
-    else:
-        flash(str(run_control.QUEUE_DOWN), "warning")
-    return redirect(url_for("runs.detail", run_id=new_run.id))
+        return refused_back_to(refused, url_for("runs.detail", run_id=run.id))
+    queued = queue_run(new_run, nobody=_("Run %(id)s had nobody to send to: the failed clients have unsubscribed.",
+                                         id=new_run.id),
+                       sending=ngettext("Retrying %(num)s failed delivery.", "Retrying %(num)s failed deliveries.",
+                                        new_run.total_count - new_run.skipped_count))
+    if queued and maybe_delivered:
+        flash(_("%(delivered)s of them had a try with an unknown outcome and may have received the message "
+                "already.", delivered=maybe_delivered), "warning")
+    return run_page(new_run)

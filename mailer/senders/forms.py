@@ -2,12 +2,9 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from mailer.forms import strip
 from mailer.i18n import lazy_text as _l
 from mailer.services import senders as sender_service
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def checked_address(form, field) -> None:

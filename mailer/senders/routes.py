@@ -3,8 +3,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from mailer.extensions import db, limiter
+from mailer.forms import add_field_error
 from mailer.i18n import lazy_text as _l
-from mailer.models import Mailing, SenderIdentity
+from mailer.models import SenderIdentity
 from mailer.permissions import EDIT, get_owned_or_404
 from mailer.senders import bp
 from mailer.senders.forms import ActionForm, EditIdentityForm, IdentityForm
@@ -40,7 +41,7 @@ def create():
             identity = sender_service.add_identity(current_user, form.name.data, form.email.data, form.reply_to.data)
         except IdentityError as error:
             db.session.rollback()
-            getattr(form, error.field or "email").errors.append(str(error))
+            add_field_error(form, error, "email")
         else:
             db.session.commit()
             if sender_service.send_confirmation(identity):
@@ -61,7 +62,7 @@ def edit(identity_id: int):
             sender_service.update_identity(identity, form.name.data, form.reply_to.data)
         except IdentityError as error:
             db.session.rollback()
-            getattr(form, error.field or "name").errors.append(str(error))
+            add_field_error(form, error, "name")
         else:
             db.session.commit()
             flash(_("Sender address saved."), "success")
@@ -93,9 +94,8 @@ def delete(identity_id: int):
         db.session.commit()
         flash(_("Sender address %(email)s deleted.", email=email), "success")
         return redirect(url_for("senders.index"))
-    mailings = db.session.scalars(db.select(Mailing).where(Mailing.sender_identity_id == identity.id)
-                                  .order_by(Mailing.name)).all()
-    return render_template("senders/delete.html", identity=identity, form=form, mailings=mailings)
+    return render_template("senders/delete.html", identity=identity, form=form,
+                           mailings=sender_service.mailings_using(identity))
 
 
 @bp.route("/confirm/<token>")

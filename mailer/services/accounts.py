@@ -28,12 +28,13 @@ class AccountError(ValueError):
     """A request about an account that cannot be carried out; the message is for the person."""
 
 
-def normalize_email(email: str) -> str:
+def lowercase_email(email: str) -> str:
+    """An account's address as it is stored and looked up: trimmed and lower-cased."""
     return email.strip().lower()
 
 
 def find_user(email: str) -> User | None:
-    return db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    return db.session.scalar(select(User).where(User.email == lowercase_email(email)))
 
 
 def external_url(endpoint: str, **values) -> str:
@@ -58,7 +59,7 @@ def register(email: str, password: str, full_name: str = "", phone: str = "", co
                     language=language_for(existing), user=existing, login_url=external_url("auth.login"),
                     reset_url=external_url("auth.reset_request"))
         return None
-    user = User(email=normalize_email(email), full_name=full_name.strip(), phone=phone.strip(),
+    user = User(email=lowercase_email(email), full_name=full_name.strip(), phone=phone.strip(),
                 country=country, timezone=timezone, locale=locale)
     user.set_password(password)
     db.session.add(user)
@@ -165,13 +166,22 @@ def end_sessions(user: User) -> None:
 
 # Profile -------------------------------------------------------------------------------------
 
+def update_profile(user: User, full_name: str | None, phone: str | None, country: str | None,
+                   timezone: str) -> None:
+    """Save what a person says about themselves (the caller commits)."""
+    user.full_name = (full_name or "").strip()
+    user.phone = (phone or "").strip()
+    user.country = country or ""
+    user.timezone = timezone
+
+
 def request_email_change(user: User, new_email: str) -> None:
     """Send the confirmation link to the new address.
 
     Whether another account uses that address is not told here (it would reveal the account):
     the link is sent all the same, and following it says so, to the person who owns the address.
     """
-    new_email = normalize_email(new_email)
+    new_email = lowercase_email(new_email)
     if new_email == user.email:
         raise AccountError(_("This is already your e-mail address."))
     token = tokens.make_token(tokens.CHANGE_EMAIL, {"uid": user.id, "old": user.email, "new": new_email})
@@ -270,8 +280,8 @@ def seed_roles() -> list[Role]:
 def create_user(email: str, password: str, role: str | None = None, full_name: str = "") -> User:
     """Create a confirmed user (CLI), optionally with a role."""
     if find_user(email) is not None:
-        raise AccountError(_("A user with the e-mail %(email)s already exists.", email=normalize_email(email)))
-    user = User(email=normalize_email(email), full_name=full_name, email_confirmed_at=utcnow())
+        raise AccountError(_("A user with the e-mail %(email)s already exists.", email=lowercase_email(email)))
+    user = User(email=lowercase_email(email), full_name=full_name, email_confirmed_at=utcnow())
     user.set_password(password)
     if role:
         seed_roles()

@@ -22,12 +22,7 @@ from mailer.extensions import db, rq
 from mailer.i18n import in_language_of
 from mailer.i18n import lazy_text as _l
 from mailer.models import Client, User, utcnow
-from mailer.services.clients import (
-    COMMENT_MAX_LENGTH,
-    FULL_NAME_MAX_LENGTH,
-    ClientError,
-    normalize_email,
-)
+from mailer.services.clients import ClientError, clean_comment, clean_email, clean_full_name
 from mailer.services.stats import clear_stats_cache_after_commit
 
 log = logging.getLogger(__name__)
@@ -154,28 +149,24 @@ class CsvSource:
 
 
 def clean_row(values: dict[str, str | None]) -> tuple[str, str, str | None]:
+    """The e-mail, full name and comment of one row, checked by the rules of the client form;
+    ClientError says what is wrong with the row."""
     # No field can hold one (PostgreSQL cannot store it), as everywhere else in the site.
     if any("\x00" in value for value in values.values() if value):
         raise ClientError(_("the row contains a NUL character"))
     raw_email = (values.get("email") or "").strip()
-    if not raw_email:
-        raise ClientError(_("the e-mail is missing"))
     try:
-        email = normalize_email(raw_email)
+        email = clean_email(raw_email)
     except ClientError as error:
-        raise ClientError(_("the e-mail '%(email)s' is not valid: %(error)s", email=raw_email, error=error)) from None
-    full_name = (values.get("full_name") or "").strip()
-    if not full_name:
-        raise ClientError(_("the full name is missing"))
-    if len(full_name) > FULL_NAME_MAX_LENGTH:
-        raise ClientError(_("the full name is longer than %(limit)s characters", limit=FULL_NAME_MAX_LENGTH))
+        if not raw_email:
+            raise
+        # The address as the file has it, so that the person finds the row.
+        raise ClientError(_("the e-mail '%(email)s' is not valid: %(error)s", email=raw_email,
+                                    error=error), "email") from None
+    full_name = clean_full_name(values.get("full_name"))
     # None when the file has no comment column: an update then keeps the current comment.
     comment = values.get("comment")
-    if comment is not None:
-        comment = comment.strip()
-        if len(comment) > COMMENT_MAX_LENGTH:
-            raise ClientError(_("the comment is longer than %(limit)s characters", limit=COMMENT_MAX_LENGTH))
-    return email, full_name, comment
+    return email, full_name, None if comment is None else clean_comment(comment)
 
 
 # Importing ------------------------------------------------------------------------------------

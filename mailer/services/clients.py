@@ -1,6 +1,4 @@
 """Clients (recipients): validation, listing, changes, CSV export. No request objects here."""
-import csv
-import io
 from collections.abc import Iterator
 
 from email_validator import EmailNotValidError, validate_email
@@ -14,7 +12,8 @@ from mailer.i18n import current_language
 from mailer.i18n import lazy_text as _l
 from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Client, Mailing, User, mailing_clients
-from mailer.services.spreadsheets import csv_safe
+from mailer.services.errors import FieldError
+from mailer.services.spreadsheets import CsvChunks, csv_safe
 from mailer.services.stats import clear_stats_cache_after_commit
 
 EMAIL_MAX_LENGTH = 254
@@ -28,12 +27,8 @@ SORT_COLUMNS = {"name": Client.full_name, "email": Client.email, "created": Clie
 DEFAULT_SORT = "name"
 
 
-class ClientError(ValueError):
-    """A change that cannot be made; `field` names the form field the message belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class ClientError(FieldError):
+    """A change to a client that cannot be made."""
 
 
 # email-validator explains in English; the explanations people meet most are translated here,
@@ -63,7 +58,7 @@ def validator_message(error: Exception) -> str:
     return gettext("This is not a valid e-mail address.")
 
 
-def normalize_email(value: str) -> str:
+def clean_email(value: str) -> str:
     """The address as it is stored: checked by email-validator (no DNS lookup), lower-cased.
 
     Raises ClientError with the validator's explanation when the address is not valid.
@@ -79,6 +74,22 @@ def normalize_email(value: str) -> str:
     if len(normalized) > EMAIL_MAX_LENGTH:
         raise ClientError(_("An e-mail address has at most %(limit)s characters.", limit=EMAIL_MAX_LENGTH), "email")
     return normalized
+
+
+def clean_full_name(value: str | None) -> str:
+    full_name = (value or "").strip()
+    if not full_name:
+        raise ClientError(_("Enter the client's full name."), "full_name")
+    if len(full_name) > FULL_NAME_MAX_LENGTH:
+        raise ClientError(_("A full name has at most %(limit)s characters.", limit=FULL_NAME_MAX_LENGTH), "full_name")
+    return full_name
+
+
+def clean_comment(value: str | None) -> str:
+    comment = (value or "").strip()
+    if len(comment) > COMMENT_MAX_LENGTH:
+        raise ClientError(_("A comment has at most %(limit)s characters.", limit=COMMENT_MAX_LENGTH), "comment")
+    return comment
 
 
 # Queries --------------------------------------------------------------------------------------
@@ -125,16 +136,7 @@ def mailings_using(client: Client) -> list[Mailing]:
 # Changes --------------------------------------------------------------------------------------
 
 def _clean_fields(email: str, full_name: str, comment: str | None) -> tuple[str, str, str]:
-    email = normalize_email(email)
-    full_name = (full_name or "").strip()
-    if not full_name:
-        raise ClientError(_("Enter the client's full name."), "full_name")
-    if len(full_name) > FULL_NAME_MAX_LENGTH:
-        raise ClientError(_("A full name has at most %(limit)s characters.", limit=FULL_NAME_MAX_LENGTH), "full_name")
-    comment = (comment or "").strip()
-    if len(comment) > COMMENT_MAX_LENGTH:
-        raise ClientError(_("A comment has at most %(limit)s characters.", limit=COMMENT_MAX_LENGTH), "comment")
-    return email, full_name, comment
+    return clean_email(email), clean_full_name(full_name), clean_comment(comment)
 
 
 def _save(client: Client, **values) -> None:
@@ -188,17 +190,9 @@ EXPORT_BATCH = 1000
 def export_csv(owner_id: int) -> Iterator[str]:
     """The owner's clients as CSV text, produced in batches so that a large list is streamed
     without being held in memory."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
+    writer = CsvChunks()
     writer.writerow(EXPORT_HEADER)
-    yield flush()
+    yield writer.take()
     last_id = 0
     while True:
         batch = db.session.execute(
@@ -215,4 +209,4 @@ def export_csv(owner_id: int) -> Iterator[str]:
                 row.created_at.isoformat() if row.created_at else "",
             ])
         last_id = batch[-1].id
-        yield flush()
+        yield writer.take()

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from mailer.database import is_postgresql
 from mailer.extensions import db
 from mailer.models import (
+    ACTIVE_RUN_STATUSES,
     AttemptStatus,
     Delivery,
     DeliveryStatus,
@@ -174,7 +175,7 @@ def reconcile(now: datetime | None = None) -> dict:
     now = now or utcnow()
     released = release_expired_leases(now)
     active_runs = list(db.session.scalars(
-        select(MailingRun.id).where(MailingRun.status.in_(runs.ACTIVE)).order_by(MailingRun.id)
+        select(MailingRun.id).where(MailingRun.status.in_(ACTIVE_RUN_STATUSES)).order_by(MailingRun.id)
     ))
     db.session.rollback()
     if not active_runs:

@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.orm import selectinload
 
+from mailer.database import lock_row
 from mailer.extensions import db
 from mailer.i18n import lazy_text as _l
 from mailer.models import (
@@ -23,7 +24,8 @@ from mailer.models import (
     mailing_clients,
 )
 from mailer.services import run_control, schedule, senders
-from mailer.services.rendering import readable_subject
+from mailer.services.errors import FieldError
+from mailer.services.message_templates import readable_subject
 from mailer.services.stats import clear_stats_cache_after_commit
 
 NAME_MAX_LENGTH = 200
@@ -49,12 +51,8 @@ DEFAULT_SORT = "-start"
 ID_BATCH = 500
 
 
-class MailingError(ValueError):
-    """A change that cannot be made; `field` names the form field the message belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class MailingError(FieldError):
+    """A change to a mailing that cannot be made."""
 
 
 @dataclass
@@ -211,7 +209,7 @@ def delivery_totals(mailing_ids: list[int]) -> dict[int, DeliveryTotals]:
 
 
 def owners_with_mailings() -> list[User]:
-    """The owners a manager can filter the list by."""
+    """Everyone who owns a mailing: the owners a manager may filter mailings and reports by."""
     return list(db.session.scalars(
         select(User).where(User.id.in_(select(Mailing.owner_id).distinct())).order_by(User.email)
     ))
@@ -247,18 +245,6 @@ def run_count(mailing: Mailing) -> int:
 
 # Changes ----------------------------------------------------------------------------------------
 
-def lock(mailing: Mailing) -> None:
-    """Lock the mailing's row (PostgreSQL) and reload it before changing its schedule.
-
-    The dispatcher takes the same lock while it creates a run and moves the next run on; an
-    edit computed from an older copy could otherwise put back an occurrence already sent.
-    """
-    db.session.execute(
-        select(Mailing).where(Mailing.id == mailing.id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-
-
 def create_mailing(owner: User, data: MailingData, now: datetime) -> Mailing:
     check_times(data.start_at, data.end_at, data.repeat, now)
     check_owned(owner.id, data)
@@ -280,7 +266,9 @@ def update_mailing(mailing: Mailing, data: MailingData, now: datetime) -> None:
     A mailing whose end has passed can still be renamed or pointed at other clients; only a
     change of its schedule needs an end in the future.
     """
-    lock(mailing)
+    # The dispatcher locks the mailing while it creates a run and moves the next run on: an edit
+    # computed from an older copy could otherwise put back an occurrence already sent.
+    lock_row(db.session, mailing)
     keep_schedule = schedule_unchanged(mailing, data)
     if not keep_schedule:
         check_times(data.start_at, data.end_at, data.repeat, now)
@@ -317,7 +305,7 @@ class DeletionImpact:
     runs: int
     deliveries: int
     attempts: int
-    active_runs: list[MailingRun]
+    unfinished_runs: list[MailingRun]
 
 
 def deletion_impact(mailing: Mailing) -> DeletionImpact:
@@ -328,7 +316,7 @@ def deletion_impact(mailing: Mailing) -> DeletionImpact:
         deliveries=db.session.scalar(select(func.count(Delivery.id)).where(Delivery.run_id.in_(run_ids))),
         attempts=db.session.scalar(
             select(func.count(MailingAttempt.id)).where(MailingAttempt.mailing_id == mailing.id)),
-        active_runs=list(db.session.scalars(
+        unfinished_runs=list(db.session.scalars(
             select(MailingRun).where(MailingRun.mailing_id == mailing.id,
                                      MailingRun.status.in_(UNFINISHED_RUN_STATUSES))
             .order_by(MailingRun.id)
@@ -341,7 +329,7 @@ def delete_mailing(mailing: Mailing) -> None:
 
     A run that is queued, sending or paused must be cancelled first: workers may be working on it.
     """
-    lock(mailing)
+    lock_row(db.session, mailing)
     if schedule.has_unfinished_run(mailing):
         raise MailingError(_("This mailing is being sent or paused. Cancel its unfinished run first, then delete it."))
     owner_id = mailing.owner_id
@@ -371,7 +359,7 @@ def disable_mailing(mailing: Mailing, manager: User, now: datetime, reason: str 
 def enable_mailing(mailing: Mailing, now: datetime) -> bool:
     """Lift the disabled mark. Occurrences missed meanwhile are not replayed: the schedule
     moves on to its next run, as after any change of schedule."""
-    lock(mailing)
+    lock_row(db.session, mailing)
     if mailing.disabled_at is None:
         return False
     mailing.disabled_at = None

@@ -13,9 +13,10 @@ from mailer.i18n import user_language
 from mailer.listing import sorted_rows, visible_rows
 from mailer.models import Client, Mailing, Message, User
 from mailer.services import rendering
-from mailer.services.clients import ClientError, first_client, normalize_email
+from mailer.services.clients import ClientError, clean_email, first_client
+from mailer.services.errors import FieldError
 from mailer.services.html import sanitize_html
-from mailer.services.rendering import check_template
+from mailer.services.message_templates import SAMPLE_VALUES, TemplateProblem, check_template
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,8 @@ BODY_MAX_CHARS = 200_000
 SORT_COLUMNS = {"subject": Message.subject, "created": Message.created_at, "updated": Message.updated_at}
 DEFAULT_SORT = "-updated"
 
-class MessageError(ValueError):
-    """A change that cannot be made; `field` names the form field the message belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class MessageError(FieldError):
+    """A change to a message that cannot be made."""
 
 
 class MessageInUse(MessageError):
@@ -149,7 +146,7 @@ def queue_test_send(message: Message, recipient: User, to: str = "") -> QueuedTe
     address = recipient.email
     if to and to.strip():
         try:
-            address = normalize_email(to)
+            address = clean_email(to)
         except ClientError as error:
             raise MessageError(_("The test cannot be sent to “%(address)s”: %(error)s", address=to.strip(),
                                  error=error)) from None
@@ -171,7 +168,7 @@ def queue_test_send(message: Message, recipient: User, to: str = "") -> QueuedTe
 # Preview --------------------------------------------------------------------------------------
 
 # The recipient of a preview when the owner has no client yet.
-SAMPLE_NAME, SAMPLE_EMAIL = rendering.SAMPLE_VALUES["name"], rendering.SAMPLE_VALUES["email"]
+SAMPLE_NAME, SAMPLE_EMAIL = SAMPLE_VALUES["name"], SAMPLE_VALUES["email"]
 # The clients offered in the preview's "for" list; any other can still be chosen by id.
 PREVIEW_CLIENT_CHOICES = 200
 
@@ -218,7 +215,7 @@ def preview(owner_id: int, subject: str, body_text: str, body_html: str | None,
         owner = db.session.get(User, owner_id)
         renderer = rendering.MailRenderer(subject, body_text, body_html, user_language(owner))
         mail = renderer.build(recipient, message_id="<preview@localhost>")
-    except (MessageError, rendering.TemplateProblem) as error:
+    except (MessageError, TemplateProblem) as error:
         return Preview(chosen_id, [], "", None, problem=str(error))
     name, address = mail.recipients[0]
     headers = [("From", mail.sender), ("To", f"{name} <{address}>" if name else address),

@@ -4,8 +4,6 @@ Every figure is counted in the database (GROUP BY), never by loading rows into P
 CSV export reads the attempt log in keyset batches so its size does not matter.
 No request objects here: the views pass who is asking and what they filtered on.
 """
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -25,7 +23,7 @@ from mailer.models import (
     User,
     utcnow,
 )
-from mailer.services.spreadsheets import csv_safe
+from mailer.services.spreadsheets import CsvChunks, csv_safe
 
 CSV_BATCH_SIZE = 5000
 CSV_HEADER = ["time", "run", "recipient", "status", "smtp_code", "smtp_response", "error"]
@@ -125,13 +123,6 @@ def mailing_rows(mailings: list[Mailing]) -> list[MailingRow]:
             rows[mailing_id].runs = run_count
             rows[mailing_id].last_run_at = last_run_at
     return [rows[mailing_id] for mailing_id in ids]
-
-
-def owners_with_mailings() -> list[User]:
-    """The people a manager may filter reports by: everyone who owns a mailing."""
-    return list(db.session.scalars(
-        select(User).where(User.id.in_(select(Mailing.owner_id))).order_by(User.email)
-    ))
 
 
 @dataclass
@@ -243,10 +234,9 @@ def attempts_csv(attempt_filter: AttemptFilter, zone: tzinfo, *, mailing_id: int
     if run_id is not None:
         conditions.append(MailingAttempt.run_id == run_id)
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = CsvChunks()
     writer.writerow(CSV_HEADER)
-    yield _drain(buffer)
+    yield writer.take()
 
     # Core rows through the session's connection: the same transaction, without the ORM's
     # per-row bookkeeping.
@@ -269,15 +259,8 @@ def attempts_csv(attempt_filter: AttemptFilter, zone: tzinfo, *, mailing_id: int
                 csv_safe(row.smtp_response or ""),
                 csv_safe(row.error or ""),
             ])
-        yield _drain(buffer)
+        yield writer.take()
         last_id = rows[-1].id
-
-
-def _drain(buffer: io.StringIO) -> str:
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return text
 
 
 # Statistics over a period ---------------------------------------------------------------------

@@ -13,9 +13,11 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import func, select, update
 
+from mailer.database import lock_row
 from mailer.extensions import db
 from mailer.i18n import lazy_text as _l
 from mailer.models import (
+    ACTIVE_RUN_STATUSES,
     Client,
     Delivery,
     DeliveryStatus,
@@ -28,9 +30,8 @@ from mailer.models import (
     mailing_clients,
     utcnow,
 )
-from mailer.services import runs, schedule
-from mailer.services.runs import ACTIVE, SendingRefused
-from mailer.services.stats import clear_stats_cache_after_commit
+from mailer.services import runs
+from mailer.services.runs import SendingRefused
 
 # Said when a run is saved but the queue (Redis) cannot be told; the reconciler queues it later.
 QUEUE_DOWN = _l("The run is saved, but the sending queue (Redis) cannot be reached right now. "
@@ -89,7 +90,7 @@ def pause_runs_of_mailings(mailing_ids) -> int:
 
 def _pause(which) -> int:
     result = db.session.execute(
-        update(MailingRun).where(which, MailingRun.status.in_(ACTIVE))
+        update(MailingRun).where(which, MailingRun.status.in_(ACTIVE_RUN_STATUSES))
         .values(status=RunStatus.PAUSED).execution_options(synchronize_session=False)
     )
     return result.rowcount
@@ -138,7 +139,7 @@ def start_rest_run(run: MailingRun, user: User | None, now: datetime | None = No
     deliveries), committed; the caller enqueues it. Nobody reached by `run` is in it."""
     now = now or utcnow()
     mailing = run.mailing
-    runs.lock_mailing(mailing)
+    lock_row(db.session, mailing)
     db.session.refresh(run)
     if run.status != RunStatus.CANCELLED:
         raise SendingRefused(_("Only a cancelled run can be continued for the clients it did not reach; "
@@ -161,13 +162,4 @@ def start_rest_run(run: MailingRun, user: User | None, now: datetime | None = No
     )
     if db.session.scalar(select(func.count()).select_from(unreached.subquery())) == 0:
         raise SendingRefused(_("This run reached every client it could; nobody is left to send to."))
-    rest = MailingRun(mailing=mailing, trigger=RunTrigger.REST, scheduled_for=now, retry_of_id=run.id,
-                      created_by_id=user.id if user else None, status=RunStatus.QUEUED)
-    db.session.add(rest)
-    db.session.flush()
-    runs._insert_deliveries(rest, unreached)
-    runs._count_new_run(rest, now)
-    if schedule.refresh_status(mailing, now):
-        clear_stats_cache_after_commit(mailing.owner_id)
-    db.session.commit()
-    return rest
+    return runs.start_follow_up_run(run, RunTrigger.REST, unreached, user, now)

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import case, func, insert, literal, select, text, update
+from sqlalchemy import Select, case, func, insert, literal, select, update
 
-from mailer.database import is_postgresql
+from mailer.database import lock_row
 from mailer.extensions import db
 from mailer.models import (
+    ACTIVE_RUN_STATUSES,
     UNFINISHED_RUN_STATUSES,
     AttemptStatus,
     Client,
@@ -32,7 +33,6 @@ from mailer.services import schedule
 from mailer.services.stats import clear_stats_cache_after_commit
 
 UNSUBSCRIBED = "Unsubscribed"
-ACTIVE = (RunStatus.QUEUED, RunStatus.SENDING)
 
 
 class SendingRefused(Exception):
@@ -49,8 +49,9 @@ def _delivery_status_of(client_table):
     return status, reason
 
 
-def _insert_deliveries(run: MailingRun, clients: select) -> None:
-    """Insert one Delivery per client row of `clients` (id, email, unsubscribed_at) in one statement."""
+def add_deliveries(run: MailingRun, clients: Select, now: datetime) -> None:
+    """Give the new run one Delivery per client row of `clients` (id, email, unsubscribed_at),
+    inserted in one statement, and its counts. A run with nobody to send to is over at once."""
     sub = clients.subquery()
     status, reason = _delivery_status_of(sub.c)
     rows = select(literal(run.id), sub.c.id, sub.c.email, status, reason, literal(0))
@@ -59,9 +60,6 @@ def _insert_deliveries(run: MailingRun, clients: select) -> None:
             ["run_id", "client_id", "email", "status", "last_response", "attempts"], rows
         )
     )
-
-
-def _count_new_run(run: MailingRun, now: datetime) -> None:
     counts = delivery_counts(run.id)
     run.total_count = sum(counts.values())
     run.skipped_count = counts.get(DeliveryStatus.SKIPPED, 0)
@@ -83,8 +81,7 @@ def create_run(mailing: Mailing, trigger: RunTrigger, scheduled_for: datetime, n
         .join(mailing_clients, mailing_clients.c.client_id == Client.id)
         .where(mailing_clients.c.mailing_id == mailing.id)
     )
-    _insert_deliveries(run, clients)
-    _count_new_run(run, now)
+    add_deliveries(run, clients, now)
     return run
 
 
@@ -111,19 +108,6 @@ def check_sendable(mailing: Mailing) -> None:
                                id=unfinished.id))
 
 
-def lock_mailing(mailing: Mailing) -> None:
-    """Serialise the creation of runs of one mailing (Send now, Retry failed), then reload it.
-
-    PostgreSQL locks the row. SQLite has one writer: a write that changes nothing takes its
-    lock and starts the transaction, so the checks that follow read the latest commit.
-    """
-    if is_postgresql(db.session):
-        db.session.execute(select(Mailing.id).where(Mailing.id == mailing.id).with_for_update())
-    else:
-        db.session.execute(text("UPDATE mailings SET id = id WHERE id = :id"), {"id": mailing.id})
-    db.session.refresh(mailing)
-
-
 def start_manual_run(mailing: Mailing, user: User | None, now: datetime | None = None,
                      last_run_seen: int | None = None) -> MailingRun:
     """"Send now": a manual run to every client of the mailing, committed (not yet enqueued).
@@ -133,7 +117,7 @@ def start_manual_run(mailing: Mailing, user: User | None, now: datetime | None =
     confirmed; if another run started since, nothing is sent.
     """
     now = now or utcnow()
-    lock_mailing(mailing)
+    lock_row(db.session, mailing)  # one new run of a mailing at a time
     check_sendable(mailing)
     if last_run_seen is not None:
         latest = db.session.scalar(select(func.max(MailingRun.id)).where(MailingRun.mailing_id == mailing.id))
@@ -150,7 +134,7 @@ def start_manual_run(mailing: Mailing, user: User | None, now: datetime | None =
 
 
 def retry_candidates(run: MailingRun):
-    """The failed deliveries of `run`, as client rows for `_insert_deliveries`."""
+    """The failed deliveries of `run`, as client rows for `add_deliveries`."""
     return (
         select(Client.id, Client.email, Client.unsubscribed_at)
         .join(Delivery, Delivery.client_id == Client.id)
@@ -173,23 +157,30 @@ def start_retry_run(run: MailingRun, user: User | None, now: datetime | None = N
     """"Retry failed": a new run holding only the failed deliveries of `run`, committed."""
     now = now or utcnow()
     mailing = run.mailing
-    lock_mailing(mailing)
+    lock_row(db.session, mailing)  # one new run of a mailing at a time
     if run.is_active:
         raise SendingRefused(_("This run is still sending; retry its failures once it is over."))
     check_sendable(mailing)
     failed = retry_candidates(run)
     if db.session.scalar(select(func.count()).select_from(failed.subquery())) == 0:
         raise SendingRefused(_("This run has no failed delivery to retry."))
-    retry = MailingRun(mailing=mailing, trigger=RunTrigger.RETRY, scheduled_for=now, retry_of_id=run.id,
-                       created_by_id=user.id if user else None, status=RunStatus.QUEUED)
-    db.session.add(retry)
+    return start_follow_up_run(run, RunTrigger.RETRY, failed, user, now)
+
+
+def start_follow_up_run(run: MailingRun, trigger: RunTrigger, clients: Select, user: User | None,
+                        now: datetime) -> MailingRun:
+    """A new run of `run`'s mailing for `clients` only (Retry failed, Send to the rest), committed;
+    the caller enqueues it."""
+    mailing = run.mailing
+    follow_up = MailingRun(mailing=mailing, trigger=trigger, scheduled_for=now, retry_of_id=run.id,
+                           created_by_id=user.id if user else None, status=RunStatus.QUEUED)
+    db.session.add(follow_up)
     db.session.flush()
-    _insert_deliveries(retry, failed)
-    _count_new_run(retry, now)
+    add_deliveries(follow_up, clients, now)
     if schedule.refresh_status(mailing, now):
         clear_stats_cache_after_commit(mailing.owner_id)
     db.session.commit()
-    return retry
+    return follow_up
 
 
 # Ending runs ------------------------------------------------------------------------------------
@@ -257,7 +248,7 @@ def finish_run(run_id: int, now: datetime | None = None) -> bool:
     update_counters(run_id)
     result = db.session.execute(
         update(MailingRun)
-        .where(MailingRun.id == run_id, MailingRun.status.in_(ACTIVE))
+        .where(MailingRun.id == run_id, MailingRun.status.in_(ACTIVE_RUN_STATUSES))
         .values(status=RunStatus.DONE, finished_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -280,7 +271,7 @@ def stop_reason(run_id: int) -> str | None:
     ).one_or_none()
     if row is None:
         return "deleted"
-    if row.status not in ACTIVE:
+    if row.status not in ACTIVE_RUN_STATUSES:
         return RunStatus(row.status).value
     if row.disabled_at is not None:
         return "the mailing was disabled"

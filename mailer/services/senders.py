@@ -17,6 +17,7 @@ from mailer.services.accounts import external_url
 from mailer.services.addresses import envelope_address, header_address
 from mailer.services.clients import validator_message
 from mailer.services.email import queue_email
+from mailer.services.errors import FieldError
 
 NAME_MAX_LENGTH = 120
 EMAIL_MAX_LENGTH = 254
@@ -24,12 +25,8 @@ INVALID_LINK = _l("This confirmation link is invalid or has expired. Send a new 
                   "addresses.")
 
 
-class IdentityError(ValueError):
-    """A change that cannot be made; `field` names the form field the message belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class IdentityError(FieldError):
+    """A change to a sender address that cannot be made."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +85,12 @@ def confirmed_identities(owner_id: int) -> list[SenderIdentity]:
 def first_confirmed(owner_id: int) -> SenderIdentity | None:
     identities = confirmed_identities(owner_id)
     return identities[0] if identities else None
+
+
+def mailings_using(identity: SenderIdentity) -> list[Mailing]:
+    """The mailings sent from this address, by name."""
+    return list(db.session.scalars(
+        select(Mailing).where(Mailing.sender_identity_id == identity.id).order_by(Mailing.name)))
 
 
 def add_identity(owner: User, name: str, email: str, reply_to: str | None) -> SenderIdentity:

@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from mailer.database import is_postgresql
 from mailer.extensions import db
 from mailer.models import (
+    ACTIVE_RUN_STATUSES,
     AttemptStatus,
     Client,
     Delivery,
@@ -40,7 +41,9 @@ from mailer.models import (
 )
 from mailer.services import dkim_signing, runs, send_queue, senders, servers, shutdown
 from mailer.services.addresses import AddressError, envelope_address
-from mailer.services.rendering import MailRenderer, TemplateProblem, make_message_id
+from mailer.services.message_templates import TemplateProblem
+from mailer.services.mime import make_message_id
+from mailer.services.rendering import MailRenderer
 from mailer.services.secrets import SecretError
 from mailer.services.throttle import Limits, Throttle
 from mailer.services.transport import NOT_SENT, Reply, SenderPool, SmtpSettings
@@ -104,7 +107,8 @@ def claim_chunk(run_id: int, now: datetime, size: int, token: str) -> list[Claim
         db.session.commit()
         return [_claimed(row, token) for row in rows]
     due = (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now)
-    run_active = select(MailingRun.id).where(MailingRun.id == run_id, MailingRun.status.in_(runs.ACTIVE)).exists()
+    run_active = (select(MailingRun.id)
+                  .where(MailingRun.id == run_id, MailingRun.status.in_(ACTIVE_RUN_STATUSES)).exists())
     candidates = (
         select(Delivery.id)
         .where(Delivery.run_id == run_id, Delivery.status == DeliveryStatus.PENDING, due, run_active)
@@ -130,9 +134,10 @@ def claim_chunk(run_id: int, now: datetime, size: int, token: str) -> list[Claim
 # The run's row is locked too, and must still be queued or sending: a claim takes nothing from a
 # run paused or cancelled since the worker last read it, and a pause waits for a claim under way
 # to commit, so that the run's page then sees those messages as `sending` until they are recorded.
-CLAIM_ON_POSTGRESQL = text("""
+ACTIVE_IN_SQL = ", ".join(f"'{status.value}'" for status in ACTIVE_RUN_STATUSES)
+CLAIM_ON_POSTGRESQL = text(f"""
     WITH run AS (
-        SELECT id FROM mailing_runs WHERE id = :run_id AND status IN ('queued', 'sending') FOR UPDATE
+        SELECT id FROM mailing_runs WHERE id = :run_id AND status IN ({ACTIVE_IN_SQL}) FOR UPDATE
     ), candidates AS (
         SELECT id FROM deliveries
         WHERE run_id = :run_id AND status = 'pending' AND (retry_at IS NULL OR retry_at <= :now)
@@ -163,7 +168,7 @@ def _claimed(row, token: str) -> Claimed:
 # Checked again by the claiming UPDATE itself, under SQLite's write lock: a pause or cancel that
 # committed after the candidates were chosen still stops the claim.
 run_still_active = (
-    select(MailingRun.id).where(MailingRun.id == Delivery.run_id, MailingRun.status.in_(runs.ACTIVE))
+    select(MailingRun.id).where(MailingRun.id == Delivery.run_id, MailingRun.status.in_(ACTIVE_RUN_STATUSES))
     .correlate(Delivery).exists()
 )
 

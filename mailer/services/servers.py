@@ -20,18 +20,15 @@ from mailer.models import Mailing, Security, SmtpServer
 from mailer.services import secrets
 from mailer.services.addresses import AddressError, ascii_domain
 from mailer.services.dkim_signing import DkimKey, DkimKeyError, check_private_key
+from mailer.services.errors import FieldError
 
 BUILTIN_KEY = "builtin"
 BUILTIN_NAME = _l("Built-in server (MAIL_* settings)")
 NAME_MAX_LENGTH = 100
 
 
-class ServerError(ValueError):
-    """A server setting that cannot be used; `field` names the form field it belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class ServerError(FieldError):
+    """A server setting that cannot be used."""
 
 
 @dataclass(frozen=True)

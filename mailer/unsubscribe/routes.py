@@ -3,7 +3,7 @@ from flask import render_template
 
 from mailer.extensions import csrf, db
 from mailer.i18n import in_language_of
-from mailer.services import rendering
+from mailer.services import unsubscribe as unsubscribe_service
 from mailer.unsubscribe import bp
 from mailer.unsubscribe.forms import UnsubscribeForm
 
@@ -14,7 +14,7 @@ def invalid_link():
 
 @bp.get("/<token>")
 def confirm(token: str):
-    client = rendering.client_for_unsubscribe_token(token)
+    client = unsubscribe_service.client_for_unsubscribe_token(token)
     if client is None:
         return invalid_link()
     # The page speaks the language of the mailings' owner, like the footer that led here.
@@ -27,10 +27,10 @@ def confirm(token: str):
 @bp.post("/<token>")
 @csrf.exempt
 def unsubscribe(token: str):
-    client = rendering.client_for_unsubscribe_token(token)
+    client = unsubscribe_service.client_for_unsubscribe_token(token)
     if client is None:
         return invalid_link()
-    rendering.unsubscribe(client)
+    unsubscribe_service.unsubscribe(client)
     db.session.commit()
     with in_language_of(client.owner):
         return render_template("unsubscribe/done.html", client=client)

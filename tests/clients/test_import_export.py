@@ -65,8 +65,8 @@ def test_valid_rows_are_imported_and_invalid_ones_reported_with_their_lines(logg
     assert [line for line, _ in problems] == [3, 5, 8, 9]
     reasons = dict(problems)
     assert "the e-mail &#39;not-an-address&#39; is not valid: An email address must have an @-sign." == reasons[3]
-    assert reasons[5] == "the full name is missing"
-    assert reasons[8] == "the e-mail is missing"
+    assert reasons[5] == "Enter the client&#39;s full name."
+    assert reasons[8] == "Enter an e-mail address."
     assert reasons[9] == "duplicate: the e-mail ada@example.com is already on line 2"
 
 

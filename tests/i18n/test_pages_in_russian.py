@@ -15,7 +15,7 @@ from babel.messages.pofile import read_po
 
 from mailer.extensions import db
 from mailer.models import Client, Role, Security, SmtpServer, User
-from mailer.services import rendering
+from mailer.services import unsubscribe
 from tests.access.test_matrix import ROUTES, Route, is_hidden, make_objects
 from tests.conftest import login, make_user
 from tests.i18n.test_catalogue import CATALOGUE
@@ -167,7 +167,7 @@ def test_the_unsubscribe_page_speaks_the_owners_language(app, client, people):
     owner = users["owner"]
     owner.locale = "ru"
     db.session.commit()
-    token = rendering.unsubscribe_token(db.session.get(Client, ids["client"]))
+    token = unsubscribe.unsubscribe_token(db.session.get(Client, ids["client"]))
     # The visitor's browser asks for English; the mailing came from a Russian owner.
     page = client.get(f"/unsubscribe/{token}", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Отписаться" in page and not english_left(page)

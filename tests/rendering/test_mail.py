@@ -1,7 +1,9 @@
 import re
 
 from mailer.extensions import mail
-from mailer.services.rendering import build_mail, client_for_unsubscribe_token, make_message_id
+from mailer.services.mime import make_message_id
+from mailer.services.rendering import build_mail
+from mailer.services.unsubscribe import client_for_unsubscribe_token
 from tests.conftest import local_path
 
 UNSUBSCRIBE_HEADER = re.compile(r"^<(http://mailer\.test/unsubscribe/[A-Za-z0-9_.-]+)>$")
@@ -105,7 +107,8 @@ def test_many_messages_over_one_connection(add_message, add_client, smtp_sink):
 
 
 def test_placeholder_only_templates_are_stamped_and_give_exactly_what_jinja_gives(app):
-    from mailer.services.rendering import HTML_ENV, TEXT_ENV, Stamp, _compile
+    from mailer.services.message_templates import HTML_ENV, TEXT_ENV
+    from mailer.services.rendering import Stamp, _compile
 
     stamped = ["Hello {{ name }}", "Dear {{name}},\n\nnews for {{ email }}.\n\n", "{# note #}Hi {{ name }}\n",
                '<p>Hi {{ name }}</p><a href="{{ unsubscribe_url }}">x</a>', "", "{% raw %}{{ name }}{% endraw %}"]

@@ -5,14 +5,9 @@ import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from mailer.extensions import db
-from mailer.services.rendering import (
-    TEXT_ENV,
-    MailRenderer,
-    TemplateProblem,
-    build_mail,
-    check_template,
-    client_for_unsubscribe_token,
-)
+from mailer.services.message_templates import TEXT_ENV, TemplateProblem, check_template
+from mailer.services.rendering import MailRenderer, build_mail
+from mailer.services.unsubscribe import client_for_unsubscribe_token
 
 
 @pytest.mark.parametrize("source", [

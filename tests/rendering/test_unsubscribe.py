@@ -2,14 +2,10 @@ import re
 
 from mailer.extensions import cache, db, mail
 from mailer.services import tokens
-from mailer.services.rendering import (
-    build_mail,
-    client_for_unsubscribe_token,
-    make_message_id,
-    unsubscribe_token,
-    unsubscribe_url,
-)
+from mailer.services.mime import make_message_id
+from mailer.services.rendering import build_mail
 from mailer.services.stats import owner_key
+from mailer.services.unsubscribe import client_for_unsubscribe_token, unsubscribe_token, unsubscribe_url
 from tests.conftest import local_path
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}

@@ -6,7 +6,8 @@ from sqlalchemy import func, select
 
 from mailer.extensions import db
 from mailer.models import Message
-from mailer.services.rendering import TemplateProblem, build_mail
+from mailer.services.message_templates import TemplateProblem
+from mailer.services.rendering import build_mail
 from tests.clients.conftest import add_client, add_message
 
 BOMB = '{{ email|replace("", email)|replace("", email)|replace("", email)|replace("", email) }}'

@@ -7,7 +7,7 @@ from rq_scheduler import Scheduler
 from sqlalchemy import func, select
 
 from mailer.extensions import db, rq
-from mailer.jobs.schedule import PERIODIC_JOBS, MailerScheduler, register_periodic_jobs
+from mailer.jobs.schedule import PERIODIC_JOBS, MailerScheduler, cancel_retired_jobs, register_periodic_jobs
 from mailer.models import (
     Delivery,
     DeliveryStatus,
@@ -152,6 +152,22 @@ def test_the_scheduler_puts_back_lost_periodic_jobs_and_cancels_retired_ones(app
 
     assert {job.id for job in scheduler.get_jobs()} | set(rq.queue.get_job_ids()) >= {
         job_id for job_id, _, _ in PERIODIC_JOBS}
+
+
+def test_a_retired_periodic_job_waiting_in_the_queue_is_removed_and_deleted(app):
+    scheduler = MailerScheduler(queue_name=app.config["RQ_QUEUE"], connection=rq.connection)
+    # A job of an earlier version, due when the scheduler stopped: its copy waits in the queue.
+    rq.queue.enqueue("mailer.jobs.sending.reconcile", job_id="mailer-retired-job")
+    rq.queue.enqueue("mailer.jobs.sending.send_run", 1, job_id="send-run-1-waiting")
+
+    assert cancel_retired_jobs(scheduler) == ["mailer-retired-job"]
+
+    assert rq.queue.get_job_ids() == ["send-run-1-waiting"]
+    assert rq.queue.fetch_job("mailer-retired-job") is None
+    register_periodic_jobs(scheduler)
+    scheduler.enqueue_jobs()
+    assert "mailer-retired-job" not in set(rq.queue.get_job_ids()) | {job.id for job in scheduler.get_jobs()}
+    assert cancel_retired_jobs(scheduler) == []
 
 
 def test_a_periodic_job_goes_ahead_of_waiting_send_jobs(app):

@@ -56,11 +56,9 @@ def test_a_new_owner_is_told_what_to_do_first(client, user):
     page = client.get("/").get_data(as_text=True)
     assert "Get started" in page
     assert figures(client) == {"Mailings": 0, "Active mailings": 0, "Unique clients": 0}
-    # Quick links to the pages that exist.
     for endpoint in ["clients.create", "messages.create", "mailings.create"]:
-        if endpoint in client.application.view_functions:
-            with client.application.test_request_context():
-                assert f'href="{url_for(endpoint)}"' in page
+        with client.application.test_request_context():
+            assert f'href="{url_for(endpoint)}"' in page
 
 
 def test_owner_sees_own_figures_and_managers_see_everyones(app, client):
