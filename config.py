@@ -143,6 +143,10 @@ class Config:
 
     BOOTSTRAP_SERVE_LOCAL = True
 
+    # The interface's language when neither the user's profile nor the browser names one we
+    # have: "en" or "ru".
+    DEFAULT_LOCALE = os.environ.get("DEFAULT_LOCALE", "en").strip() or "en"
+
 
 class DevelopmentConfig(Config):
     DEBUG = True

@@ -62,8 +62,10 @@ def register_extensions(app: Flask) -> None:
     )
     from mailer.auth.session import init_login
     from mailer.extensions import bootstrap, cache, csrf, db, limiter, mail, migrate, principal, rq
+    from mailer.i18n import init_i18n
     from mailer.permissions import init_principal
 
+    init_i18n(app)
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True)
     csrf.init_app(app)

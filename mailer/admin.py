@@ -19,6 +19,7 @@ from flask_admin.model import typefmt
 from flask_admin.model.form import converts
 from flask_admin.model.template import EndpointLinkRowAction
 from flask_admin.theme import Bootstrap4Theme
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
@@ -29,6 +30,7 @@ from wtforms.validators import ValidationError
 from mailer.database import is_postgresql
 from mailer.extensions import db
 from mailer.forms import add_field_error
+from mailer.i18n import lazy_text as _l
 from mailer.listing import SEARCH_MAX_LENGTH
 from mailer.models import (
     AttemptStatus,
@@ -62,6 +64,7 @@ from mailer.services.senders import IdentityError
 from mailer.services.servers import ServerError
 from mailer.services.stats import clear_stats_cache
 from mailer.urls import MAX_ID, positive_int
+from mailer.words import word
 
 
 class AdminForm(SecureForm):
@@ -92,8 +95,9 @@ class MailerModelConverter(AdminModelConverter):
 
     @converts("sqlalchemy.sql.sqltypes.Enum")
     def convert_enum(self, column, field_args, **extra):
-        # The columns store the members' values ("running"), which is also what the form shows.
-        choices = [(value, value) for value in column.type.enums]
+        # The columns store the members' values ("running"); the form shows their words.
+        enum_class = column.type.enum_class
+        choices = [(value, word(enum_class(value)) if enum_class else value) for value in column.type.enums]
         accepted = [value for value, _ in choices]
         if column.nullable:
             field_args["allow_blank"] = True
@@ -109,7 +113,7 @@ class EnumEqual(FilterEqual):
     """Equality on an enum column, by the stored value ("running") that the panel shows."""
 
     def __init__(self, column, name: str, enum_class):
-        super().__init__(column, name, options=[(member.value, member.value) for member in enum_class])
+        super().__init__(column, name, options=[(member.value, word(member)) for member in enum_class])
         self.enum_class = enum_class
 
     def clean(self, value):
@@ -141,8 +145,8 @@ class PanelIndexView(AdminOnly, AdminIndexView):
     @expose("/")
     def index(self):
         estimates = table_estimates()
-        counts = [(category, model.__name__, admin_endpoint(url), row_count(model, estimates))
-                  for _, model, url, category in MODEL_VIEWS]
+        counts = [(category, name, admin_endpoint(url), row_count(model, estimates))
+                  for _view, model, url, name, category in MODEL_VIEWS]
         return self.render("admin/index.html", counts=counts)
 
 
@@ -173,11 +177,41 @@ def format_datetime(view, value: datetime, name: str) -> str:
 
 
 def format_enum(view, value: Enum, name: str) -> str:
-    # The stored value ("running"), as everywhere else in Mailer, not the member's name.
-    return str(value.value)
+    # The member's word in the reader's language ("Active" for a running mailing), as on the site.
+    return str(word(value))
 
 
 FORMATTERS = {datetime: format_datetime, Enum: format_enum}
+
+# The panel's column and field names (Flask-Admin would make "Created At" of created_at, in
+# English only).
+COLUMN_LABELS = {
+    "attempted_at": _l("Attempted"), "attempts": _l("Attempts"), "auth_version": _l("Session version"),
+    "avatar_filename": _l("Avatar file"), "blocked_at": _l("Blocked"), "blocked_reason": _l("Reason for blocking"),
+    "body_html": _l("HTML body"), "body_text": _l("Plain text"), "claim_token": _l("Claim token"),
+    "claimed_at": _l("Claimed"), "client": _l("Client"), "clients": _l("Clients"), "comment": _l("Comment"),
+    "confirmed_at": _l("Confirmed"), "country": _l("Country"), "created_at": _l("Created"),
+    "created_by": _l("Created by"), "delivery": _l("Delivery"), "description": _l("Description"),
+    "disabled_at": _l("Disabled"), "disabled_by": _l("Disabled by"), "disabled_reason": _l("Reason for disabling"),
+    "email": _l("E-mail"), "email_confirmed_at": _l("Confirmed"), "end_at": _l("End"), "error": _l("Error"),
+    "failed_count": _l("Failed"), "finished_at": _l("Finished"), "first_attempt_at": _l("First try"),
+    "full_name": _l("Full name"), "host": _l("Host"), "id": "ID", "is_active": _l("Active"),
+    "last_code": _l("Last code"), "last_login_at": _l("Last login"), "last_response": _l("Last answer"),
+    "locale": _l("Language"), "mailing": _l("Mailing"), "message": _l("Message"),
+    "message_id_header": "Message-ID", "name": _l("Name"), "next_run_at": _l("Next run"), "owner": _l("Owner"),
+    "password_hash": _l("Password hash"), "phone": _l("Phone"), "port": _l("Port"), "repeat": _l("Repeat"),
+    "reply_to": "Reply-To", "retry_at": _l("Next try"), "retry_of": _l("Retry of"), "roles": _l("Roles"),
+    "run": _l("Run"), "run_id": _l("Run"), "scheduled_for": _l("Scheduled for"), "security": _l("Security"),
+    "sender_identity": _l("Sender address"), "sent_at": _l("Sent"), "sent_count": _l("Sent"),
+    "skipped_count": _l("Skipped"), "smtp_code": _l("SMTP code"), "smtp_response": _l("SMTP answer"),
+    "smtp_server": _l("SMTP server"), "start_at": _l("Start"), "started_at": _l("Started"), "status": _l("Status"),
+    "subject": _l("Subject"), "timezone": _l("Time zone"), "total_count": _l("Total"), "trigger": _l("Trigger"),
+    "unknown_count": _l("Unknown outcome"), "unsubscribed_at": _l("Unsubscribed"), "updated_at": _l("Changed"),
+    "user": _l("User"), "users": _l("Users"), "runs": _l("Runs"), "deliveries": _l("Deliveries"),
+    "has_password": _l("Password"), "is_default": _l("Default"), "dkim": "DKIM", "dkim_record": _l("DKIM DNS record"),
+    "max_connections": _l("Max connections"), "username": _l("User name"), "rate_limit": _l("Rate limit"),
+    "dkim_selector": _l("DKIM selector"), "dkim_domain": _l("DKIM domain"),
+}
 
 
 class SecureModelView(AdminOnly, ModelView):
@@ -192,6 +226,7 @@ class SecureModelView(AdminOnly, ModelView):
     column_display_pk = True
     # Previous / next only: no count of the whole table (millions of attempts) on every page.
     simple_list_pager = True
+    column_labels = COLUMN_LABELS
 
     def _get_list_extra_args(self):
         view_args = super()._get_list_extra_args()
@@ -254,7 +289,6 @@ class UserView(SecureModelView):
     can_create = False
     column_list = ("id", "email", "full_name", "roles", "is_active", "blocked_at", "email_confirmed_at",
                    "created_at", "last_login_at")
-    column_labels = {"is_active": "Active", "email_confirmed_at": "Confirmed"}
     column_searchable_list = ("email", "full_name")
     column_filters = ("is_active",)
     column_default_sort = ("id", False)
@@ -266,16 +300,16 @@ class UserView(SecureModelView):
         super().on_model_change(form, model, is_created)
         model.email = accounts.lowercase_email(model.email)
         if model.id == current_user.id and not model.is_admin:
-            raise ValidationError("You cannot remove your own admin role: ask another admin.")
+            raise ValidationError(_("You cannot remove your own admin role: ask another admin."))
         if inspect(model).attrs.is_active.history.has_changes():
             if model.id == current_user.id and not model.is_active:
-                raise ValidationError("You cannot block yourself.")
+                raise ValidationError(_("You cannot block yourself."))
             # Through the accounts service, so a block also ends the user's sessions.
             accounts.set_blocked(model, not model.is_active)
 
     def on_model_delete(self, model):
         if model.id == current_user.id:
-            raise ValidationError("You cannot delete your own account here.")
+            raise ValidationError(_("You cannot delete your own account here."))
         super().on_model_delete(model)
 
     def after_model_delete(self, model):
@@ -301,7 +335,7 @@ class ClientView(OwnedStatsView):
     def on_model_change(self, form, model, is_created):
         super().on_model_change(form, model, is_created)
         if model.owner is None:
-            raise ValidationError("Choose the client's owner.")
+            raise ValidationError(_("Choose the client's owner."))
         model.owner_id = model.owner.id
         # The same rules as the site's own form: a valid address, unique for its owner.
         try:
@@ -335,7 +369,8 @@ class MailingView(OwnedStatsView):
     column_list = ("id", "owner", "name", "message", "status", "repeat", "start_at", "end_at", "next_run_at",
                    "disabled_at")
     column_searchable_list = ("name",)
-    column_filters = (EnumEqual(Mailing.status, "Status", MailingStatus), EnumEqual(Mailing.repeat, "Repeat", Repeat))
+    column_filters = (EnumEqual(Mailing.status, _l("Status"), MailingStatus),
+                      EnumEqual(Mailing.repeat, _l("Repeat"), Repeat))
     column_default_sort = ("id", True)
     # Disabling records who did it: that goes through the mailing's page.
     # The status and the next run follow from the schedule and the runs: they are recomputed on
@@ -352,11 +387,11 @@ class MailingView(OwnedStatsView):
         super().on_model_change(form, model, is_created)
         owner_id = model.owner.id if model.owner else None
         if model.message is not None and model.message.owner_id != owner_id:
-            raise ValidationError("The message must belong to the mailing's owner.")
+            raise ValidationError(_("The message must belong to the mailing's owner."))
         if any(client.owner_id != owner_id for client in model.clients):
-            raise ValidationError("Every client must belong to the mailing's owner.")
+            raise ValidationError(_("Every client must belong to the mailing's owner."))
         if model.start_at and model.end_at and model.start_at > model.end_at:
-            raise ValidationError("The start must not be after the end.")
+            raise ValidationError(_("The start must not be after the end."))
         if model.sender_identity is not None:
             try:
                 sender_service.check_for_mailing(owner_id, model.sender_identity.id)
@@ -368,15 +403,15 @@ class MailingView(OwnedStatsView):
 class MailingRunView(ReadOnlyModelView):
     column_list = ("id", "mailing", "trigger", "status", "scheduled_for", "total_count", "sent_count",
                    "failed_count", "skipped_count", "started_at", "finished_at")
-    column_filters = (EnumEqual(MailingRun.status, "Status", RunStatus),
-                      EnumEqual(MailingRun.trigger, "Trigger", RunTrigger))
+    column_filters = (EnumEqual(MailingRun.status, _l("Status"), RunStatus),
+                      EnumEqual(MailingRun.trigger, _l("Trigger"), RunTrigger))
     column_default_sort = ("id", True)
 
 
 class DeliveryView(ReadOnlyModelView):
     column_list = ("id", "run_id", "email", "status", "attempts", "sent_at", "last_code", "last_response")
     column_searchable_list = ("email",)
-    column_filters = (EnumEqual(Delivery.status, "Status", DeliveryStatus),)
+    column_filters = (EnumEqual(Delivery.status, _l("Status"), DeliveryStatus),)
     column_default_sort = ("id", True)
 
 
@@ -384,7 +419,7 @@ class MailingAttemptView(ReadOnlyModelView):
     column_list = ("id", "attempted_at", "mailing", "run_id", "email", "status", "smtp_code", "smtp_response",
                    "error")
     column_searchable_list = ("email",)
-    column_filters = (EnumEqual(MailingAttempt.status, "Status", AttemptStatus),)
+    column_filters = (EnumEqual(MailingAttempt.status, _l("Status"), AttemptStatus),)
     # Newest first by the primary key: no sort over the whole log.
     column_default_sort = ("id", True)
 
@@ -419,38 +454,36 @@ class SmtpServerView(SecureModelView):
                    "max_connections", "is_default", "dkim")
     column_details_list = ("id", "name", "host", "port", "security", "username", "has_password", "rate_limit",
                            "max_connections", "is_default", "dkim", "dkim_record", "created_at")
-    column_labels = {"has_password": "Password", "is_default": "Default", "dkim": "DKIM",
-                     "dkim_record": "DKIM DNS record", "max_connections": "Max connections", "username": "User name",
-                     "rate_limit": "Rate limit", "dkim_selector": "DKIM selector", "dkim_domain": "DKIM domain"}
     column_formatters = {"has_password": format_password, "dkim": format_dkim}
     column_formatters_detail = {"has_password": format_password, "dkim": format_dkim,
                                 "dkim_record": format_dkim_record}
     column_searchable_list = ("name", "host")
     column_default_sort = ("name", False)
     column_extra_row_actions = [
-        EndpointLinkRowAction("fa fa-plug", ".check_connection", title="Test connection", id_arg="server_id"),
+        EndpointLinkRowAction("fa fa-plug", ".check_connection", title=_l("Test connection"), id_arg="server_id"),
     ]
     form_columns = ("name", "host", "port", "security", "username", "new_password", "clear_password",
                     "rate_limit", "max_connections", "is_default", "dkim_selector", "dkim_domain",
                     "new_dkim_private_key", "clear_dkim_private_key")
     form_extra_fields = {
-        "new_password": PasswordField("Password", description="Stored encrypted and never shown. "
-                                      "Leave empty to keep the stored one."),
-        "clear_password": BooleanField("Remove the stored password"),
-        "new_dkim_private_key": TextAreaField("DKIM private key", render_kw={"rows": 4},
-                                              description="PEM (-----BEGIN PRIVATE KEY-----). Stored encrypted "
-                                              "and never shown. Leave empty to keep the stored one."),
-        "clear_dkim_private_key": BooleanField("Remove the stored DKIM key"),
+        "new_password": PasswordField(_l("Password"), description=_l("Stored encrypted and never shown. "
+                                                                     "Leave empty to keep the stored one.")),
+        "clear_password": BooleanField(_l("Remove the stored password")),
+        "new_dkim_private_key": TextAreaField(_l("DKIM private key"), render_kw={"rows": 4},
+                                              description=_l("PEM (-----BEGIN PRIVATE KEY-----). Stored encrypted "
+                                                             "and never shown. Leave empty to keep the stored one.")),
+        "clear_dkim_private_key": BooleanField(_l("Remove the stored DKIM key")),
     }
     form_args = {
-        "port": {"description": "587 for STARTTLS, 465 for TLS, 25 for a relay without encryption."},
-        "rate_limit": {"description": "Messages the server allows, e.g. “50 per second” or several joined by "
-                                      "“;”: “50 per second; 10000 per hour”. Empty: no limit."},
-        "max_connections": {"description": "Connections open at once, over every worker. Empty: no limit."},
-        "is_default": {"label": "Default server",
-                       "description": "Used by mailings that name no server. Marking this one unmarks the other."},
-        "dkim_selector": {"description": "With the domain and the key below, messages through this server are "
-                                         "signed with DKIM."},
+        "port": {"description": _l("587 for STARTTLS, 465 for TLS, 25 for a relay without encryption.")},
+        "rate_limit": {"description": _l("Messages the server allows, e.g. “50 per second” or several joined by "
+                                         "“;”: “50 per second; 10000 per hour”. Empty: no limit.")},
+        "max_connections": {"description": _l("Connections open at once, over every worker. Empty: no limit.")},
+        "is_default": {"label": _l("Default server"),
+                       "description": _l("Used by mailings that name no server. Marking this one unmarks the "
+                                         "other.")},
+        "dkim_selector": {"description": _l("With the domain and the key below, messages through this server are "
+                                            "signed with DKIM.")},
     }
 
     def on_model_change(self, form, model, is_created):
@@ -524,18 +557,18 @@ class SenderIdentityView(SecureModelView):
             raise ValidationError(str(error)) from None
 
 
-# (view class, model, URL under /admin, menu category)
+# (view class, model, URL under /admin, name, menu category)
 MODEL_VIEWS = [
-    (UserView, User, "users", "Accounts"),
-    (RoleView, Role, "roles", "Accounts"),
-    (ClientView, Client, "clients", "Content"),
-    (MessageView, Message, "messages", "Content"),
-    (MailingView, Mailing, "mailings", "Content"),
-    (SmtpServerView, SmtpServer, "smtp-servers", "Sending"),
-    (SenderIdentityView, SenderIdentity, "sender-identities", "Sending"),
-    (MailingRunView, MailingRun, "runs", "Sending log"),
-    (DeliveryView, Delivery, "deliveries", "Sending log"),
-    (MailingAttemptView, MailingAttempt, "attempts", "Sending log"),
+    (UserView, User, "users", _l("Users"), _l("Accounts")),
+    (RoleView, Role, "roles", _l("Roles"), _l("Accounts")),
+    (ClientView, Client, "clients", _l("Clients"), _l("Content")),
+    (MessageView, Message, "messages", _l("Messages"), _l("Content")),
+    (MailingView, Mailing, "mailings", _l("Mailings"), _l("Content")),
+    (SmtpServerView, SmtpServer, "smtp-servers", _l("SMTP servers"), _l("Sending")),
+    (SenderIdentityView, SenderIdentity, "sender-identities", _l("Sender addresses"), _l("Sending")),
+    (MailingRunView, MailingRun, "runs", _l("Runs"), _l("Sending log")),
+    (DeliveryView, Delivery, "deliveries", _l("Deliveries"), _l("Sending log")),
+    (MailingAttemptView, MailingAttempt, "attempts", _l("Attempts"), _l("Sending log")),
 ]
 
 
@@ -545,10 +578,11 @@ def admin_endpoint(url: str) -> str:
 
 
 def register_admin(app: Flask) -> Admin:
-    admin = Admin(name="Mailer admin", index_view=PanelIndexView(url="/admin"), theme=Bootstrap4Theme())
-    for view_class, model, url, category in MODEL_VIEWS:
-        admin.add_view(view_class(model, db, category=category, url=url, endpoint=admin_endpoint(url)))
-    admin.add_link(MenuLink(name="Back to Mailer", endpoint="main.index"))
+    admin = Admin(name=_l("Mailer admin"), index_view=PanelIndexView(name=_l("Home"), url="/admin"),
+                  theme=Bootstrap4Theme())
+    for view_class, model, url, name, category in MODEL_VIEWS:
+        admin.add_view(view_class(model, db, name=name, category=category, url=url, endpoint=admin_endpoint(url)))
+    admin.add_link(MenuLink(name=_l("Back to Mailer"), endpoint="main.index"))
     admin.init_app(app)
     # Without this rule, /admin would redirect everyone to /admin/ and so reveal the panel.
     app.add_url_rule("/admin", endpoint="admin_entry", view_func=panel_entry)

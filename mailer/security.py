@@ -1,6 +1,7 @@
 """What every response and request goes through: security headers, the trusted proxies, and the
 refusal of input that no page can use (NUL bytes)."""
 from flask import Flask, Response, abort, request
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -69,12 +70,12 @@ def refuse_unusable_input():
         abort(414)
     if "\x00" in request.path or any("\x00" in key or "\x00" in value
                                      for key, value in request.args.items(multi=True)):
-        abort(400, "The address contains a NUL character, which no page accepts.")
+        abort(400, _("The address contains a NUL character, which no page accepts."))
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
         "application/x-www-form-urlencoded", "multipart/form-data"
     ):
         if any("\x00" in key or "\x00" in value for key, value in request.form.items(multi=True)):
-            abort(400, "The form contains a NUL character, which no field accepts.")
+            abort(400, _("The form contains a NUL character, which no field accepts."))
     return None
 
 

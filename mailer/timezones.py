@@ -3,6 +3,7 @@ from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import pycountry
+from babel import Locale
 
 UTC = ZoneInfo("UTC")
 
@@ -14,14 +15,11 @@ def timezone_choices() -> list[tuple[str, str]]:
 
 
 @cache
-def country_choices() -> list[tuple[str, str]]:
-    countries = sorted(pycountry.countries, key=lambda c: c.name)
-    return [("", "—")] + [(c.alpha_2, c.name) for c in countries]
-
-
-def country_name(code: str) -> str:
-    country = pycountry.countries.get(alpha_2=code) if code else None
-    return country.name if country else ""
+def country_choices(language: str = "en") -> list[tuple[str, str]]:
+    """ISO 3166 countries (pycountry), named and sorted in `language` (CLDR names, from Babel)."""
+    names = Locale.parse(language).territories
+    countries = [(c.alpha_2, names.get(c.alpha_2, c.name)) for c in pycountry.countries]
+    return [("", "—")] + sorted(countries, key=lambda choice: choice[1].casefold())
 
 
 def zone(name: str | None) -> ZoneInfo:

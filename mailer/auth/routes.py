@@ -1,4 +1,5 @@
 from flask import abort, current_app, flash, redirect, render_template, request, send_from_directory, session, url_for
+from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -17,12 +18,14 @@ from mailer.auth.forms import (
 )
 from mailer.errors import render_error
 from mailer.extensions import db, limiter
+from mailer.i18n import SESSION_KEY, current_language
+from mailer.i18n import lazy_text as _l
 from mailer.permissions import can_view_all
 from mailer.services import accounts
 from mailer.services.accounts import AccountError
 from mailer.urls import redirect_next
 
-EMAIL_NOT_SENT = "We could not send the e-mail right now. Please try again in a few minutes."
+EMAIL_NOT_SENT = _l("We could not send the e-mail right now. Please try again in a few minutes.")
 
 
 def login_attempt_key() -> str:
@@ -65,12 +68,15 @@ def register():
     form = RegistrationForm()
     if form.validate_on_submit():
         user = accounts.register(form.email.data, form.password.data, form.full_name.data or "",
-                                 form.phone.data or "", form.country.data or "", form.timezone.data)
+                                 form.phone.data or "", form.country.data or "", form.timezone.data,
+                                 locale=current_language())
         db.session.commit()
         if user is not None and not accounts.send_confirmation(user):
-            flash(EMAIL_NOT_SENT + " Use “Resend the confirmation link” on the login page.", "warning")
+            flash(_("We could not send the e-mail right now. Please try again in a few minutes. "
+                    "Use “Resend the confirmation link” on the login page."), "warning")
         # The same answer whether or not the address already had an account.
-        flash(f"Almost done: we sent a confirmation link to {accounts.lowercase_email(form.email.data)}.", "success")
+        flash(_("Almost done: we sent a confirmation link to %(email)s.",
+                email=accounts.lowercase_email(form.email.data)), "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/register.html", form=form)
 
@@ -84,7 +90,7 @@ def confirm(token: str):
         flash(str(error), "danger")
         return redirect(url_for("auth.resend_confirmation"))
     db.session.commit()
-    flash("Your e-mail address is confirmed. You can log in now.", "success")
+    flash(_("Your e-mail address is confirmed. You can log in now."), "success")
     # The login form comes with the address filled in: only the password is left to type.
     return redirect(url_for("auth.login", email=user.email))
 
@@ -96,11 +102,11 @@ def resend_confirmation():
     if form.validate_on_submit():
         user = accounts.find_user(form.email.data)
         if user is not None and not user.is_confirmed and user.is_active and not accounts.send_confirmation(user):
-            flash(EMAIL_NOT_SENT, "warning")
+            flash(str(EMAIL_NOT_SENT), "warning")
         else:
-            flash("If this address has an unconfirmed account, a new confirmation link is on its way.", "info")
+            flash(_("If this address has an unconfirmed account, a new confirmation link is on its way."), "info")
         return redirect(url_for("auth.login"))
-    return render_template("auth/email_form.html", form=form, title="Resend the confirmation link")
+    return render_template("auth/email_form.html", form=form, title=_("Resend the confirmation link"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -121,8 +127,12 @@ def login():
             form.password.errors.append(str(error))
         else:
             db.session.commit()
-            # A new session at login: nothing from before it (session fixation) carries over.
+            # A new session at login: nothing from before it (session fixation) carries over,
+            # but the language the visitor chose.
+            chosen_language = session.get(SESSION_KEY)
             session.clear()
+            if chosen_language:
+                session[SESSION_KEY] = chosen_language
             login_user(user, remember=form.remember.data)
             return redirect_next(request.args.get("next"))
     return render_template("auth/login.html", form=form)
@@ -134,7 +144,7 @@ def too_many_login_attempts(error):
     if request.endpoint != "auth.login":
         return render_error(429)
     form = LoginForm(formdata=None, email=request.form.get("email", "")[:254])
-    form.password.errors = ["Too many attempts in a short time. Wait a minute, then try again."]
+    form.password.errors = [_("Too many attempts in a short time. Wait a minute, then try again.")]
     return render_template("auth/login.html", form=form), 429
 
 
@@ -148,9 +158,12 @@ def logout():
             accounts.end_sessions(current_user)
             db.session.commit()
         # Cleared first: logout_user() then leaves its mark to delete the remember-me cookie.
+        # The page after it stays in the language the user was reading.
+        language = current_language()
         session.clear()
+        session[SESSION_KEY] = language
         logout_user()
-        flash("You are logged out.", "info")
+        flash(_("You are logged out."), "info")
     return redirect(url_for("main.index"))
 
 
@@ -160,9 +173,9 @@ def reset_request():
     form = EmailOnlyForm()
     if form.validate_on_submit():
         accounts.send_password_reset(form.email.data)
-        flash("If an account uses this address, a link to reset its password is on its way.", "info")
+        flash(_("If an account uses this address, a link to reset its password is on its way."), "info")
         return redirect(url_for("auth.login"))
-    return render_template("auth/email_form.html", form=form, title="Reset your password")
+    return render_template("auth/email_form.html", form=form, title=_("Reset your password"))
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])
@@ -177,7 +190,7 @@ def reset_password(token: str):
         accounts.reset_password(token, form.password.data)
         db.session.commit()
         logout_user()
-        flash("Your password is changed. Log in with the new one.", "success")
+        flash(_("Your password is changed. Log in with the new one."), "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/reset_password.html", form=form)
 
@@ -189,8 +202,10 @@ def profile():
     if form.validate_on_submit():
         accounts.update_profile(current_user, form.full_name.data, form.phone.data, form.country.data,
                                 form.timezone.data)
+        current_user.locale = form.locale.data or None
+        session.pop(SESSION_KEY, None)
         db.session.commit()
-        flash("Profile saved.", "success")
+        flash(_("Profile saved."), "success")
         return redirect(url_for("auth.profile"))
     return render_profile(profile_form=form)
 
@@ -215,7 +230,7 @@ def upload_avatar():
             form.avatar.errors.append(str(error))
         else:
             db.session.commit()
-            flash("Avatar updated.", "success")
+            flash(_("Avatar updated."), "success")
             return redirect(url_for("auth.profile"))
     return render_profile(avatar_form=form)
 
@@ -226,7 +241,7 @@ def remove_avatar():
     if RemoveAvatarForm().validate_on_submit():
         accounts.remove_avatar(current_user)
         db.session.commit()
-        flash("Avatar removed.", "info")
+        flash(_("Avatar removed."), "info")
     return redirect(url_for("auth.profile"))
 
 
@@ -249,14 +264,15 @@ def change_email():
     form = ChangeEmailForm()
     if form.validate_on_submit():
         if not current_user.check_password(form.password.data):
-            form.password.errors.append("The current password is wrong.")
+            form.password.errors.append(_("The current password is wrong."))
         else:
             try:
                 accounts.request_email_change(current_user, form.email.data)
             except AccountError as error:
                 form.email.errors.append(str(error))
             else:
-                flash(f"Follow the link we sent to {form.email.data} to confirm your new address.", "info")
+                flash(_("Follow the link we sent to %(email)s to confirm your new address.", email=form.email.data),
+                      "info")
                 return redirect(url_for("auth.profile"))
     return render_profile(email_form=form)
 
@@ -270,7 +286,7 @@ def confirm_email_change(token: str):
         flash(str(error), "danger")
     else:
         db.session.commit()
-        flash("Your new e-mail address is confirmed.", "success")
+        flash(_("Your new e-mail address is confirmed."), "success")
     return redirect(url_for("auth.profile" if current_user.is_authenticated else "auth.login"))
 
 
@@ -280,12 +296,12 @@ def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         if not current_user.check_password(form.current_password.data):
-            form.current_password.errors.append("The current password is wrong.")
+            form.current_password.errors.append(_("The current password is wrong."))
         else:
             accounts.set_password(current_user, form.password.data)
             db.session.commit()
             # Other sessions end with the old auth version; this one continues on the new one.
             login_user(current_user._get_current_object(), remember=False)
-            flash("Password changed. Other sessions have been logged out.", "success")
+            flash(_("Password changed. Other sessions have been logged out."), "success")
             return redirect(url_for("auth.profile"))
     return render_profile(password_form=form)

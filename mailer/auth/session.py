@@ -1,8 +1,12 @@
 """Flask-Login set-up: how a session finds its user, and when it ends."""
 from flask import Flask, flash, g, redirect, request, session
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from flask_login import login_url
 
 from mailer.extensions import db, login_manager
+from mailer.i18n import SESSION_KEY, is_language, language_for
+from mailer.i18n import lazy_text as _l
 from mailer.models import User
 
 
@@ -29,9 +33,14 @@ def tell_blocked(user: User) -> None:
     """A blocked user's session ends at their next request, and they are told why, rather than
     only asked to log in."""
     session.pop("_user_id", None)
-    reason = f" The reason given: “{user.blocked_reason}”." if user.blocked_reason else ""
-    flash(f"Your account has been blocked by a manager, so you have been logged out.{reason} "
-          "Contact the site's managers if you think this is a mistake.", "danger")
+    # Told in the user's own language, which the pages after it keep.
+    if is_language(user.locale):
+        session[SESSION_KEY] = user.locale
+    with force_locale(language_for(user)):
+        told = _("Your account has been blocked by a manager, so you have been logged out.")
+        if user.blocked_reason:
+            told += " " + _("The reason given: “%(reason)s”.", reason=user.blocked_reason)
+        flash(told + " " + _("Contact the site's managers if you think this is a mistake."), "danger")
     g.account_blocked = True
 
 
@@ -40,14 +49,15 @@ def ask_to_log_in():
     """Flask-Login's own answer (the login form, coming back here after), without "please log
     in" for a blocked user, who was just told why they are out."""
     if not g.pop("account_blocked", False):
-        flash(login_manager.login_message, login_manager.login_message_category)
+        flash(str(login_manager.login_message), login_manager.login_message_category)
     return redirect(login_url(login_manager.login_view, request.url))
 
 
 def init_login(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please log in to see this page."
+    login_manager.login_message = _l("Please log in to see this page.")
+    login_manager.localize_callback = str
     login_manager.login_message_category = "info"
     # Ends the session when the address or browser changes (Flask-Login's session protection).
     login_manager.session_protection = "basic"

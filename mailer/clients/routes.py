@@ -1,4 +1,6 @@
 from flask import Response, abort, flash, make_response, redirect, render_template, stream_with_context, url_for
+from flask_babel import format_number, ngettext
+from flask_babel import gettext as _
 from flask_login import current_user
 from redis.exceptions import RedisError
 
@@ -40,7 +42,7 @@ def create():
             add_field_error(form, error, "email")
         else:
             db.session.commit()
-            flash(f"Client {client.email} added.", "success")
+            flash(_("Client %(email)s added.", email=client.email), "success")
             return redirect(url_for("clients.detail", client_id=client.id))
     return render_template("clients/form.html", form=form, client=None), 400 if form.errors else 200
 
@@ -63,7 +65,7 @@ def edit(client_id: int):
             add_field_error(form, error, "email")
         else:
             db.session.commit()
-            flash("Client saved.", "success")
+            flash(_("Client saved."), "success")
             return redirect(url_for("clients.detail", client_id=client.id))
     return render_template("clients/form.html", form=form, client=client), 400 if form.errors else 200
 
@@ -76,7 +78,7 @@ def delete(client_id: int):
         email = client.email
         client_service.delete_client(client)
         db.session.commit()
-        flash(f"Client {email} deleted.", "success")
+        flash(_("Client %(email)s deleted.", email=email), "success")
         return redirect(url_for("clients.index"))
     return render_template("clients/delete.html", client=client, form=form,
                            mailings=client_service.mailings_using(client))
@@ -104,11 +106,13 @@ def import_upload(form: ImportForm):
     source = client_import.CsvSource(client_import.decode(upload.read()))
     rows = source.count_rows()
     if not rows:
-        raise ImportFileError("The file has a header row but no clients under it.")
+        raise ImportFileError(_("The file has a header row but no clients under it."))
     if rows > client_import.SYNC_MAX_ROWS:
         import_id = client_import.start_background_import(current_user.id, filename, source, rows,
                                                           form.on_existing.data)
-        flash(f"The file has {rows:,} rows: it is being imported in the background.", "info")
+        flash(ngettext("The file has %(rows)s row: it is being imported in the background.",
+                       "The file has %(rows)s rows: it is being imported in the background.", rows,
+                       rows=format_number(rows)), "info")
         return redirect(url_for("clients.import_status", import_id=import_id))
     report = client_import.import_text(current_user.id, source, form.on_existing.data)
     db.session.commit()
@@ -122,12 +126,13 @@ def import_upload(form: ImportForm):
 
 
 def import_summary(report) -> str:
-    parts = [f"{report.created} added", f"{report.updated} updated", f"{report.skipped} skipped (already there)"]
+    parts = [_("%(count)s added", count=report.created), _("%(count)s updated", count=report.updated),
+             _("%(count)s skipped (already there)", count=report.skipped)]
     if report.duplicates:
-        parts.append(f"{report.duplicates} duplicate{'' if report.duplicates == 1 else 's'} in the file")
+        parts.append(ngettext("%(num)s duplicate in the file", "%(num)s duplicates in the file", report.duplicates))
     if report.invalid:
-        parts.append(f"{report.invalid} invalid")
-    return "Import finished: " + ", ".join(parts) + "."
+        parts.append(_("%(count)s invalid", count=report.invalid))
+    return _("Import finished: %(figures)s.", figures=", ".join(parts))
 
 
 @bp.route("/import/<import_id>")
@@ -135,7 +140,8 @@ def import_status(import_id: str):
     try:
         status = client_import.read_status(import_id)
     except RedisError:
-        return render_error(503, "The progress of the import cannot be read right now. Reload the page in a moment.")
+        return render_error(503, _("The progress of the import cannot be read right now. Reload the page in a "
+                                "moment."))
     # An import belongs to the person who started it.
     if status is None or status.owner_id != current_user.id:
         abort(404)

@@ -2,8 +2,10 @@
 import secrets
 
 from flask import current_app
+from flask_babel import gettext
 
 from mailer.extensions import db
+from mailer.i18n import in_language_of
 from mailer.jobs.email import send_with_timeout
 from mailer.models import Client, Message
 from mailer.services import rendering
@@ -22,6 +24,7 @@ def send_test_message(message_id: int, to: str, sample_name: str, sample_email: 
     domain = current_app.config["MAIL_MESSAGE_ID_DOMAIN"]
     email = rendering.build_mail(message, sample, message_id=f"<test.{message.id}.{secrets.token_hex(8)}@{domain}>")
     email.recipients = [to]
-    email.subject = f"[Test] {email.subject}"
+    with in_language_of(message.owner):
+        email.subject = gettext("[Test] %(subject)s", subject=email.subject)
     send_with_timeout(email)
     return True

@@ -1,5 +1,6 @@
 from functools import cached_property
 
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -15,6 +16,8 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation, ValidationError
 
 from mailer.forms import strip
+from mailer.i18n import lazy_ptext
+from mailer.i18n import lazy_text as _l
 from mailer.models import Repeat, utcnow
 from mailer.services import mailings as mailing_service
 from mailer.services import senders as sender_service
@@ -47,13 +50,13 @@ def optional_id(value):
 
 def check_year(form, field) -> None:
     if field.data is not None and not FIRST_YEAR <= field.data.year <= LAST_YEAR:
-        raise ValidationError(f"Enter a date between {FIRST_YEAR} and {LAST_YEAR}.")
+        raise ValidationError(_("Enter a date between %(first)s and %(last)s.", first=FIRST_YEAR, last=LAST_YEAR))
 
 
 def start_needed(form, field) -> None:
     """The start may be left empty only when the mailing is sent as it is saved."""
     if not form.sends_now and not (field.raw_data and field.raw_data[0].strip()):
-        raise StopValidation("Enter when the mailing starts.")
+        raise StopValidation(_l("Enter when the mailing starts."))
 
 
 class MailingForm(FlaskForm):
@@ -63,28 +66,28 @@ class MailingForm(FlaskForm):
     times, are checked by the mailings service, which reports each problem on its field.
     """
 
-    name = StringField("Name", filters=[strip], validators=[
-        DataRequired("Give the mailing a name."), Length(max=mailing_service.NAME_MAX_LENGTH)])
+    name = StringField(lazy_ptext("mailing", "Name"), filters=[strip], validators=[
+        DataRequired(_l("Give the mailing a name.")), Length(max=mailing_service.NAME_MAX_LENGTH)])
     # positive_int: a number no id can have is a form error, not a database error.
-    message = SelectField("Message", coerce=positive_int, validate_choice=False,
-                          validators=[InputRequired("Choose a message.")])
-    clients = SelectMultipleField("Clients", coerce=positive_int, validate_choice=False)
+    message = SelectField(_l("Message"), coerce=positive_int, validate_choice=False,
+                          validators=[InputRequired(_l("Choose a message."))])
+    clients = SelectMultipleField(_l("Clients"), coerce=positive_int, validate_choice=False)
     # Only on a new mailing: "now" starts it as it is saved, and the page then follows its run.
-    when = RadioField("When", choices=[SelectChoice(SEND_NOW, "Send as soon as it is saved"),
-                                       SelectChoice(SCHEDULE, "Start at a date and time")], default=SCHEDULE)
-    start_at = DateTimeLocalField("Start", format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
-                                  invalid_value_message="Enter a date and time.",
+    when = RadioField(_l("When"), choices=[SelectChoice(SEND_NOW, _l("Send as soon as it is saved")),
+                                       SelectChoice(SCHEDULE, _l("Start at a date and time"))], default=SCHEDULE)
+    start_at = DateTimeLocalField(_l("Start"), format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
+                                  invalid_value_message=_l("Enter a date and time."),
                                   validators=[start_needed, Optional(), check_year])
-    end_at = DateTimeLocalField("End", format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
-                                invalid_value_message="Enter a date and time.",
-                                description="Optional for a mailing sent once; a repeating one stops here.",
+    end_at = DateTimeLocalField(_l("End"), format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
+                                invalid_value_message=_l("Enter a date and time."),
+                                description=_l("Optional for a mailing sent once; a repeating one stops here."),
                                 validators=[Optional(), check_year])
-    repeat = SelectField("Repeat",
+    repeat = SelectField(_l("Repeat"),
                          choices=[SelectChoice(value, label) for value, label in mailing_service.REPEAT_CHOICES],
                          default=Repeat.NONE.value)
-    sender_identity = SelectField("From", coerce=optional_id, validate_choice=False)
-    smtp_server = SelectField("SMTP server", coerce=optional_id, validate_choice=False)
-    submit = SubmitField("Save mailing")
+    sender_identity = SelectField(_l("From"), coerce=optional_id, validate_choice=False)
+    smtp_server = SelectField(_l("SMTP server"), coerce=optional_id, validate_choice=False)
+    submit = SubmitField(_l("Save mailing"))
 
     def __init__(self, owner_id: int, *args, new: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
@@ -95,10 +98,10 @@ class MailingForm(FlaskForm):
                                 for id_, subject in mailing_service.message_choices(owner_id)]
         # Only confirmed addresses are offered; the service refuses any other id that is sent.
         identities = sender_service.confirmed_identities(owner_id)
-        self.sender_identity.choices = [SelectChoice("", "Default: your first confirmed sender address"
-                                                     if identities else "Default: the site's sender address")]
+        self.sender_identity.choices = [SelectChoice("", _l("Default: your first confirmed sender address")
+                                                     if identities else _l("Default: the site's sender address"))]
         self.sender_identity.choices += [SelectChoice(identity.id, str(identity)) for identity in identities]
-        self.smtp_server.choices = [SelectChoice("", f"Default: {server_service.default_server_name()}")]
+        self.smtp_server.choices = [SelectChoice("", _("Default: %(name)s", name=server_service.default_server_name()))]
         self.smtp_server.choices += [SelectChoice(id_, name) for id_, name in server_service.server_choices()]
 
     @cached_property
@@ -134,7 +137,7 @@ class MailingForm(FlaskForm):
 class DisableForm(FlaskForm):
     """A manager disabling a mailing; the reason is shown to its owner."""
 
-    reason = TextAreaField("Reason (optional, shown to the owner)",
+    reason = TextAreaField(_l("Reason (optional, shown to the owner)"),
                            validators=[Length(max=mailing_service.REASON_MAX_LENGTH)],
                            render_kw={"rows": 3, "maxlength": mailing_service.REASON_MAX_LENGTH})
 
@@ -142,4 +145,4 @@ class DisableForm(FlaskForm):
 class ConfirmForm(FlaskForm):
     """A POST-only action (delete, disable, enable): only the CSRF token."""
 
-    submit = SubmitField("Confirm")
+    submit = SubmitField(_l("Confirm"))

@@ -1,4 +1,5 @@
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from mailer.extensions import db
@@ -49,7 +50,7 @@ def create():
             add_field_error(form, error)
         else:
             db.session.commit()
-            flash(f"Mailing “{mailing.name}” created.", "success")
+            flash(_("Mailing “%(name)s” created.", name=mailing.name), "success")
             return start_if_due(mailing)
     return render_form(form, mailing=None)
 
@@ -61,7 +62,7 @@ def start_if_due(mailing: Mailing):
     if mailing_service.is_due(mailing, now):
         run = dispatch.dispatch_mailing(mailing.id, now)
         if run is not None and run.is_active and not send_queue.enqueue_run(run.id):
-            flash(run_control.QUEUE_DOWN, "warning")
+            flash(str(run_control.QUEUE_DOWN), "warning")
     # The scheduler may have created the run first; either way the page to watch is the run's.
     run = mailing_service.unfinished_run(mailing)
     if run is not None:
@@ -113,7 +114,7 @@ def edit(mailing_id: int):
             add_field_error(form, error)
         else:
             db.session.commit()
-            flash(f"Mailing “{mailing.name}” saved.", "success")
+            flash(_("Mailing “%(name)s” saved.", name=mailing.name), "success")
             return start_if_due(mailing)
     return render_form(form, mailing=mailing)
 
@@ -131,7 +132,7 @@ def delete(mailing_id: int):
             flash(str(error), "danger")
         else:
             db.session.commit()
-            flash(f"Mailing “{name}” deleted.", "success")
+            flash(_("Mailing “%(name)s” deleted.", name=name), "success")
             if owner_id != current_user.id:
                 return redirect(url_for("mailings.index", owner=owner_id))
             return redirect(url_for("mailings.index"))
@@ -148,10 +149,10 @@ def disable(mailing_id: int):
     if form.validate_on_submit():
         if mailing_service.disable_mailing(mailing, current_user, utcnow(), form.reason.data or ""):
             db.session.commit()
-            flash(f"Mailing “{mailing.name}” disabled: it will not be sent until a manager enables it, and a run "
-                  "in progress is paused.", "warning")
+            flash(_("Mailing “%(name)s” disabled: it will not be sent until a manager enables it, and a run "
+                  "in progress is paused.", name=mailing.name), "warning")
         else:
-            flash("This mailing was already disabled.", "info")
+            flash(_("This mailing was already disabled."), "info")
         return redirect(url_for("mailings.detail", mailing_id=mailing.id))
     return render_template("mailings/disable.html", mailing=mailing, form=form,
                            active_run=mailing_service.unfinished_run(mailing)), 400 if form.errors else 200
@@ -164,9 +165,9 @@ def enable(mailing_id: int):
     if ConfirmForm().validate_on_submit():
         if mailing_service.enable_mailing(mailing, utcnow()):
             db.session.commit()
-            flash(f"Mailing “{mailing.name}” enabled again.", "success")
+            flash(_("Mailing “%(name)s” enabled again.", name=mailing.name), "success")
         else:
-            flash("This mailing was not disabled.", "info")
+            flash(_("This mailing was not disabled."), "info")
     return redirect(url_for("mailings.detail", mailing_id=mailing.id))
 
 

@@ -1,16 +1,20 @@
-from flask import abort, current_app, render_template, request
+from flask import abort, current_app, render_template, request, session
 from flask_login import current_user, login_required
 
+from mailer.extensions import db
+from mailer.i18n import SESSION_KEY, LanguageForm, is_language
+from mailer.i18n import lazy_text as _l
 from mailer.main import bp
 from mailer.permissions import admin_required
 from mailer.security import mail_preview_response
 from mailer.services import outbox, stats
+from mailer.urls import redirect_next
 
 # The first steps of a new user, in order.
 QUICK_LINKS = [
-    ("clients.create", "New client", "Add the people you write to."),
-    ("messages.create", "New message", "Write a subject and a body."),
-    ("mailings.create", "New mailing", "Send a message to clients, once or on a schedule."),
+    ("clients.create", _l("New client"), _l("Add the people you write to.")),
+    ("messages.create", _l("New message"), _l("Write a subject and a body.")),
+    ("mailings.create", _l("New mailing"), _l("Send a message to clients, once or on a schedule.")),
 ]
 
 
@@ -19,6 +23,18 @@ def index():
     if not current_user.is_authenticated:
         return render_template("main/landing.html")
     return render_template("main/home.html", figures=stats.home_figures(current_user), quick_links=QUICK_LINKS)
+
+
+@bp.route("/language", methods=["POST"])
+def set_language():
+    """The navbar's switcher: kept in the session, and in the profile of a logged-in user."""
+    form = LanguageForm()
+    if form.validate_on_submit() and is_language(form.language.data):
+        session[SESSION_KEY] = form.language.data
+        if current_user.is_authenticated:
+            current_user.locale = form.language.data
+            db.session.commit()
+    return redirect_next(form.next.data)
 
 
 def outbox_enabled() -> None:

@@ -1,4 +1,5 @@
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from mailer.extensions import db
@@ -38,7 +39,7 @@ def create():
             add_field_error(form, error, "subject")
         else:
             db.session.commit()
-            flash("Message saved.", "success")
+            flash(_("Message saved."), "success")
             return redirect(url_for("messages.detail", message_id=message.id))
     return render_form(form, message=None)
 
@@ -99,7 +100,7 @@ def edit(message_id: int):
             add_field_error(form, error, "subject")
         else:
             db.session.commit()
-            flash("Message saved.", "success")
+            flash(_("Message saved."), "success")
             return redirect(url_for("messages.detail", message_id=message.id))
     return render_form(form, message=message)
 
@@ -117,7 +118,7 @@ def delete(message_id: int):
             mailings = error.mailings
         else:
             db.session.commit()
-            flash("Message deleted.", "success")
+            flash(_("Message deleted."), "success")
             return redirect(url_for("messages.index"))
     return render_template("messages/delete.html", message=message, form=form, mailings=mailings), \
         409 if mailings and request.method == "POST" else 200
@@ -133,6 +134,7 @@ def test_send(message_id: int):
         except MessageError as error:
             flash(str(error), "danger")
         else:
-            flash(f"A test rendered for {test.sample_name} <{test.sample_email}> is on its way to {test.recipient}. "
-                  "Its unsubscribe link is a sample and unsubscribes nobody.", "success")
+            flash(_("A test rendered for %(name)s <%(email)s> is on its way to %(recipient)s. "
+                  "Its unsubscribe link is a sample and unsubscribes nobody.", name=test.sample_name,
+                    email=test.sample_email, recipient=test.recipient), "success")
     return redirect(url_for("messages.detail", message_id=message.id))

@@ -54,6 +54,8 @@ class User(UserMixin, db.Model):
     phone: Mapped[str] = mapped_column(String(32), default="")
     country: Mapped[str] = mapped_column(String(2), default="")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # The interface's language ("en", "ru"); None follows the browser.
+    locale: Mapped[str | None] = mapped_column(String(8))
     avatar_filename: Mapped[str | None] = mapped_column(String(64))
     email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # False means blocked: cannot log in, open sessions end, mailings are not sent.

@@ -5,6 +5,9 @@ Drawn on the server so the page needs no JavaScript library and nothing from a C
 import math
 from dataclasses import dataclass
 
+from flask_babel import format_number, gettext, ngettext
+
+from mailer.i18n import localtime
 from mailer.services.reports import DayFigures
 
 WIDTH, HEIGHT = 800, 280
@@ -69,29 +72,40 @@ def daily_chart(days: list[DayFigures]) -> DailyChart:
     bars = []
     for index, day in enumerate(days):
         start = LEFT + index * slot + slot * 0.1
-        label = day.day.strftime("%a %d %b %Y")
-        for offset, kind, value, verb in ((0, "success", day.successes, "succeeded"),
-                                          (1, "failure", day.failures, "failed")):
+        label = localtime(day.day, "day")
+        for offset, kind, value in ((0, "success", day.successes), (1, "failure", day.failures)):
             if value:
                 y = y_of(value)
+                if kind == "success":
+                    title = ngettext("%(day)s: %(count)s succeeded", "%(day)s: %(count)s succeeded", value,
+                                     day=label, count=format_number(value))
+                else:
+                    title = ngettext("%(day)s: %(count)s failed", "%(day)s: %(count)s failed", value,
+                                     day=label, count=format_number(value))
                 bars.append(Bar(
                     x=round(start + offset * bar_width, 2), y=round(y, 2), width=round(bar_width, 2),
-                    height=round(bottom - y, 2), kind=kind, title=f"{label}: {value:,} {verb}",
+                    height=round(bottom - y, 2), kind=kind, title=title,
                 ))
 
-    y_ticks = [Tick(round(y_of(value), 2), f"{value:,}") for value in range(0, top_value + 1, step)]
+    y_ticks = [Tick(round(y_of(value), 2), format_number(value)) for value in range(0, top_value + 1, step)]
     every = max(math.ceil(len(days) / MAX_X_LABELS), 1)
     x_ticks = [
-        Tick(round(LEFT + index * slot + slot / 2, 2), day.day.strftime("%d %b"))
+        Tick(round(LEFT + index * slot + slot / 2, 2), localtime(day.day, "short day"))
         for index, day in enumerate(days) if index % every == 0
     ]
     total_successes = sum(day.successes for day in days)
     total_failures = sum(day.failures for day in days)
     if days:
-        description = (f"Successes and failures per day from {days[0].day:%d %b %Y} to {days[-1].day:%d %b %Y}: "
-                       f"{total_successes:,} successes, {total_failures:,} failures.")
+        description = " ".join([
+            gettext("Successes and failures per day from %(first)s to %(last)s:",
+                    first=localtime(days[0].day, "date"), last=localtime(days[-1].day, "date")),
+            ngettext("%(count)s success,", "%(count)s successes,", total_successes,
+                     count=format_number(total_successes)),
+            ngettext("%(count)s failure.", "%(count)s failures.", total_failures,
+                     count=format_number(total_failures)),
+        ])
     else:
-        description = "No days to show."
+        description = gettext("No days to show.")
     return DailyChart(
         width=WIDTH, height=HEIGHT, left=LEFT, right=WIDTH - RIGHT, top=TOP, bottom=bottom,
         bars=bars, y_ticks=y_ticks, x_ticks=x_ticks, empty=largest == 0, description=description,

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from flask import Response, abort, render_template, request, stream_with_context
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
@@ -36,11 +37,12 @@ def human_duration(value: timedelta | None) -> str:
     seconds = int(value.total_seconds())
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
+    # Abbreviated units have no plural forms ("2 h 05 min", "2 ч 05 мин").
     if hours:
-        return f"{hours} h {minutes:02d} min"
+        return _("%(hours)s h %(minutes)s min", hours=hours, minutes=format(minutes, "02d"))
     if minutes:
-        return f"{minutes} min {seconds:02d} s"
-    return f"{seconds} s"
+        return _("%(minutes)s min %(seconds)s s", minutes=minutes, seconds=format(seconds, "02d"))
+    return _("%(seconds)s s", seconds=seconds)
 
 
 def apply_owner_filter(form) -> tuple[bool, int | None]:
@@ -170,11 +172,11 @@ def statistics():
     period = reports.Period(form.date_from.data, form.date_to.data, zone) if valid else default
     stats = reports.statistics(period, owner_id)
     if not can_view_all():
-        scope = "Your mailings"
+        scope = _("Your mailings")
     elif owner_id is None:
-        scope = "Everyone's mailings"
+        scope = _("Everyone's mailings")
     else:
-        scope = "Mailings of " + next(c.label for c in form.owner.choices if c.value == str(owner_id))
+        scope = _("Mailings of %(owner)s", owner=next(c.label for c in form.owner.choices if c.value == str(owner_id)))
     return render_template(
         "reports/statistics.html", form=form, stats=stats, chart=daily_chart(stats.per_day),
         show_owner=can_view_all(), scope=scope, zone_name=getattr(zone, "key", "UTC"),

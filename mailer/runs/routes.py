@@ -1,6 +1,8 @@
 """Runs: "Send now", the live run page, pausing, resuming, cancelling, retrying failures and
 sending to the clients a cancelled run did not reach."""
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from mailer.extensions import db
@@ -38,8 +40,10 @@ def send_now(mailing_id: int):
         run = runs.start_manual_run(mailing, current_user, last_run_seen=form.last_run.data)
     except runs.SendingRefused as refused:
         return refused_back_to(refused, url_for("mailings.detail", mailing_id=mailing_id))
-    queue_run(run, nobody="every client is unsubscribed or the mailing has none",
-              sending=f"Sending “{mailing.name}” to {run.total_count - run.skipped_count} clients.")
+    queue_run(run, nobody=_("Run %(id)s had nobody to send to: every client is unsubscribed or the mailing has "
+                            "none.", id=run.id),
+              sending=ngettext("Sending “%(name)s” to %(num)s client.", "Sending “%(name)s” to %(num)s clients.",
+                               run.total_count - run.skipped_count, name=mailing.name))
     return run_page(run)
 
 
@@ -58,13 +62,13 @@ def queue_run(run: MailingRun, *, sending: str, nobody: str | None = None) -> bo
     """Hand a run just committed to the workers and say so; True when it went to the queue.
 
     `sending` is said once the run is queued. A new run with nobody to send to is over at once:
-    `nobody` says why.
+    `nobody` says so, and why.
     """
     if nobody is not None and not run.is_active:
-        flash(f"Run {run.id} had nobody to send to: {nobody}.", "info")
+        flash(nobody, "info")
         return False
     if not send_queue.enqueue_run(run.id):
-        flash(run_control.QUEUE_DOWN, "warning")
+        flash(str(run_control.QUEUE_DOWN), "warning")
         return False
     flash(sending, "success")
     return True
@@ -109,10 +113,10 @@ def checked_run(run_id: int) -> MailingRun:
 def cancel(run_id: int):
     run = checked_run(run_id)
     if runs.cancel_run(run):
-        flash(f"Run {run.id} cancelled. Messages already handed to the SMTP server are not recalled; "
-              "“Send to the rest” reaches the clients it did not.", "warning")
+        flash(_("Run %(id)s cancelled. Messages already handed to the SMTP server are not recalled; "
+              "“Send to the rest” reaches the clients it did not.", id=run.id), "warning")
     else:
-        flash(f"Run {run.id} was already over.", "info")
+        flash(_("Run %(id)s was already over.", id=run.id), "info")
     return run_page(run)
 
 
@@ -120,10 +124,10 @@ def cancel(run_id: int):
 def pause(run_id: int):
     run = checked_run(run_id)
     if run_control.pause_run(run):
-        flash(f"Run {run.id} paused. Messages already handed to the SMTP server finish; the rest waits "
-              "until you resume it.", "warning")
+        flash(_("Run %(id)s paused. Messages already handed to the SMTP server finish; the rest waits "
+              "until you resume it.", id=run.id), "warning")
     else:
-        flash(f"Run {run.id} is not being sent, so it cannot be paused.", "info")
+        flash(_("Run %(id)s is not being sent, so it cannot be paused.", id=run.id), "info")
     return run_page(run)
 
 
@@ -134,7 +138,7 @@ def resume(run_id: int):
         run_control.resume_run(run)
     except runs.SendingRefused as refused:
         return refused_back_to(refused, url_for("runs.detail", run_id=run.id))
-    queue_run(run, sending=f"Run {run.id} resumed.")
+    queue_run(run, sending=_("Run %(id)s resumed.", id=run.id))
     return run_page(run)
 
 
@@ -145,8 +149,11 @@ def send_rest(run_id: int):
         rest = run_control.start_rest_run(run, current_user)
     except runs.SendingRefused as refused:
         return refused_back_to(refused, url_for("runs.detail", run_id=run.id))
-    queue_run(rest, nobody="the clients not reached have unsubscribed",
-              sending=f"Sending to the {rest.total_count - rest.skipped_count} clients run {run.id} did not reach.")
+    queue_run(rest, nobody=_("Run %(id)s had nobody to send to: the clients not reached have unsubscribed.",
+                             id=rest.id),
+              sending=ngettext("Sending to the %(num)s client run %(id)s did not reach.",
+                               "Sending to the %(num)s clients run %(id)s did not reach.",
+                               rest.total_count - rest.skipped_count, id=run.id))
     return run_page(rest)
 
 
@@ -158,9 +165,11 @@ def retry(run_id: int):
         new_run = runs.start_retry_run(run, current_user)
     except runs.SendingRefused as refused:
         return refused_back_to(refused, url_for("runs.detail", run_id=run.id))
-    queued = queue_run(new_run, nobody="the failed clients have unsubscribed",
-                       sending=f"Retrying {new_run.total_count - new_run.skipped_count} failed deliveries.")
+    queued = queue_run(new_run, nobody=_("Run %(id)s had nobody to send to: the failed clients have unsubscribed.",
+                                         id=new_run.id),
+                       sending=ngettext("Retrying %(num)s failed delivery.", "Retrying %(num)s failed deliveries.",
+                                        new_run.total_count - new_run.skipped_count))
     if queued and maybe_delivered:
-        flash(f"{maybe_delivered} of them had a try with an unknown outcome and may have received the message "
-              "already.", "warning")
+        flash(_("%(delivered)s of them had a try with an unknown outcome and may have received the message "
+                "already.", delivered=maybe_delivered), "warning")
     return run_page(new_run)

@@ -3,6 +3,7 @@ from wtforms import EmailField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from mailer.forms import strip
+from mailer.i18n import lazy_text as _l
 from mailer.services import senders as sender_service
 
 
@@ -15,15 +16,15 @@ def checked_address(form, field) -> None:
 
 
 class IdentityForm(FlaskForm):
-    name = StringField("Name", filters=[strip], validators=[Optional(), Length(max=sender_service.NAME_MAX_LENGTH)],
-                       description="Shown to recipients before the address, e.g. “Alice from Example Shop”.")
-    email = EmailField("E-mail address", filters=[strip], validators=[
-        DataRequired("Enter an e-mail address."), Length(max=sender_service.EMAIL_MAX_LENGTH), checked_address],
-        description="We send a confirmation link to it; it can be used once you have followed that link.")
-    reply_to = EmailField("Reply-To (optional)", filters=[strip], validators=[
+    name = StringField(_l("Name"), filters=[strip], validators=[Optional(), Length(max=sender_service.NAME_MAX_LENGTH)],
+                       description=_l("Shown to recipients before the address, e.g. “Alice from Example Shop”."))
+    email = EmailField(_l("E-mail address"), filters=[strip], validators=[
+        DataRequired(_l("Enter an e-mail address.")), Length(max=sender_service.EMAIL_MAX_LENGTH), checked_address],
+        description=_l("We send a confirmation link to it; it can be used once you have followed that link."))
+    reply_to = EmailField(_l("Reply-To (optional)"), filters=[strip], validators=[
         Optional(), Length(max=sender_service.EMAIL_MAX_LENGTH), checked_address],
-        description="Where replies go, if not to the address above.")
-    submit = SubmitField("Save sender address")
+        description=_l("Where replies go, if not to the address above."))
+    submit = SubmitField(_l("Save sender address"))
 
 
 class EditIdentityForm(IdentityForm):
@@ -35,4 +36,4 @@ class EditIdentityForm(IdentityForm):
 class ActionForm(FlaskForm):
     """A POST-only action (resend the link, delete): only the CSRF token."""
 
-    submit = SubmitField("Confirm")
+    submit = SubmitField(_l("Confirm"))

@@ -1,8 +1,10 @@
 from flask import current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from mailer.extensions import db, limiter
 from mailer.forms import add_field_error
+from mailer.i18n import lazy_text as _l
 from mailer.models import SenderIdentity
 from mailer.permissions import EDIT, get_owned_or_404
 from mailer.senders import bp
@@ -10,7 +12,8 @@ from mailer.senders.forms import ActionForm, EditIdentityForm, IdentityForm
 from mailer.services import senders as sender_service
 from mailer.services.senders import IdentityError
 
-EMAIL_NOT_SENT = "We could not send the confirmation e-mail right now: use “Send the link again” in a few minutes."
+EMAIL_NOT_SENT = _l("We could not send the confirmation e-mail right now: use “Send the link again” in a few "
+                    "minutes.")
 
 
 def confirmations_key() -> str:
@@ -42,10 +45,10 @@ def create():
         else:
             db.session.commit()
             if sender_service.send_confirmation(identity):
-                flash(f"We sent a confirmation link to {identity.email}. Follow it, logged in as you are now, "
-                      "to use this address.", "success")
+                flash(_("We sent a confirmation link to %(email)s. Follow it, logged in as you are now, "
+                      "to use this address.", email=identity.email), "success")
             else:
-                flash(EMAIL_NOT_SENT, "warning")
+                flash(str(EMAIL_NOT_SENT), "warning")
             return redirect(url_for("senders.index"))
     return render_template("senders/form.html", form=form, identity=None), 400 if form.errors else 200
 
@@ -62,7 +65,7 @@ def edit(identity_id: int):
             add_field_error(form, error, "name")
         else:
             db.session.commit()
-            flash("Sender address saved.", "success")
+            flash(_("Sender address saved."), "success")
             return redirect(url_for("senders.index"))
     return render_template("senders/form.html", form=form, identity=identity), 400 if form.errors else 200
 
@@ -73,11 +76,11 @@ def resend(identity_id: int):
     identity = get_owned_or_404(SenderIdentity, identity_id, EDIT)
     if ActionForm().validate_on_submit():
         if identity.is_confirmed:
-            flash(f"{identity.email} is already confirmed.", "info")
+            flash(_("%(email)s is already confirmed.", email=identity.email), "info")
         elif sender_service.send_confirmation(identity):
-            flash(f"A new confirmation link is on its way to {identity.email}.", "success")
+            flash(_("A new confirmation link is on its way to %(email)s.", email=identity.email), "success")
         else:
-            flash(EMAIL_NOT_SENT, "warning")
+            flash(str(EMAIL_NOT_SENT), "warning")
     return redirect(url_for("senders.index"))
 
 
@@ -89,7 +92,7 @@ def delete(identity_id: int):
         email = identity.email
         sender_service.delete_identity(identity)
         db.session.commit()
-        flash(f"Sender address {email} deleted.", "success")
+        flash(_("Sender address %(email)s deleted.", email=email), "success")
         return redirect(url_for("senders.index"))
     return render_template("senders/delete.html", identity=identity, form=form,
                            mailings=sender_service.mailings_using(identity))
@@ -104,5 +107,5 @@ def confirm(token: str):
         flash(str(error), "danger")
     else:
         db.session.commit()
-        flash(f"{identity.email} is confirmed: your mailings can now be sent from it.", "success")
+        flash(_("%(email)s is confirmed: your mailings can now be sent from it.", email=identity.email), "success")
     return redirect(url_for("senders.index"))

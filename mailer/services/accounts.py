@@ -6,11 +6,14 @@ from functools import cache
 from pathlib import Path
 
 from flask import current_app, url_for
+from flask_babel import gettext as _
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from mailer.extensions import db
+from mailer.i18n import language_for
+from mailer.i18n import lazy_text as _l
 from mailer.models import Role, User, utcnow
 from mailer.models.user import hash_password
 from mailer.services import tokens
@@ -43,7 +46,7 @@ def external_url(endpoint: str, **values) -> str:
 # Registration and confirmation ---------------------------------------------------------------
 
 def register(email: str, password: str, full_name: str = "", phone: str = "", country: str = "",
-             timezone: str = "UTC") -> User | None:
+             timezone: str = "UTC", locale: str | None = None) -> User | None:
     """Create an unconfirmed account and e-mail its confirmation link.
 
     For an address that already has an account nothing is created and the owner of the
@@ -53,12 +56,12 @@ def register(email: str, password: str, full_name: str = "", phone: str = "", co
     if existing is not None:
         # The password is hashed all the same: both answers take as long.
         hash_password(password)
-        queue_email(existing.email, "Someone tried to register with your address", "already_registered",
-                    user=existing, login_url=external_url("auth.login"),
+        queue_email(existing.email, _l("Someone tried to register with your address"), "already_registered",
+                    language=language_for(existing), user=existing, login_url=external_url("auth.login"),
                     reset_url=external_url("auth.reset_request"))
         return None
     user = User(email=lowercase_email(email), full_name=full_name.strip(), phone=phone.strip(),
-                country=country, timezone=timezone)
+                country=country, timezone=timezone, locale=locale)
     user.set_password(password)
     db.session.add(user)
     db.session.flush()
@@ -67,24 +70,24 @@ def register(email: str, password: str, full_name: str = "", phone: str = "", co
 
 def send_confirmation(user: User) -> bool:
     token = tokens.make_token(tokens.CONFIRM, {"uid": user.id, "email": user.email})
-    return queue_email(user.email, "Confirm your e-mail address", "confirm",
-                       user=user, confirm_url=external_url("auth.confirm", token=token))
+    return queue_email(user.email, _l("Confirm your e-mail address"), "confirm",
+                       language=language_for(user), user=user, confirm_url=external_url("auth.confirm", token=token))
 
 
 def confirm(token: str) -> User:
     data = tokens.read_token(tokens.CONFIRM, token, current_app.config["CONFIRM_TOKEN_MAX_AGE"])
     user = db.session.get(User, data["uid"]) if isinstance(data, dict) and "uid" in data else None
     if user is None or user.email != data.get("email"):
-        raise AccountError("This confirmation link is invalid or has expired. Ask for a new one.")
+        raise AccountError(_("This confirmation link is invalid or has expired. Ask for a new one."))
     if user.is_confirmed:
-        raise AccountError("This confirmation link has already been used. You can log in.")
+        raise AccountError(_("This confirmation link has already been used. You can log in."))
     user.email_confirmed_at = utcnow()
     return user
 
 
 # Login ---------------------------------------------------------------------------------------
 
-INVALID_LOGIN = "Invalid e-mail or password."
+INVALID_LOGIN = _l("Invalid e-mail or password.")
 
 
 def authenticate(email: str, password: str) -> User:
@@ -96,13 +99,13 @@ def authenticate(email: str, password: str) -> User:
     user = find_user(email)
     if user is None:
         spend_password_check(password)
-        raise AccountError(INVALID_LOGIN)
+        raise AccountError(str(INVALID_LOGIN))
     if not user.check_password(password):
-        raise AccountError(INVALID_LOGIN)
+        raise AccountError(str(INVALID_LOGIN))
     if not user.is_active:
-        raise AccountError("This account is blocked. Contact the site's managers.")
+        raise AccountError(_("This account is blocked. Contact the site's managers."))
     if not user.is_confirmed:
-        raise AccountError("Confirm your e-mail address first: follow the link we sent you, or ask for a new one.")
+        raise AccountError(_("Confirm your e-mail address first: follow the link we sent you, or ask for a new one."))
     user.last_login_at = utcnow()
     return user
 
@@ -130,15 +133,15 @@ def send_password_reset(email: str) -> None:
     if user is None or not user.is_active:
         return
     token = tokens.make_token(tokens.RESET, {"uid": user.id, "pw": _password_fingerprint(user)})
-    queue_email(user.email, "Reset your password", "reset_password",
-                user=user, reset_url=external_url("auth.reset_password", token=token))
+    queue_email(user.email, _l("Reset your password"), "reset_password",
+                language=language_for(user), user=user, reset_url=external_url("auth.reset_password", token=token))
 
 
 def user_for_reset_token(token: str) -> User:
     data = tokens.read_token(tokens.RESET, token, current_app.config["RESET_TOKEN_MAX_AGE"])
     user = db.session.get(User, data["uid"]) if isinstance(data, dict) and "uid" in data else None
     if user is None or not user.is_active or data.get("pw") != _password_fingerprint(user):
-        raise AccountError("This password reset link is invalid, has expired or was already used.")
+        raise AccountError(_("This password reset link is invalid, has expired or was already used."))
     return user
 
 
@@ -181,25 +184,26 @@ def request_email_change(user: User, new_email: str) -> None:
     """
     new_email = lowercase_email(new_email)
     if new_email == user.email:
-        raise AccountError("This is already your e-mail address.")
+        raise AccountError(_("This is already your e-mail address."))
     token = tokens.make_token(tokens.CHANGE_EMAIL, {"uid": user.id, "old": user.email, "new": new_email})
-    queue_email(new_email, "Confirm your new e-mail address", "change_email",
-                user=user, new_email=new_email, confirm_url=external_url("auth.confirm_email_change", token=token))
+    queue_email(new_email, _l("Confirm your new e-mail address"), "change_email",
+                language=language_for(user), user=user, new_email=new_email,
+                confirm_url=external_url("auth.confirm_email_change", token=token))
 
 
 def confirm_email_change(token: str) -> User:
     data = tokens.read_token(tokens.CHANGE_EMAIL, token, current_app.config["CONFIRM_TOKEN_MAX_AGE"])
     user = db.session.get(User, data["uid"]) if isinstance(data, dict) and "uid" in data else None
     if user is None or user.email != data.get("old"):
-        raise AccountError("This link is invalid, has expired or was already used.")
+        raise AccountError(_("This link is invalid, has expired or was already used."))
     if find_user(data["new"]) is not None:
-        raise AccountError("Another account uses this e-mail address.")
+        raise AccountError(_("Another account uses this e-mail address."))
     old_email = user.email
     user.email = data["new"]
     user.email_confirmed_at = utcnow()
     # The old address hears of it: if someone else made the change, its owner can react.
-    queue_email(old_email, "Your Mailer e-mail address was changed", "email_changed",
-                user=user, old_email=old_email, new_email=user.email)
+    queue_email(old_email, _l("Your Mailer e-mail address was changed"), "email_changed",
+                language=language_for(user), user=user, old_email=old_email, new_email=user.email)
     return user
 
 
@@ -214,7 +218,7 @@ def save_avatar(user: User, data: bytes) -> None:
     """
     if len(data) > current_app.config["AVATAR_MAX_BYTES"]:
         limit_kb = current_app.config["AVATAR_MAX_BYTES"] // 1024
-        raise AccountError(f"The image is too large: at most {limit_kb} KB.")
+        raise AccountError(_("The image is too large: at most %(limit)s KB.", limit=limit_kb))
     try:
         # Pillow's own warning about large images is this check's business, below.
         with warnings.catch_warnings():
@@ -226,18 +230,19 @@ def save_avatar(user: User, data: bytes) -> None:
             # takes gigabytes once decoded, so its size is checked before anything decodes it.
             width, height = probe.size
             if width * height > AVATAR_MAX_PIXELS:
-                raise AccountError(f"The image is too large: at most {AVATAR_MAX_PIXELS // 1_000_000} megapixels "
-                                   f"(it has {width} × {height} pixels).")
+                raise AccountError(_("The image is too large: at most %(limit)s megapixels "
+                                     "(it has %(width)s × %(height)s pixels).",
+                                     limit=AVATAR_MAX_PIXELS // 1_000_000, width=width, height=height))
             probe.verify()
         if image_format not in AVATAR_FORMATS:
-            raise AccountError("Upload a PNG, JPEG, GIF or WebP image.")
+            raise AccountError(_("Upload a PNG, JPEG, GIF or WebP image."))
         with Image.open(io.BytesIO(data)) as image:
             image.thumbnail(AVATAR_SIZE)
             converted = image.convert("RGBA")
     except AccountError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise AccountError("This file is not an image we can read: upload a PNG, JPEG, GIF or WebP image.") from None
+        raise AccountError(_("This file is not an image we can read: upload a PNG, JPEG, GIF or WebP image.")) from None
     folder = avatar_dir()
     folder.mkdir(parents=True, exist_ok=True)
     filename = f"{user.id}-{secrets.token_hex(8)}.png"
@@ -276,7 +281,7 @@ def seed_roles() -> list[Role]:
 def create_user(email: str, password: str, role: str | None = None, full_name: str = "") -> User:
     """Create a confirmed user (CLI), optionally with a role."""
     if find_user(email) is not None:
-        raise AccountError(f"A user with the e-mail {lowercase_email(email)} already exists.")
+        raise AccountError(_("A user with the e-mail %(email)s already exists.", email=lowercase_email(email)))
     user = User(email=lowercase_email(email), full_name=full_name, email_confirmed_at=utcnow())
     user.set_password(password)
     if role:

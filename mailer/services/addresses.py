@@ -12,6 +12,7 @@ from email.utils import formataddr
 from functools import lru_cache
 
 import idna
+from flask_babel import gettext as _
 
 # What the SMTP command needs when an envelope address has a non-ASCII local part.
 SMTPUTF8 = "SMTPUTF8"
@@ -32,7 +33,7 @@ class EnvelopeAddress:
 def split_address(address: str) -> tuple[str, str]:
     local, at, domain = address.strip().rpartition("@")
     if not at or not local or not domain:
-        raise AddressError(f"“{address}” is not an e-mail address.")
+        raise AddressError(_("“%(address)s” is not an e-mail address.", address=address))
     return local, domain
 
 
@@ -45,7 +46,8 @@ def ascii_domain(domain: str) -> str:
     try:
         return idna.encode(domain, uts46=True).decode("ascii")
     except idna.IDNAError:
-        raise AddressError(f"The domain “{domain}” is not a valid international domain name.") from None
+        raise AddressError(_("The domain “%(domain)s” is not a valid international domain name.",
+                             domain=domain)) from None
 
 
 def envelope_address(address: str) -> EnvelopeAddress:

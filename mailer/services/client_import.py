@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import gettext as _
 from redis.exceptions import RedisError
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mailer.extensions import db, rq
-from mailer.models import Client, utcnow
+from mailer.i18n import in_language_of
+from mailer.i18n import lazy_text as _l
+from mailer.models import Client, User, utcnow
 from mailer.services.clients import ClientError, clean_comment, clean_email, clean_full_name
 from mailer.services.stats import clear_stats_cache_after_commit
 
@@ -27,8 +30,8 @@ log = logging.getLogger(__name__)
 ON_EXISTING_SKIP = "skip"
 ON_EXISTING_UPDATE = "update"
 ON_EXISTING_CHOICES = [
-    (ON_EXISTING_SKIP, "Skip the row and keep the client as it is"),
-    (ON_EXISTING_UPDATE, "Update the client's full name and comment from the file"),
+    (ON_EXISTING_SKIP, _l("Skip the row and keep the client as it is")),
+    (ON_EXISTING_UPDATE, _l("Update the client's full name and comment from the file")),
 ]
 
 # Files with more data rows than this are imported by the worker.
@@ -90,7 +93,7 @@ def decode(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ImportFileError(
-            "The file is not UTF-8 text. In your spreadsheet, save it as “CSV UTF-8”, then upload it again."
+            _("The file is not UTF-8 text. In your spreadsheet, save it as “CSV UTF-8”, then upload it again.")
         ) from None
 
 
@@ -109,9 +112,10 @@ class CsvSource:
         try:
             header = next((row for row in self.reader if any(cell.strip() for cell in row)), None)
         except csv.Error as error:
-            raise ImportFileError(f"The header row cannot be read: {error}.") from None
+            raise ImportFileError(_("The header row cannot be read: %(error)s.", error=error)) from None
         if header is None:
-            raise ImportFileError("The file is empty. Put a header row (email, full_name, comment) on its first line.")
+            raise ImportFileError(_("The file is empty. Put a header row (email, full_name, comment) on its "
+                                    "first line."))
         columns: dict[str, int] = {}
         for index, name in enumerate(header):
             key = HEADER_NAMES.get(" ".join(name.lower().replace("_", " ").split()))
@@ -119,10 +123,9 @@ class CsvSource:
                 columns[key] = index
         missing = [name for name in ("email", "full_name") if name not in columns]
         if missing:
-            found = ", ".join(cell.strip() for cell in header if cell.strip()) or "nothing"
+            found = ", ".join(cell.strip() for cell in header if cell.strip()) or _("nothing")
             raise ImportFileError(
-                f"The header row must name the columns email and full_name (or name); it has {found}."
-            )
+                _("The header row must name the columns email and full_name (or name); it has %(found)s.", found=found))
         return columns
 
     def rows(self) -> Iterator[tuple[int, dict[str, str | None] | str]]:
@@ -134,7 +137,7 @@ class CsvSource:
             except StopIteration:
                 return
             except csv.Error as error:
-                yield line, f"cannot be read as CSV: {error}"
+                yield line, _("cannot be read as CSV: %(error)s", error=error)
                 continue
             if not any(cell.strip() for cell in cells):
                 continue
@@ -150,7 +153,7 @@ def clean_row(values: dict[str, str | None]) -> tuple[str, str, str | None]:
     ClientError says what is wrong with the row."""
     # No field can hold one (PostgreSQL cannot store it), as everywhere else in the site.
     if any("\x00" in value for value in values.values() if value):
-        raise ClientError("the row contains a NUL character")
+        raise ClientError(_("the row contains a NUL character"))
     raw_email = (values.get("email") or "").strip()
     try:
         email = clean_email(raw_email)
@@ -158,7 +161,8 @@ def clean_row(values: dict[str, str | None]) -> tuple[str, str, str | None]:
         if not raw_email:
             raise
         # The address as the file has it, so that the person finds the row.
-        raise ClientError(f"the e-mail {raw_email!r} is not valid: {error}", "email") from None
+        raise ClientError(_("the e-mail '%(email)s' is not valid: %(error)s", email=raw_email,
+                                    error=error), "email") from None
     full_name = clean_full_name(values.get("full_name"))
     # None when the file has no comment column: an update then keeps the current comment.
     comment = values.get("comment")
@@ -202,8 +206,8 @@ def import_rows(owner_id: int, rows: Iterable[tuple[int, dict | str]], on_existi
                 problem(line, str(error))
             else:
                 if email in first_line_of:
-                    problem(line, f"duplicate: the e-mail {email} is already on line {first_line_of[email]}",
-                            duplicate=True)
+                    problem(line, _("duplicate: the e-mail %(email)s is already on line %(line)s", email=email,
+                                    line=first_line_of[email]), duplicate=True)
                 else:
                     first_line_of[email] = line
                     batch.append((email, full_name, comment))
@@ -303,7 +307,7 @@ def start_background_import(owner_id: int, filename: str, source: CsvSource, row
         log.exception("could not enqueue the client import %s", import_id)
         path.unlink(missing_ok=True)
         raise ImportFileError(
-            "The import queue cannot be reached right now. Please try again in a few minutes.") from None
+            _("The import queue cannot be reached right now. Please try again in a few minutes.")) from None
     return import_id
 
 
@@ -399,6 +403,12 @@ def run_background_import(import_id: str) -> ImportReport | None:
         path.unlink(missing_ok=True)
         return None
     rq.connection.hset(_key(import_id), "state", RUNNING)
+    # The worker writes the reasons of rows not imported in the owner's language.
+    with in_language_of(db.session.get(User, status.owner_id)):
+        return _import_in_background(import_id, status, path)
+
+
+def _import_in_background(import_id: str, status: "ImportStatus", path) -> ImportReport | None:
 
     def after_batch(report: ImportReport, new_problems: list[RowProblem]) -> None:
         db.session.commit()
@@ -408,7 +418,7 @@ def run_background_import(import_id: str) -> ImportReport | None:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise ImportFileError("The uploaded file is no longer on the server; upload it again.") from None
+            raise ImportFileError(_("The uploaded file is no longer on the server; upload it again.")) from None
         source = CsvSource(text)
         report = import_rows(status.owner_id, source.rows(), status.on_existing, after_batch=after_batch)
     except ImportFileError as error:
@@ -418,7 +428,7 @@ def run_background_import(import_id: str) -> ImportReport | None:
     except Exception:
         db.session.rollback()
         rq.connection.hset(_key(import_id), mapping={"state": FAILED,
-                                                     "error": "The import stopped on an unexpected error."})
+                                                     "error": _("The import stopped on an unexpected error.")})
         raise  # recorded with its traceback among the failed jobs
     finally:
         path.unlink(missing_ok=True)

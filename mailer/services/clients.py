@@ -2,10 +2,14 @@
 from collections.abc import Iterator
 
 from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext
+from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailer.extensions import db
+from mailer.i18n import current_language
+from mailer.i18n import lazy_text as _l
 from mailer.models import Client, Mailing, User, mailing_clients
 from mailer.services import paging
 from mailer.services.errors import FieldError
@@ -16,7 +20,7 @@ EMAIL_MAX_LENGTH = 254
 FULL_NAME_MAX_LENGTH = 120
 COMMENT_MAX_LENGTH = 2000
 
-DUPLICATE_EMAIL = "You already have a client with this e-mail address."
+DUPLICATE_EMAIL = _l("You already have a client with this e-mail address.")
 
 # ?sort= values of the list page; a leading "-" sorts in descending order.
 SORT_COLUMNS = {"name": Client.full_name, "email": Client.email, "created": Client.created_at}
@@ -27,7 +31,32 @@ class ClientError(FieldError):
     """A change to a client that cannot be made."""
 
 
-# The rules of a client's fields, for the form and the CSV import alike.
+# email-validator explains in English; the explanations people meet most are translated here,
+# and in another language any other one becomes a plain "not a valid address".
+VALIDATOR_MESSAGES = [
+    _l("An email address must have an @-sign."),
+    _l("There must be something before the @-sign."),
+    _l("There must be something after the @-sign."),
+    _l("An email address cannot have two periods in a row."),
+    _l("An email address cannot have a period and a hyphen next to each other."),
+    _l("The email address contains invalid characters before the @-sign."),
+    _l("The email address contains an invalid character."),
+    _l("The part after the @-sign is not valid. It should have a period."),
+    _l("The part after the @-sign is not valid. It is not within a valid top-level domain."),
+    _l("The part after the @-sign is a special-use or reserved name that cannot be used with email."),
+    _l("There can't be anything after the email address."),
+    _l("Internationalized characters before the @-sign are not supported."),
+]
+
+
+def validator_message(error: Exception) -> str:
+    """email-validator's explanation in the reader's language (see VALIDATOR_MESSAGES)."""
+    text = str(error)
+    translated = gettext(text)
+    if translated != text or current_language() == "en":
+        return translated
+    return gettext("This is not a valid e-mail address.")
+
 
 def clean_email(value: str) -> str:
     """The address as it is stored: checked by email-validator (no DNS lookup), lower-cased.
@@ -36,30 +65,30 @@ def clean_email(value: str) -> str:
     """
     value = (value or "").strip()
     if not value:
-        raise ClientError("Enter an e-mail address.", "email")
+        raise ClientError(_("Enter an e-mail address."), "email")
     try:
         checked = validate_email(value, check_deliverability=False)
     except EmailNotValidError as error:
-        raise ClientError(str(error), "email") from None
+        raise ClientError(validator_message(error), "email") from None
     normalized = checked.normalized.lower()
     if len(normalized) > EMAIL_MAX_LENGTH:
-        raise ClientError(f"An e-mail address has at most {EMAIL_MAX_LENGTH} characters.", "email")
+        raise ClientError(_("An e-mail address has at most %(limit)s characters.", limit=EMAIL_MAX_LENGTH), "email")
     return normalized
 
 
 def clean_full_name(value: str | None) -> str:
     full_name = (value or "").strip()
     if not full_name:
-        raise ClientError("Enter the client's full name.", "full_name")
+        raise ClientError(_("Enter the client's full name."), "full_name")
     if len(full_name) > FULL_NAME_MAX_LENGTH:
-        raise ClientError(f"A full name has at most {FULL_NAME_MAX_LENGTH} characters.", "full_name")
+        raise ClientError(_("A full name has at most %(limit)s characters.", limit=FULL_NAME_MAX_LENGTH), "full_name")
     return full_name
 
 
 def clean_comment(value: str | None) -> str:
     comment = (value or "").strip()
     if len(comment) > COMMENT_MAX_LENGTH:
-        raise ClientError(f"A comment has at most {COMMENT_MAX_LENGTH} characters.", "comment")
+        raise ClientError(_("A comment has at most %(limit)s characters.", limit=COMMENT_MAX_LENGTH), "comment")
     return comment
 
 
@@ -121,13 +150,13 @@ def _save(client: Client, **values) -> None:
                 setattr(client, name, value)
             db.session.add(client)
     except IntegrityError:
-        raise ClientError(DUPLICATE_EMAIL, "email") from None
+        raise ClientError(str(DUPLICATE_EMAIL), "email") from None
 
 
 def create_client(owner: User, email: str, full_name: str, comment: str | None = "") -> Client:
     email, full_name, comment = _clean_fields(email, full_name, comment)
     if find_by_email(owner.id, email) is not None:
-        raise ClientError(DUPLICATE_EMAIL, "email")
+        raise ClientError(str(DUPLICATE_EMAIL), "email")
     client = Client(owner_id=owner.id)
     _save(client, email=email, full_name=full_name, comment=comment)
     clear_stats_cache_after_commit(owner.id)
@@ -139,7 +168,7 @@ def update_client(client: Client, email: str, full_name: str, comment: str | Non
     if email != client.email:
         other = find_by_email(client.owner_id, email)
         if other is not None and other.id != client.id:
-            raise ClientError(DUPLICATE_EMAIL, "email")
+            raise ClientError(str(DUPLICATE_EMAIL), "email")
     _save(client, email=email, full_name=full_name, comment=comment)
     clear_stats_cache_after_commit(client.owner_id)
     return client

@@ -7,6 +7,7 @@ from functools import lru_cache
 import dkim
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from flask_babel import gettext as _
 
 # Signed headers: those a receiver shows or acts on. The unsubscribe headers are signed so that
 # nobody on the way can point the one-click unsubscribe elsewhere.
@@ -34,12 +35,12 @@ def check_private_key(pem: str) -> None:
     try:
         key = serialization.load_pem_private_key(pem.strip().encode("ascii"), password=None)
     except (ValueError, TypeError, UnicodeError):
-        raise DkimKeyError("The DKIM key must be an unencrypted private key in PEM form "
-                           "(-----BEGIN PRIVATE KEY----- …).") from None
+        raise DkimKeyError(_("The DKIM key must be an unencrypted private key in PEM form "
+                           "(-----BEGIN PRIVATE KEY----- …).")) from None
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise DkimKeyError("The DKIM key must be an RSA key (openssl genrsa 2048).")
+        raise DkimKeyError(_("The DKIM key must be an RSA key (openssl genrsa 2048)."))
     if key.key_size < 1024:
-        raise DkimKeyError("An RSA key for DKIM needs at least 1024 bits; 2048 is usual.")
+        raise DkimKeyError(_("An RSA key for DKIM needs at least 1024 bits; 2048 is usual."))
 
 
 def public_key_record(pem: str) -> str:
@@ -88,5 +89,5 @@ def sign(message: bytes, key: DkimKey) -> bytes:
             include_headers=list(SIGNED_HEADERS),
         )
     except dkim.DKIMException as error:
-        raise DkimKeyError(f"The message could not be signed with DKIM: {error}") from None
+        raise DkimKeyError(_("The message could not be signed with DKIM: %(error)s", error=error)) from None
     return signature + message

@@ -2,11 +2,13 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import selectinload
 
 from mailer.database import lock_row
 from mailer.extensions import db
+from mailer.i18n import lazy_text as _l
 from mailer.models import (
     UNFINISHED_RUN_STATUSES,
     Client,
@@ -31,10 +33,10 @@ NAME_MAX_LENGTH = 200
 REASON_MAX_LENGTH = 500
 
 REPEAT_CHOICES = [
-    (Repeat.NONE.value, "Once (no repeat)"),
-    (Repeat.DAILY.value, "Daily"),
-    (Repeat.WEEKLY.value, "Weekly"),
-    (Repeat.MONTHLY.value, "Monthly"),
+    (Repeat.NONE.value, _l("Once (no repeat)")),
+    (Repeat.DAILY.value, _l("Daily")),
+    (Repeat.WEEKLY.value, _l("Weekly")),
+    (Repeat.MONTHLY.value, _l("Monthly")),
 ]
 
 # ?status= values of the list page: the three statuses, plus the mailings a manager disabled.
@@ -108,12 +110,12 @@ def selected_client_ids(mailing: Mailing) -> list[int]:
 def check_times(start_at: datetime, end_at: datetime | None, repeat: Repeat, now: datetime) -> None:
     if end_at is None:
         if repeat != Repeat.NONE:
-            raise MailingError("Enter when the mailing stops repeating.", "end_at")
+            raise MailingError(_("Enter when the mailing stops repeating."), "end_at")
         return
     if end_at <= start_at:
-        raise MailingError("The end must be after the start.", "end_at")
+        raise MailingError(_("The end must be after the start."), "end_at")
     if end_at <= now:
-        raise MailingError("The end must be in the future.", "end_at")
+        raise MailingError(_("The end must be in the future."), "end_at")
 
 
 def end_of(data: MailingData) -> datetime:
@@ -136,19 +138,19 @@ def check_owned(owner_id: int, data: MailingData) -> None:
     """The message and every client must belong to the mailing's owner."""
     message_owner = db.session.scalar(select(Message.owner_id).where(Message.id == data.message_id))
     if message_owner != owner_id:
-        raise MailingError("Choose one of your messages.", "message")
+        raise MailingError(_("Choose one of your messages."), "message")
     if not data.client_ids:
-        raise MailingError("Choose at least one client.", "clients")
+        raise MailingError(_("Choose at least one client."), "clients")
     wanted = set(data.client_ids)
     owned = set(db.session.scalars(select(Client.id).where(Client.owner_id == owner_id)))
     if not wanted <= owned:
-        raise MailingError("Choose clients from your own list.", "clients")
+        raise MailingError(_("Choose clients from your own list."), "clients")
     try:
         senders.check_for_mailing(owner_id, data.sender_identity_id)
     except senders.IdentityError as error:
         raise MailingError(str(error), "sender_identity") from None
     if data.smtp_server_id is not None and db.session.get(SmtpServer, data.smtp_server_id) is None:
-        raise MailingError("Choose one of the servers listed.", "smtp_server")
+        raise MailingError(_("Choose one of the servers listed."), "smtp_server")
 
 
 # Listing ----------------------------------------------------------------------------------------
@@ -320,7 +322,7 @@ def delete_mailing(mailing: Mailing) -> None:
     """
     lock_row(db.session, mailing)
     if schedule.has_unfinished_run(mailing):
-        raise MailingError("This mailing is being sent or paused. Cancel its unfinished run first, then delete it.")
+        raise MailingError(_("This mailing is being sent or paused. Cancel its unfinished run first, then delete it."))
     owner_id = mailing.owner_id
     # The link rows go in one statement rather than through the loaded client list.
     set_clients(mailing, [])

@@ -10,10 +10,14 @@ second line of defence, for content that reached the database some other way.
 from contextvars import ContextVar
 from functools import lru_cache
 
+from flask_babel import format_number
+from flask_babel import gettext as _
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes, pass_eval_context
 from jinja2.filters import do_replace
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
+
+from mailer.i18n import lazy_text as _l
 
 PLACEHOLDERS = ("name", "email", "unsubscribe_url")
 PLACEHOLDER_LIST = "{{ name }}, {{ email }} or {{ unsubscribe_url }}"
@@ -28,13 +32,13 @@ ALLOWED_NODES = (
     nodes.If, nodes.CondExpr, nodes.Compare, nodes.Operand, nodes.And, nodes.Or, nodes.Not, nodes.Concat,
 )
 NODE_NAMES = {
-    nodes.For: "loops ({% for %})",
-    nodes.Getattr: "attributes (a dot after a placeholder)",
-    nodes.Getitem: "indexing ([...])",
-    nodes.Call: "function calls",
+    nodes.For: _l("loops ({% for %})"),
+    nodes.Getattr: _l("attributes (a dot after a placeholder)"),
+    nodes.Getitem: _l("indexing ([...])"),
+    nodes.Call: _l("function calls"),
     nodes.Assign: "{% set %}",
     nodes.AssignBlock: "{% set %}",
-    nodes.Macro: "macros",
+    nodes.Macro: _l("macros"),
     nodes.Include: "{% include %}",
     nodes.Extends: "{% extends %}",
     nodes.Import: "{% import %}",
@@ -49,8 +53,9 @@ NODE_NAMES = {
 # MAX_RENDER_WORK characters through `replace`, which bounds its time and memory.
 MAX_RENDERED_CHARS = 1_000_000
 MAX_RENDER_WORK = 4_000_000
-TOO_LARGE = (f"Template error: the message would be too large once rendered (over {MAX_RENDERED_CHARS:,} "
-             "characters per part); use fewer or smaller replacements.")
+def too_large_message() -> str:
+    return _("Template error: the message would be too large once rendered (over %(limit)s characters per part); "
+             "use fewer or smaller replacements.", limit=format_number(MAX_RENDERED_CHARS))
 
 
 class TemplateProblem(ValueError):
@@ -59,7 +64,7 @@ class TemplateProblem(ValueError):
 
 class TemplateTooLarge(TemplateProblem):
     def __init__(self):
-        super().__init__(TOO_LARGE)
+        super().__init__(too_large_message())
 
 
 # The characters `replace` may still produce in the render under way.
@@ -143,18 +148,18 @@ def check_template(source: str) -> str | None:
     try:
         return _template_problem(source)
     except RecursionError:  # thousands of nested brackets or blocks
-        return "Template error: the template is nested too deeply."
+        return _("Template error: the template is nested too deeply.")
 
 
 def _template_problem(source: str) -> str | None:
     try:
         tree = CHECK_ENV.parse(source)
     except TemplateSyntaxError as error:
-        return f"Template error on line {error.lineno}: {error.message}"
+        return _("Template error on line %(line)s: %(problem)s", line=error.lineno, problem=error.message)
     for node in tree.find_all(nodes.Node):
         problem = _node_problem(node)
         if problem:
-            return f"Template error on line {node.lineno}: {problem}"
+            return _("Template error on line %(line)s: %(problem)s", line=node.lineno, problem=problem)
     # Anything the author typed must come back as a message, never as a 500.
     try:
         checked = CHECK_ENV.from_string(tree)
@@ -163,24 +168,28 @@ def _template_problem(source: str) -> str | None:
     except TemplateTooLarge as error:
         return str(error)
     except Exception as error:
-        return f"Template error: {error}"
+        return _("Template error: %(error)s", error=error)
     try:
         render_limited(TEXT_ENV.from_string(source), SAMPLE_WITHOUT_NAME)
     except TemplateTooLarge as error:
         return str(error)
     except Exception as error:
-        return f"Template error for a client without a name: {error}; test it first with {{% if name %}}."
+        return _("Template error for a client without a name: %(error)s; test it first with %(test)s.", error=error,
+                 test="{% if name %}")
     return None
 
 
 def _node_problem(node: nodes.Node) -> str | None:
     if type(node) not in ALLOWED_NODES:
-        what = NODE_NAMES.get(type(node), "this expression")
-        return f"{what} cannot be used; use the placeholders {PLACEHOLDER_LIST}."
+        what = NODE_NAMES.get(type(node), _l("this expression"))
+        return _("%(what)s cannot be used; use the placeholders %(placeholders)s.", what=what,
+                 placeholders=PLACEHOLDER_LIST)
     if isinstance(node, nodes.Name) and node.name not in PLACEHOLDERS:
-        return f"unknown placeholder {{{{ {node.name} }}}}; use {PLACEHOLDER_LIST}."
+        return _("unknown placeholder %(name)s; use %(placeholders)s.", name="{{ " + node.name + " }}",
+                 placeholders=PLACEHOLDER_LIST)
     if isinstance(node, nodes.Filter) and node.name not in ALLOWED_FILTERS:
-        return f"the filter '{node.name}' cannot be used; use one of {', '.join(sorted(ALLOWED_FILTERS))}."
+        return _("the filter '%(name)s' cannot be used; use one of %(filters)s.", name=node.name,
+                 filters=", ".join(sorted(ALLOWED_FILTERS)))
     if isinstance(node, nodes.Test) and node.name not in CHECK_ENV.tests:
-        return f"unknown test '{node.name}'."
+        return _("unknown test '%(name)s'.", name=node.name)
     return None

@@ -2,12 +2,14 @@
 import logging
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
 from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from mailer.extensions import db, rq
+from mailer.i18n import user_language
 from mailer.models import Client, Mailing, Message, User
 from mailer.services import paging, rendering
 from mailer.services.clients import ClientError, clean_email, first_client
@@ -40,9 +42,9 @@ class MessageInUse(MessageError):
 
 def subject_problem(subject: str) -> str | None:
     if "\r" in subject or "\n" in subject:
-        return "The subject must be on one line."
+        return _("The subject must be on one line.")
     if len(subject) > SUBJECT_MAX_LENGTH:
-        return f"The subject has at most {SUBJECT_MAX_LENGTH} characters."
+        return _("The subject has at most %(limit)s characters.", limit=SUBJECT_MAX_LENGTH)
     return None
 
 
@@ -77,12 +79,12 @@ def mailings_using(message: Message) -> list[Mailing]:
 def _clean_fields(subject: str, body_text: str, body_html: str | None) -> tuple[str, str, str | None]:
     subject = (subject or "").strip()
     if not subject:
-        raise MessageError("Enter a subject.", "subject")
+        raise MessageError(_("Enter a subject."), "subject")
     problem = subject_problem(subject) or check_template(subject)
     if problem:
         raise MessageError(problem, "subject")
     if not (body_text or "").strip():
-        raise MessageError("Enter the text of the message.", "body_text")
+        raise MessageError(_("Enter the text of the message."), "body_text")
     problem = body_problem(body_text, "text") or check_template(body_text)
     if problem:
         raise MessageError(problem, "body_text")
@@ -147,7 +149,8 @@ def queue_test_send(message: Message, recipient: User, to: str = "") -> QueuedTe
         try:
             address = clean_email(to)
         except ClientError as error:
-            raise MessageError(f"The test cannot be sent to “{to.strip()}”: {error}") from None
+            raise MessageError(_("The test cannot be sent to “%(address)s”: %(error)s", address=to.strip(),
+                                 error=error)) from None
     sample = first_client(message.owner_id)
     if sample is not None:
         test = QueuedTestSend(address, sample.full_name, sample.email)
@@ -159,7 +162,7 @@ def queue_test_send(message: Message, recipient: User, to: str = "") -> QueuedTe
                          description=f"test of message {message.id}")
     except RedisError:
         log.exception("could not enqueue the test send of message %s", message.id)
-        raise MessageError("The test could not be sent right now. Please try again in a few minutes.") from None
+        raise MessageError(_("The test could not be sent right now. Please try again in a few minutes.")) from None
     return test
 
 
@@ -210,7 +213,8 @@ def preview(owner_id: int, subject: str, body_text: str, body_html: str | None,
     chosen_id = chosen.id if chosen is not None else None
     try:
         subject, body_text, body_html = _clean_fields(subject, body_text, body_html)
-        renderer = rendering.MailRenderer(subject, body_text, body_html)
+        owner = db.session.get(User, owner_id)
+        renderer = rendering.MailRenderer(subject, body_text, body_html, user_language(owner))
         mail = renderer.build(recipient, message_id="<preview@localhost>")
     except (MessageError, TemplateProblem) as error:
         return Preview(chosen_id, [], "", None, problem=str(error))

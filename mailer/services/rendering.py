@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from flask import current_app
+from flask_babel import force_locale, gettext
+from flask_babel import gettext as _
 from jinja2 import Template, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
 
+from mailer.i18n import user_language
 from mailer.models import Client, Message
 from mailer.services.html import sanitize_html
 from mailer.services.message_templates import (
@@ -25,16 +28,20 @@ from mailer.services.message_templates import (
 from mailer.services.mime import MailingMail
 from mailer.services.unsubscribe import unsubscribe_url
 
-# Appended to every body, so every message carries a visible unsubscribe link.
-TEXT_FOOTER = (
-    "\n\n-- \nYou receive this e-mail because you are on our mailing list.\n"
-    "To stop receiving these e-mails, unsubscribe here: {{ unsubscribe_url }}\n"
-)
-HTML_FOOTER = (
-    '\n<p style="color:#888;font-size:12px;margin-top:32px;border-top:1px solid #ddd;padding-top:8px;">'
-    "You receive this e-mail because you are on our mailing list. "
-    '<a href="{{ unsubscribe_url }}" style="color:#888;">Unsubscribe</a> to stop receiving these e-mails.</p>\n'
-)
+
+@lru_cache(maxsize=8)
+def footers(language: str) -> tuple[str, str]:
+    """The footers appended to every body, text and HTML, in the mailing owner's language, so
+    every message carries a visible unsubscribe link. Templates: `{{ unsubscribe_url }}` is
+    filled in per client."""
+    with force_locale(language):
+        notice = gettext("You receive this e-mail because you are on our mailing list.")
+        text = "\n\n-- \n" + notice + "\n" + gettext("To stop receiving these e-mails, unsubscribe here:")
+        link = gettext('<a href="%(url)s" style="color:#888;">Unsubscribe</a> to stop receiving these e-mails.',
+                       url="{{ unsubscribe_url }}")
+    html = ('\n<p style="color:#888;font-size:12px;margin-top:32px;border-top:1px solid #ddd;padding-top:8px;">'
+            f"{escape(notice)} {link}</p>\n")
+    return text + " {{ unsubscribe_url }}\n", html
 
 
 @dataclass(frozen=True)
@@ -48,16 +55,17 @@ class RenderedMail:
 class MailRenderer:
     """One message compiled once, rendered for any number of clients."""
 
-    def __init__(self, subject: str, body_text: str, body_html: str | None):
+    def __init__(self, subject: str, body_text: str, body_html: str | None, language: str = "en"):
         for part in (subject, body_text, body_html):
             if part is not None:
                 problem = check_template(part)
                 if problem:
                     raise TemplateProblem(problem)
         # The footers are compiled into the bodies: one render per part and client.
+        text_footer, html_footer = footers(language)
         self.subject = _compile(TEXT_ENV, subject)
-        self.text = _compile(TEXT_ENV, body_text.rstrip() + TEXT_FOOTER)
-        self.html = _compile(HTML_ENV, _append_to_body(body_html, HTML_FOOTER)) if body_html else None
+        self.text = _compile(TEXT_ENV, body_text.rstrip() + text_footer)
+        self.html = _compile(HTML_ENV, _append_to_body(body_html, html_footer)) if body_html else None
 
     @classmethod
     def for_message(cls, message: Message) -> "MailRenderer":
@@ -65,7 +73,8 @@ class MailRenderer:
 
         Raises TemplateProblem if the content is not a valid template.
         """
-        renderer = _renderer_for_content(message.subject, message.body_text, message.body_html or None)
+        renderer = _renderer_for_content(message.subject, message.body_text, message.body_html or None,
+                                         user_language(message.owner))
         if isinstance(renderer, TemplateProblem):
             raise TemplateProblem(str(renderer))  # a fresh one: a re-raised instance keeps growing its traceback
         return renderer
@@ -83,7 +92,7 @@ class MailRenderer:
         except TemplateProblem:
             raise
         except Exception as error:  # the client's data met a template edge; record it, don't crash
-            raise TemplateProblem(f"Template error: {error}") from error
+            raise TemplateProblem(_("Template error: %(error)s", error=error)) from error
         # Cleaned again as sent: the saved HTML was clean, but a comment or a false {% if %} can
         # remove the very quotes that made an attribute harmless text. A Stamp (text and escaped
         # placeholders only) cannot rearrange anything, and keeps its speed.
@@ -101,9 +110,10 @@ class MailRenderer:
 # row hash once, so a hit costs next to nothing. A broken template is remembered too, so a run
 # does not re-check it for every recipient.
 @lru_cache(maxsize=64)
-def _renderer_for_content(subject: str, body_text: str, body_html: str | None) -> "MailRenderer | TemplateProblem":
+def _renderer_for_content(subject: str, body_text: str, body_html: str | None,
+                          language: str) -> "MailRenderer | TemplateProblem":
     try:
-        return MailRenderer(subject, body_text, body_html)
+        return MailRenderer(subject, body_text, body_html, language)
     except TemplateProblem as problem:
         return problem
 

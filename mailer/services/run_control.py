@@ -9,10 +9,13 @@ commit).
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import func, select, update
 
 from mailer.database import lock_row
 from mailer.extensions import db
+from mailer.i18n import lazy_text as _l
 from mailer.models import (
     ACTIVE_RUN_STATUSES,
     Client,
@@ -31,8 +34,8 @@ from mailer.services import runs
 from mailer.services.runs import SendingRefused
 
 # Said when a run is saved but the queue (Redis) cannot be told; the reconciler queues it later.
-QUEUE_DOWN = ("The run is saved, but the sending queue (Redis) cannot be reached right now. "
-              "It will be sent automatically as soon as the queue is back.")
+QUEUE_DOWN = _l("The run is saved, but the sending queue (Redis) cannot be reached right now. "
+                "It will be sent automatically as soon as the queue is back.")
 
 # Send now ---------------------------------------------------------------------------------------
 
@@ -100,16 +103,16 @@ def resume_run(run: MailingRun) -> None:
     """
     mailing = run.mailing
     if mailing.is_disabled:
-        raise SendingRefused("This mailing was disabled by a manager; it can be resumed once a manager enables it.")
+        raise SendingRefused(_("This mailing was disabled by a manager; it can be resumed once a manager enables it."))
     if not mailing.owner.is_active:
-        raise SendingRefused("The owner of this mailing is blocked; the run cannot be resumed.")
+        raise SendingRefused(_("The owner of this mailing is blocked; the run cannot be resumed."))
     result = db.session.execute(
         update(MailingRun).where(MailingRun.id == run.id, MailingRun.status == RunStatus.PAUSED)
         .values(status=RunStatus.QUEUED).execution_options(synchronize_session=False)
     )
     if result.rowcount == 0:
         db.session.rollback()
-        raise SendingRefused(f"Run {run.id} is not paused.")
+        raise SendingRefused(_("Run %(id)s is not paused.", id=run.id))
     db.session.commit()
     db.session.refresh(run)
 
@@ -139,22 +142,24 @@ def start_rest_run(run: MailingRun, user: User | None, now: datetime | None = No
     lock_row(db.session, mailing)
     db.session.refresh(run)
     if run.status != RunStatus.CANCELLED:
-        raise SendingRefused("Only a cancelled run can be continued for the clients it did not reach; "
-                             "pause and resume a run that is in progress.")
+        raise SendingRefused(_("Only a cancelled run can be continued for the clients it did not reach; "
+                             "pause and resume a run that is in progress."))
     runs.check_sendable(mailing)
     sending = db.session.scalar(
         select(func.count()).where(Delivery.run_id == run.id, Delivery.status == DeliveryStatus.SENDING))
     if sending:
-        raise SendingRefused(f"{sending} messages of this run are still being handed to the SMTP server; "
-                             "try again in a moment, once their result is known.")
+        raise SendingRefused(ngettext("%(num)s message of this run is still being handed to the SMTP server; "
+                                      "try again in a moment, once its result is known.",
+                                      "%(num)s messages of this run are still being handed to the SMTP server; "
+                                      "try again in a moment, once their result is known.", sending))
     earlier = rest_run_of(run)
     if earlier is not None:
-        raise SendingRefused(f"The clients this run did not reach were sent to in run {earlier.id} already.")
+        raise SendingRefused(_("The clients this run did not reach were sent to in run %(id)s already.", id=earlier.id))
     unreached = (
         select(Client.id, Client.email, Client.unsubscribed_at)
         .join(Delivery, Delivery.client_id == Client.id)
         .where(Delivery.run_id == run.id, Delivery.status == DeliveryStatus.PENDING)
     )
     if db.session.scalar(select(func.count()).select_from(unreached.subquery())) == 0:
-        raise SendingRefused("This run reached every client it could; nobody is left to send to.")
+        raise SendingRefused(_("This run reached every client it could; nobody is left to send to."))
     return runs.start_follow_up_run(run, RunTrigger.REST, unreached, user, now)

@@ -7,6 +7,7 @@ told to work on it (`send_queue.enqueue_run`).
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, case, func, insert, literal, select, update
 
 from mailer.database import lock_row
@@ -30,6 +31,7 @@ from mailer.models import (
 )
 from mailer.services import schedule, throttle
 from mailer.services.stats import clear_stats_cache_after_commit
+from mailer.words import word
 
 UNSUBSCRIBED = "Unsubscribed"
 
@@ -93,17 +95,18 @@ def delivery_counts(run_id: int) -> dict[DeliveryStatus, int]:
 
 def check_sendable(mailing: Mailing) -> None:
     if mailing.is_disabled:
-        raise SendingRefused("This mailing was disabled by a manager; it cannot be sent.")
+        raise SendingRefused(_("This mailing was disabled by a manager; it cannot be sent."))
     if not mailing.owner.is_active:
-        raise SendingRefused("The owner of this mailing is blocked; it cannot be sent.")
+        raise SendingRefused(_("The owner of this mailing is blocked; it cannot be sent."))
     unfinished = db.session.execute(
         select(MailingRun.id, MailingRun.status)
         .where(MailingRun.mailing_id == mailing.id, MailingRun.status.in_(UNFINISHED_RUN_STATUSES)).limit(1)
     ).first()
     if unfinished is not None and unfinished.status == RunStatus.PAUSED:
-        raise SendingRefused(f"Run {unfinished.id} of this mailing is paused; resume it or cancel it first.")
+        raise SendingRefused(_("Run %(id)s of this mailing is paused; resume it or cancel it first.", id=unfinished.id))
     if unfinished is not None:
-        raise SendingRefused(f"This mailing is being sent already (run {unfinished.id}); wait for it or cancel it.")
+        raise SendingRefused(_("This mailing is being sent already (run %(id)s); wait for it or cancel it.",
+                               id=unfinished.id))
 
 
 def start_manual_run(mailing: Mailing, user: User | None, now: datetime | None = None,
@@ -120,7 +123,8 @@ def start_manual_run(mailing: Mailing, user: User | None, now: datetime | None =
     if last_run_seen is not None:
         latest = db.session.scalar(select(func.max(MailingRun.id)).where(MailingRun.mailing_id == mailing.id))
         if (latest or 0) != last_run_seen:
-            raise SendingRefused(f"This mailing was sent meanwhile (run {latest}); check it before sending it again.")
+            raise SendingRefused(_("This mailing was sent meanwhile (run %(latest)s); check it before sending it "
+                                   "again.", latest=latest))
     run = create_run(mailing, RunTrigger.MANUAL, now, now, created_by=user)
     if mailing.repeat == Repeat.NONE:
         mailing.next_run_at = None
@@ -156,11 +160,11 @@ def start_retry_run(run: MailingRun, user: User | None, now: datetime | None = N
     mailing = run.mailing
     lock_row(db.session, mailing)  # one new run of a mailing at a time
     if run.is_active:
-        raise SendingRefused("This run is still sending; retry its failures once it is over.")
+        raise SendingRefused(_("This run is still sending; retry its failures once it is over."))
     check_sendable(mailing)
     failed = retry_candidates(run)
     if db.session.scalar(select(func.count()).select_from(failed.subquery())) == 0:
-        raise SendingRefused("This run has no failed delivery to retry.")
+        raise SendingRefused(_("This run has no failed delivery to retry."))
     return start_follow_up_run(run, RunTrigger.RETRY, failed, user, now)
 
 
@@ -317,7 +321,7 @@ def held_back_by(run: MailingRun) -> str | None:
     if not run.is_active:
         return None
     note = throttle.held_back(rq.connection, run.id)
-    return f"the SMTP server's limit of {note['limit']}" if note else None
+    return _("the SMTP server's limit of %(limit)s", limit=note["limit"]) if note else None
 
 
 def progress(run: MailingRun) -> dict:
@@ -332,6 +336,7 @@ def progress(run: MailingRun) -> dict:
     return {
         "id": run.id,
         "status": run.status.value,
+        "status_word": str(word(run.status)),
         "active": run.is_active,
         # The page keeps polling while a worker still holds messages of the run, even once it
         # was paused or cancelled: their results are still to come.

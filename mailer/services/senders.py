@@ -5,19 +5,24 @@ from email.utils import parseaddr
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from mailer.extensions import db
+from mailer.i18n import language_for
+from mailer.i18n import lazy_text as _l
 from mailer.models import Mailing, SenderIdentity, User, utcnow
 from mailer.services import tokens
 from mailer.services.accounts import external_url
 from mailer.services.addresses import envelope_address, header_address
+from mailer.services.clients import validator_message
 from mailer.services.email import queue_email
 from mailer.services.errors import FieldError
 
 NAME_MAX_LENGTH = 120
 EMAIL_MAX_LENGTH = 254
-INVALID_LINK = "This confirmation link is invalid or has expired. Send a new one from your sender addresses."
+INVALID_LINK = _l("This confirmation link is invalid or has expired. Send a new one from your sender "
+                  "addresses.")
 
 
 class IdentityError(FieldError):
@@ -43,24 +48,24 @@ def normalize_address(value: str | None, field: str = "email") -> str:
     """
     value = (value or "").strip()
     if not value:
-        raise IdentityError("Enter an e-mail address.", field)
+        raise IdentityError(_("Enter an e-mail address."), field)
     try:
         checked = validate_email(value, check_deliverability=False)
     except EmailNotValidError as error:
-        raise IdentityError(str(error), field) from None
+        raise IdentityError(validator_message(error), field) from None
     if not checked.local_part.isascii():
-        raise IdentityError("A sender address must have only Latin letters, digits and punctuation before the "
-                            "@ (the domain may be international, e.g. info@пример.рф).", field)
+        raise IdentityError(_("A sender address must have only Latin letters, digits and punctuation before the "
+                            "@ (the domain may be international, e.g. info@пример.рф)."), field)
     normalized = checked.normalized.lower()
     if len(normalized) > EMAIL_MAX_LENGTH:
-        raise IdentityError(f"An e-mail address has at most {EMAIL_MAX_LENGTH} characters.", field)
+        raise IdentityError(_("An e-mail address has at most %(limit)s characters.", limit=EMAIL_MAX_LENGTH), field)
     return normalized
 
 
 def clean_name(name: str | None) -> str:
     name = " ".join((name or "").split())
     if len(name) > NAME_MAX_LENGTH:
-        raise IdentityError(f"A name has at most {NAME_MAX_LENGTH} characters.", "name")
+        raise IdentityError(_("A name has at most %(limit)s characters.", limit=NAME_MAX_LENGTH), "name")
     return name
 
 
@@ -96,7 +101,7 @@ def add_identity(owner: User, name: str, email: str, reply_to: str | None) -> Se
     exists = db.session.scalar(select(SenderIdentity.id).where(SenderIdentity.owner_id == owner.id,
                                                                SenderIdentity.email == email))
     if exists is not None:
-        raise IdentityError("You already have this sender address.", "email")
+        raise IdentityError(_("You already have this sender address."), "email")
     identity = SenderIdentity(owner_id=owner.id, name=name, email=email, reply_to=reply_to)
     db.session.add(identity)
     db.session.flush()
@@ -117,7 +122,8 @@ def delete_identity(identity: SenderIdentity) -> None:
 def send_confirmation(identity: SenderIdentity) -> bool:
     """Queue the e-mail with the confirmation link; False when the queue is unreachable."""
     token = tokens.make_token(tokens.SENDER_IDENTITY, {"sid": identity.id, "email": identity.email})
-    return queue_email(identity.email, "Confirm your sender address", "confirm_sender", identity=identity,
+    return queue_email(identity.email, _l("Confirm your sender address"), "confirm_sender",
+                       language=language_for(identity.owner), identity=identity,
                        owner=identity.owner, confirm_url=external_url("senders.confirm", token=token))
 
 
@@ -127,7 +133,7 @@ def confirm(token: str, user: User) -> SenderIdentity:
     data = tokens.read_token(tokens.SENDER_IDENTITY, token, current_app.config["CONFIRM_TOKEN_MAX_AGE"])
     identity = db.session.get(SenderIdentity, data["sid"]) if isinstance(data, dict) and "sid" in data else None
     if identity is None or identity.email != data.get("email") or identity.owner_id != user.id:
-        raise IdentityError(INVALID_LINK)
+        raise IdentityError(str(INVALID_LINK))
     if identity.confirmed_at is None:
         identity.confirmed_at = utcnow()
     return identity
@@ -141,10 +147,10 @@ def check_for_mailing(owner_id: int, identity_id: int | None) -> None:
         return
     identity = db.session.get(SenderIdentity, identity_id)
     if identity is None or identity.owner_id != owner_id:
-        raise IdentityError("Choose one of your own sender addresses.", "sender_identity")
+        raise IdentityError(_("Choose one of your own sender addresses."), "sender_identity")
     if not identity.is_confirmed:
-        raise IdentityError(f"{identity.email} is not confirmed yet: follow the link we sent to it, "
-                            "then choose it here.", "sender_identity")
+        raise IdentityError(_("%(email)s is not confirmed yet: follow the link we sent to it, "
+                            "then choose it here.", email=identity.email), "sender_identity")
 
 
 def identity_for_mailing(mailing: Mailing) -> SenderIdentity | None:

@@ -10,10 +10,12 @@ import ssl
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import gettext as _
 from limits import RateLimitItem, parse_many
 from sqlalchemy import select, update
 
 from mailer.extensions import db
+from mailer.i18n import lazy_text as _l
 from mailer.models import Mailing, Security, SmtpServer
 from mailer.services import secrets
 from mailer.services.addresses import AddressError, ascii_domain
@@ -21,7 +23,7 @@ from mailer.services.dkim_signing import DkimKey, DkimKeyError, check_private_ke
 from mailer.services.errors import FieldError
 
 BUILTIN_KEY = "builtin"
-BUILTIN_NAME = "Built-in server (MAIL_* settings)"
+BUILTIN_NAME = _l("Built-in server (MAIL_* settings)")
 NAME_MAX_LENGTH = 100
 
 
@@ -67,10 +69,10 @@ def normalize_rate_limit(text: str | None) -> str | None:
     except ValueError:
         items = []
     if not items:
-        raise ServerError(f"“{text}” is not a rate limit. Write it as “50 per second”, or several joined "
-                          "by “;”: “50 per second; 10000 per hour”.", "rate_limit")
+        raise ServerError(_("“%(text)s” is not a rate limit. Write it as “50 per second”, or several joined "
+                          "by “;”: “50 per second; 10000 per hour”.", text=text), "rate_limit")
     if any(item.amount < 1 for item in items):
-        raise ServerError("A rate limit allows at least one message per period.", "rate_limit")
+        raise ServerError(_("A rate limit allows at least one message per period."), "rate_limit")
     return "; ".join(part.strip() for part in text.replace(",", ";").split(";") if part.strip())
 
 
@@ -78,7 +80,8 @@ def check_max_connections(value: int | None) -> int | None:
     if value is None or value == 0:
         return None
     if value < 0 or value > 1000:
-        raise ServerError("Maximum connections is a number from 1 to 1000, or empty for no limit.", "max_connections")
+        raise ServerError(_("Maximum connections is a number from 1 to 1000, or empty for no limit."),
+                          "max_connections")
     return value
 
 
@@ -96,23 +99,23 @@ def _prepare_server(server: SmtpServer, new_password: str | None, clear_password
                     clear_dkim_key: bool) -> None:
     server.name = " ".join((server.name or "").split())
     if not server.name:
-        raise ServerError("Give the server a name.", "name")
+        raise ServerError(_("Give the server a name."), "name")
     if len(server.name) > NAME_MAX_LENGTH:
-        raise ServerError(f"A name has at most {NAME_MAX_LENGTH} characters.", "name")
+        raise ServerError(_("A name has at most %(limit)s characters.", limit=NAME_MAX_LENGTH), "name")
     same_name = select(SmtpServer.id).where(SmtpServer.name == server.name)
     if server.id is not None:
         same_name = same_name.where(SmtpServer.id != server.id)
     if db.session.scalar(same_name) is not None:
-        raise ServerError("Another server has this name.", "name")
+        raise ServerError(_("Another server has this name."), "name")
     host = (server.host or "").strip()
     try:
         server.host = ascii_domain(host) if host else ""
     except AddressError as error:
         raise ServerError(str(error), "host") from None
     if not server.host or any(char.isspace() or char in "/@" for char in server.host):
-        raise ServerError("Enter the server's host name or IP address, e.g. smtp.example.com.", "host")
+        raise ServerError(_("Enter the server's host name or IP address, e.g. smtp.example.com."), "host")
     if server.port is None or not 1 <= server.port <= 65535:
-        raise ServerError("The port is a number from 1 to 65535 (587 for STARTTLS, 465 for TLS).", "port")
+        raise ServerError(_("The port is a number from 1 to 65535 (587 for STARTTLS, 465 for TLS)."), "port")
     server.security = Security(server.security or Security.STARTTLS)
     server.username = (server.username or "").strip() or None
     server.rate_limit = normalize_rate_limit(server.rate_limit)
@@ -137,11 +140,11 @@ def _prepare_server(server: SmtpServer, new_password: str | None, clear_password
             raise ServerError(str(error), "new_dkim_private_key") from None
         server.dkim_private_key_encrypted = secrets.encrypt(new_dkim_key.strip())
     if server.dkim_selector and not all(char.isalnum() or char in "-._" for char in server.dkim_selector):
-        raise ServerError("A DKIM selector has letters, digits, dots, hyphens and underscores only.",
+        raise ServerError(_("A DKIM selector has letters, digits, dots, hyphens and underscores only."),
                           "dkim_selector")
     dkim_parts = [server.dkim_selector, server.dkim_domain, server.dkim_private_key_encrypted]
     if any(dkim_parts) and not all(dkim_parts):
-        raise ServerError("DKIM needs a selector, a domain and a private key together (or none of them).",
+        raise ServerError(_("DKIM needs a selector, a domain and a private key together (or none of them)."),
                           "dkim_selector")
 
     server.is_default = bool(server.is_default)
@@ -167,10 +170,11 @@ def builtin_server() -> ServerSettings:
         max_connections = check_max_connections(config.get("MAIL_MAX_CONNECTIONS"))
     except ServerError as error:
         setting = "MAIL_RATE_LIMIT" if error.field == "rate_limit" else "MAIL_MAX_CONNECTIONS"
-        raise ServerError(f"The {setting} setting is wrong: {error}", setting) from None
+        raise ServerError(_("The %(setting)s setting is wrong: %(error)s", setting=setting, error=error),
+                          setting) from None
     return ServerSettings(
         key=BUILTIN_KEY,
-        name=BUILTIN_NAME,
+        name=str(BUILTIN_NAME),
         host=config["MAIL_SERVER"],
         port=int(config["MAIL_PORT"]),
         security=security,
@@ -214,7 +218,7 @@ def server_for_mailing(mailing: Mailing) -> ServerSettings:
 
 def default_server_name() -> str:
     server = default_server()
-    return server.name if server is not None else BUILTIN_NAME
+    return server.name if server is not None else str(BUILTIN_NAME)
 
 
 def server_name_for_mailing(mailing: Mailing) -> str:
@@ -257,69 +261,74 @@ def check_connection(settings: ServerSettings, timeout: float | None = None) -> 
         # also swallow the greeting; connect() keeps the greeting, and this names the host.
         smtp._host = settings.host
         code, greeting = smtp.connect(settings.host, settings.port)
-        lines.append(f"Connected to {where}. The server greeted: “{_reply(code, greeting)}”.")
+        lines.append(_("Connected to %(where)s. The server greeted: “%(greeting)s”.", where=where,
+                       greeting=_reply(code, greeting)))
         if code != 220:
-            lines.append("The greeting is not the 220 “ready” answer: the server will not take mail now.")
+            lines.append(_("The greeting is not the 220 “ready” answer: the server will not take mail now."))
             return ConnectionReport(False, lines)
         smtp.ehlo()
         if settings.security == Security.TLS:
-            lines.append(f"The connection is encrypted from the start ({smtp.sock.version()}), and the "
-                         "server's certificate is valid.")
+            lines.append(_("The connection is encrypted from the start (%(version)s), and the "
+                         "server's certificate is valid.", version=smtp.sock.version()))
         elif settings.security == Security.STARTTLS:
             if not smtp.has_extn("starttls"):
-                lines.append("The server does not offer STARTTLS, so the connection cannot be encrypted: "
-                             "choose security “none” only if the server is on a trusted network.")
+                lines.append(_("The server does not offer STARTTLS, so the connection cannot be encrypted: "
+                             "choose security “none” only if the server is on a trusted network."))
                 return ConnectionReport(False, lines)
             smtp.starttls(context=context)
             smtp.ehlo()
-            lines.append(f"STARTTLS worked: the connection is encrypted ({smtp.sock.version()}), and the "
-                         "server's certificate is valid.")
+            lines.append(_("STARTTLS worked: the connection is encrypted (%(version)s), and the "
+                         "server's certificate is valid.", version=smtp.sock.version()))
         else:
-            lines.append("The connection is not encrypted (security “none”): the password and the "
-                         "messages travel in clear.")
+            lines.append(_("The connection is not encrypted (security “none”): the password and the "
+                         "messages travel in clear."))
         if smtp.has_extn("smtputf8"):
-            lines.append("The server accepts international addresses (SMTPUTF8).")
+            lines.append(_("The server accepts international addresses (SMTPUTF8)."))
         else:
-            lines.append("The server does not offer SMTPUTF8: addresses with non-Latin characters before "
-                         "the @ cannot be sent through it.")
+            lines.append(_("The server does not offer SMTPUTF8: addresses with non-Latin characters before "
+                         "the @ cannot be sent through it."))
         if not settings.username:
-            lines.append("No login is set: the server is used without authentication.")
+            lines.append(_("No login is set: the server is used without authentication."))
         elif not settings.password:
-            lines.append(f"A user name ({settings.username}) is set but no password: enter the password.")
+            lines.append(_("A user name (%(username)s) is set but no password: enter the password.",
+                           username=settings.username))
             return ConnectionReport(False, lines)
         elif not smtp.has_extn("auth"):
-            lines.append("The server does not offer login (AUTH) on this connection"
-                         + (": it may only after STARTTLS." if settings.security == Security.NONE else "."))
+            lines.append(_("The server does not offer login (AUTH) on this connection: it may only after STARTTLS.")
+                         if settings.security == Security.NONE
+                         else _("The server does not offer login (AUTH) on this connection."))
             return ConnectionReport(False, lines)
         else:
             try:
                 smtp.login(settings.username, settings.password)
             except smtplib.SMTPAuthenticationError as error:
-                lines.append(f"The server refused the login of {settings.username}: "
-                             f"“{_reply(error.smtp_code, error.smtp_error)}”.")
+                lines.append(_("The server refused the login of %(username)s: "
+                             "“%(error)s”.", username=settings.username,
+                               error=_reply(error.smtp_code, error.smtp_error)))
                 return ConnectionReport(False, lines)
-            lines.append(f"Logged in as {settings.username}.")
+            lines.append(_("Logged in as %(username)s.", username=settings.username))
         return ConnectionReport(True, lines)
     except ssl.SSLCertVerificationError as error:
-        lines.append(f"The server's TLS certificate cannot be trusted: {error.verify_message}.")
+        lines.append(_("The server's TLS certificate cannot be trusted: %(message)s.", message=error.verify_message))
     except ssl.SSLError:
-        lines.append("The TLS handshake failed: check that the port and the security setting match "
-                     "(465 is TLS from the start, 587 STARTTLS).")
+        lines.append(_("The TLS handshake failed: check that the port and the security setting match "
+                     "(465 is TLS from the start, 587 STARTTLS)."))
     except ConnectionRefusedError:
-        lines.append(f"Nothing answers at {where} (connection refused): check the host and the port, "
-                     "and that the server is running.")
+        lines.append(_("Nothing answers at %(where)s (connection refused): check the host and the port, "
+                     "and that the server is running.", where=where))
     except socket.gaierror:
-        lines.append(f"The host name “{settings.host}” cannot be found.")
+        lines.append(_("The host name “%(host)s” cannot be found.", host=settings.host))
     except TimeoutError:
-        lines.append(f"{where} did not answer within {timeout:g} seconds.")
+        lines.append(_("%(where)s did not answer within %(timeout)s seconds.", where=where,
+                       timeout=format(timeout, "g")))
     except smtplib.SMTPServerDisconnected:
-        lines.append(f"{where} closed the connection without an SMTP answer: is it an SMTP server, and is "
-                     "the security setting right?")
+        lines.append(_("%(where)s closed the connection without an SMTP answer: is it an SMTP server, and is "
+                     "the security setting right?", where=where))
     except smtplib.SMTPResponseException as error:
-        lines.append(f"The server answered “{_reply(error.smtp_code, error.smtp_error)}”.")
+        lines.append(_("The server answered “%(error)s”.", error=_reply(error.smtp_code, error.smtp_error)))
     except (OSError, smtplib.SMTPException, ValueError) as error:
-        reason = getattr(error, "strerror", None) or "the connection failed"
-        lines.append(f"Could not talk to {where}: {reason}.")
+        reason = getattr(error, "strerror", None) or _("the connection failed")
+        lines.append(_("Could not talk to %(where)s: %(reason)s.", where=where, reason=reason))
     finally:
         if smtp is not None:
             try:

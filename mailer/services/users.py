@@ -1,4 +1,5 @@
 """The managers' users page: listing accounts, blocking and unblocking them. No request objects here."""
+from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
 from mailer.models import Mailing, User
@@ -32,11 +33,11 @@ def list_page(*, search: str = "", sort: str = DEFAULT_SORT, after: tuple | None
 def check_can_block(actor: User, user: User) -> None:
     """Managers and admins may block anyone but themselves and the admins."""
     if not actor.is_manager:
-        raise UserActionError("Only managers and admins can block or unblock users.")
+        raise UserActionError(_("Only managers and admins can block or unblock users."))
     if user.id == actor.id:
-        raise UserActionError("You cannot block or unblock yourself.")
+        raise UserActionError(_("You cannot block or unblock yourself."))
     if user.is_admin:
-        raise UserActionError("Admins cannot be blocked or unblocked here.")
+        raise UserActionError(_("Admins cannot be blocked or unblocked here."))
 
 
 def block(actor: User, user: User, reason: str = "") -> bool:

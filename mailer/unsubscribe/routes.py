@@ -2,6 +2,7 @@
 from flask import render_template
 
 from mailer.extensions import csrf, db
+from mailer.i18n import in_language_of
 from mailer.services import unsubscribe as unsubscribe_service
 from mailer.unsubscribe import bp
 from mailer.unsubscribe.forms import UnsubscribeForm
@@ -16,7 +17,9 @@ def confirm(token: str):
     client = unsubscribe_service.client_for_unsubscribe_token(token)
     if client is None:
         return invalid_link()
-    return render_template("unsubscribe/confirm.html", client=client, form=UnsubscribeForm())
+    # The page speaks the language of the mailings' owner, like the footer that led here.
+    with in_language_of(client.owner):
+        return render_template("unsubscribe/confirm.html", client=client, form=UnsubscribeForm())
 
 
 # Exempt from CSRF: mail clients unsubscribe with a bare one-click POST (RFC 8058,
@@ -29,4 +32,5 @@ def unsubscribe(token: str):
         return invalid_link()
     unsubscribe_service.unsubscribe(client)
     db.session.commit()
-    return render_template("unsubscribe/done.html", client=client)
+    with in_language_of(client.owner):
+        return render_template("unsubscribe/done.html", client=client)

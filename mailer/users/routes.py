@@ -1,4 +1,5 @@
 from flask import flash, render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from mailer.extensions import db
@@ -43,12 +44,13 @@ def change_block(user_id: int, blocked: bool):
     else:
         db.session.commit()
         if not changed:
-            flash(f"{user.email} was already {'blocked' if blocked else 'active'}.", "info")
+            flash(_("%(email)s was already blocked.", email=user.email) if blocked
+                  else _("%(email)s was already active.", email=user.email), "info")
         elif blocked:
-            flash(f"{user.email} is blocked: logged out at their next request (where they are told), their "
-                  "mailings are not sent and their runs in progress are paused.", "success")
+            flash(_("%(email)s is blocked: logged out at their next request (where they are told), their "
+                  "mailings are not sent and their runs in progress are paused.", email=user.email), "success")
         else:
-            flash(f"{user.email} is unblocked and can log in again.", "success")
+            flash(_("%(email)s is unblocked and can log in again.", email=user.email), "success")
     # Back to the same page of the list, with the same search.
     return redirect_next(form.next.data, "users.index")
 

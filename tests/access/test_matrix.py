@@ -42,7 +42,7 @@ from tests.support import login
 
 # Blueprints anyone may use; their own tests cover the routes inside that need a login.
 PUBLIC_BLUEPRINTS = {"auth", "unsubscribe"}
-PUBLIC_ENDPOINTS = {"main.index"}
+PUBLIC_ENDPOINTS = {"main.index", "main.set_language"}
 # Covered by their own tests, and answering 404 (not a login redirect) to everyone but admins.
 HIDDEN_PREFIXES = ("admin", "rq_dashboard")
 ID_SKIPPED_BLUEPRINTS = {"static", "bootstrap", "main", *PUBLIC_BLUEPRINTS}

@@ -37,8 +37,10 @@ def new_page(browser, live_system, output_dir):
     saved as a screenshot under test-output/<test name>/."""
     contexts = []
 
-    def open_page(viewport=None):
-        context = browser.new_context(base_url=live_system.url, viewport=viewport or {"width": 1280, "height": 900})
+    def open_page(viewport=None, locale="en-US"):
+        # The locale is what the browser asks for in Accept-Language.
+        context = browser.new_context(base_url=live_system.url, viewport=viewport or {"width": 1280, "height": 900},
+                                      locale=locale)
         context.set_default_timeout(15_000)
         contexts.append(context)
         return context.new_page()

@@ -130,7 +130,7 @@ def test_pause_stops_the_run_after_the_chunk_in_hand_and_resume_sends_the_rest_o
     progress = as_owner.get(f"/runs/{run_id}/progress").get_json()
     assert progress == {**progress, "status": "paused", "active": False, "live": False, "sent": 10, "pending": 15}
     assert dispatch.reconcile()["enqueued"] == []  # the reconciler leaves a paused run alone
-    assert f"Run {run_id}</a>\n  is paused" in as_owner.get(f"/mailings/{mailing_id}").text
+    assert f"Run {run_id}</a> is paused" in as_owner.get(f"/mailings/{mailing_id}").text
     # While it is paused, the mailing cannot be sent again.
     refused = as_owner.post(f"/runs/mailing/{mailing_id}/send", follow_redirects=True)
     assert f"Run {run_id} of this mailing is paused" in refused.text

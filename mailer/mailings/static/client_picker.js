@@ -14,7 +14,7 @@
     function showCount() {
       var checked = 0;
       for (var i = 0; i < boxes.length; i++) { if (boxes[i].checked) { checked++; } }
-      count.textContent = checked + " of " + boxes.length + " selected";
+      count.textContent = count.dataset.template.replace("{selected}", checked).replace("{total}", boxes.length);
     }
 
     function applyFilter() {

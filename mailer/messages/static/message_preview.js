@@ -20,7 +20,7 @@
     if (chooser) {
       data.set("preview_client", chooser.value);
     }
-    state.textContent = "updating…";
+    state.textContent = state.dataset.updating;
     fetch(panel.dataset.previewUrl, {method: "POST", body: data, credentials: "same-origin",
                                      headers: {"X-CSRFToken": data.get("csrf_token") || ""}})
       .then(function (response) {
@@ -32,11 +32,11 @@
       .then(function (html) {
         if (number === latest) {  // an older answer must not replace a newer one
           content.innerHTML = html;
-          state.textContent = "up to date";
+          state.textContent = state.dataset.updated;
         }
       })
       .catch(function () {
-        state.textContent = "could not update the preview; it will try again as you type";
+        state.textContent = state.dataset.failed;
       });
   }
 

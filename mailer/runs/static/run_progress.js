@@ -30,7 +30,7 @@
     progress.setAttribute("aria-valuenow", data.percent);
     var status = document.getElementById("run-status");
     if (status) {
-      status.textContent = data.status.charAt(0).toUpperCase() + data.status.slice(1);
+      status.textContent = data.status_word;
     }
   }
 
