@@ -85,6 +85,8 @@ def init_templating(app: Flask) -> None:
     app.add_template_filter(encode_cursor, "cursor")
     app.add_template_filter(word)
     app.add_template_filter(delivery_status_word)
+    # A global rather than a context variable: the list macros are imported without the context.
+    app.jinja_env.globals["count_words"] = count_words
 
     @app.context_processor
     def globals_for_templates():
@@ -94,7 +96,6 @@ def init_templating(app: Flask) -> None:
             "user_timezone": zone.key if isinstance(zone, ZoneInfo) else "UTC",
             "nav_sections": nav_sections,
             "language_form": LanguageForm,
-            "count_words": count_words,
         }
 
 

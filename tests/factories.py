@@ -85,6 +85,7 @@ def add_mailing(owner: User, message: Message, clients, name: str = "Newsletter"
     if client_ids:
         db.session.execute(insert(mailing_clients),
                            [{"mailing_id": mailing.id, "client_id": client_id} for client_id in client_ids])
+    mailing.client_count = len(client_ids)  # as the mailings service keeps it
     schedule.reset_schedule(mailing, now)
     db.session.commit()
     return mailing
@@ -102,6 +103,7 @@ def make_mailing(owner: User, clients: int = 3, *, start_at=None, end_at=None, r
     if recipients:
         db.session.execute(insert(mailing_clients),
                            [{"mailing_id": mailing.id, "client_id": client.id} for client in recipients])
+        mailing.client_count = len(recipients)
         db.session.commit()
     return mailing
 

@@ -3,8 +3,12 @@ switches the interface to English and back with the navbar."""
 import re
 from datetime import UTC, datetime, timedelta
 
-from tests.e2e.conftest import ADMIN, link_from_outbox, local_input_time, log_in
+import pytest
+
+from tests.e2e.journeys import ADMIN, link_from_outbox, local_input_time, log_in
 from tests.i18n.test_pages_in_russian import english_left
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("live-system")]
 
 
 def assert_russian(page) -> None:

@@ -5,7 +5,8 @@ import pytest
 from mailer import create_app
 from mailer.extensions import db
 from mailer.models import User
-from tests.conftest import PASSWORD, login, make_user
+from tests.factories import PASSWORD, make_user
+from tests.support import login
 
 
 def readable(response) -> str:

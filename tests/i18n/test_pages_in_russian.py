@@ -17,8 +17,9 @@ from mailer.extensions import db
 from mailer.models import Client, Role, Security, SmtpServer, User
 from mailer.services import unsubscribe
 from tests.access.test_matrix import ROUTES, Route, is_hidden, make_objects
-from tests.conftest import login, make_user
+from tests.factories import make_user
 from tests.i18n.test_catalogue import CATALOGUE
+from tests.support import login
 
 RU = {"Accept-Language": "ru"}
 # Pages that are not the site's own: rq-dashboard has no translations and stays English.

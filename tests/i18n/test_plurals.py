@@ -5,7 +5,7 @@ from flask_babel import force_locale, ngettext
 
 from mailer.extensions import db
 from mailer.models import Client
-from tests.conftest import login
+from tests.support import login
 
 RUSSIAN_CLIENTS = {1: "1 клиент.", 2: "2 клиента.", 5: "5 клиентов.", 11: "11 клиентов.", 21: "21 клиент.",
                    22: "22 клиента.", 111: "111 клиентов."}
