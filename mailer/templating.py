@@ -11,7 +11,7 @@ from mailer.listing import encode_cursor
 from mailer.permissions import can_view_all, is_admin
 from mailer.services.message_templates import readable_subject
 from mailer.timezones import user_zone
-from mailer.words import delivery_status_word, word
+from mailer.words import MAILING_STATUS_WORDS, delivery_status_word, word
 
 # The colour of a status badge, one per status word, whatever it is the status of (a mailing, a run,
 # a delivery or a try): the same word never changes colour from one page to the next.
@@ -87,6 +87,7 @@ def init_templating(app: Flask) -> None:
     app.add_template_filter(delivery_status_word)
     # A global rather than a context variable: the list macros are imported without the context.
     app.jinja_env.globals["count_words"] = count_words
+    app.jinja_env.globals["MAILING_STATUS_WORDS"] = MAILING_STATUS_WORDS
 
     @app.context_processor
     def globals_for_templates():

@@ -3,6 +3,7 @@ in the viewer's language: `{{ run.status|word }}` in templates, `word(value)` in
 from enum import Enum
 
 from mailer.i18n import lazy_ptext as lazy_pgettext
+from mailer.i18n import lazy_text as _l
 from mailer.models import AttemptStatus, DeliveryStatus, MailingStatus, Repeat, RunStatus, RunTrigger, Security
 
 # Keyed by (enumeration, value): the members are strings, and "none" or "sending" mean different
@@ -36,6 +37,21 @@ WORDS = {
     (Security, Security.NONE): lazy_pgettext("security", "none"),
     (Security, Security.STARTTLS): lazy_pgettext("security", "STARTTLS"),
     (Security, Security.TLS): lazy_pgettext("security", "TLS"),
+}
+
+# A mailing's one status word and what it means, for its badge, its tooltip and the legend.
+# "disabled" is not a MailingStatus but a manager's switch that outranks it. Lazy, so that each
+# page reads them in its own language (a macro file's top-level `set` would be evaluated once,
+# when Jinja first imports the file, and keep that request's language for good).
+MAILING_STATUS_WORDS = {
+    "created": (WORDS[(MailingStatus, MailingStatus.CREATED)],
+                _l("Not sent yet: its first run is due at its start.")),
+    "running": (WORDS[(MailingStatus, MailingStatus.RUNNING)],
+                _l("Sent at least once: a run is in progress, paused, or another one is scheduled.")),
+    "finished": (WORDS[(MailingStatus, MailingStatus.FINISHED)],
+                 _l("Nothing left to send: no run in progress and no further run before its end.")),
+    "disabled": (lazy_pgettext("mailing status", "Disabled"),
+                 _l("A manager disabled it: nothing is sent until a manager enables it again.")),
 }
 
 

@@ -1,11 +1,13 @@
 """Which language a page speaks: the profile's setting, else the one chosen with the switcher,
 else the browser's Accept-Language, else DEFAULT_LOCALE; the CLI stays English."""
+from datetime import timedelta
+
 import pytest
 
 from mailer import create_app
 from mailer.extensions import db
-from mailer.models import User
-from tests.factories import PASSWORD, make_user
+from mailer.models import User, utcnow
+from tests.factories import PASSWORD, make_mailing, make_user
 from tests.support import login
 
 
@@ -137,3 +139,13 @@ def test_the_cli_stays_english(app):
     make_user("cli@example.com")
     result = app.test_cli_runner().invoke(args=["users", "create", "cli@example.com", "--password", PASSWORD])
     assert "A user with the e-mail cli@example.com already exists." in result.output
+
+
+def test_a_mailings_status_words_follow_each_requests_language(as_owner, owner):
+    """Jinja keeps a macro file it imported: words fixed at import would stay in the language of
+    the first page that used them."""
+    make_mailing(owner, clients=1, start_at=utcnow() + timedelta(days=1))
+    russian = as_owner.get("/mailings/", headers={"Accept-Language": "ru"}).text
+    english = as_owner.get("/mailings/", headers={"Accept-Language": "en"}).text
+    assert ">Запланирована<" in russian and "Ещё не отправлялась" in russian
+    assert ">Scheduled<" in english and "Not sent yet" in english and "Запланирована" not in english
