@@ -45,6 +45,7 @@ dev: migrate
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Two processes (pytest-xdist): the journeys and the worker tests mostly wait, so they overlap
 # with the rest. TEST_PROCESSES=0 runs everything in one process (for --pdb, say).

@@ -4,6 +4,7 @@ The entry points (`wsgi.py`, `worker.py`, the `flask` command) first read a `.en
 of the checkout into the environment (`load_env_file`); importing this module reads no file, so
 the tests, which import it directly, never see a developer's `.env`.
 """
+
 import os
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def database_url(url: str | None, default: str) -> str:
         return default
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
+            return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
 
 

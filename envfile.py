@@ -4,6 +4,7 @@ Imported first by `wsgi.py` and `worker.py`, before the configuration is; the `f
 the same file itself. Variables already set win over the file, and FLASK_SKIP_DOTENV=1 (the `flask`
 command's own switch) skips it, as the tests do for the processes they start.
 """
+
 import os
 from pathlib import Path
 

@@ -3,6 +3,7 @@
 It outlives Redis restarts (it reconnects with back-off instead of exiting), and SIGTERM lets a
 send job finish the messages in flight and hand the rest to other workers.
 """
+
 import logging
 import os
 import signal

@@ -1,4 +1,5 @@
 """WSGI entry point: `gunicorn wsgi:app`, and FLASK_APP for the flask command."""
+
 from envfile import load_env_file
 
 load_env_file()

@@ -8,6 +8,7 @@ one real `python worker.py` send to a fast SMTP sink for `--seconds`, printing e
 messages sent so far and the resident memory of the worker and of its work horse. The owner and
 everything it owns are deleted at the end. PostgreSQL only (the target of this size).
 """
+
 import argparse
 import os
 import secrets
@@ -58,15 +59,24 @@ def main() -> None:
     queue = f"mailer-bench-{secrets.token_hex(4)}"
     app = create_app("testing", SQLALCHEMY_DATABASE_URI=uri, REDIS_URL=redis_url, RQ_QUEUE=queue)
     environment = {
-        **os.environ, "MAILER_CONFIG": "production", "SECRET_KEY": secrets.token_hex(32), "DATABASE_URL": uri,
-        "REDIS_URL": redis_url, "RQ_QUEUE": queue, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(sink.port),
+        **os.environ,
+        "MAILER_CONFIG": "production",
+        "SECRET_KEY": secrets.token_hex(32),
+        "DATABASE_URL": uri,
+        "REDIS_URL": redis_url,
+        "RQ_QUEUE": queue,
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(sink.port),
         "EXTERNAL_URL": "https://mailer.example.com",
     }
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))  # the schema as production has it
         owner = User(email=f"bench-{secrets.token_hex(6)}@example.com", password_hash="-", full_name="Bench")
-        message = Message(owner=owner, subject="News for {{ name }}",
-                          body_text="Hello {{ name }},\n\n" + "This month in our shop: new arrivals and offers.\n" * 12)
+        message = Message(
+            owner=owner,
+            subject="News for {{ name }}",
+            body_text="Hello {{ name }},\n\n" + "This month in our shop: new arrivals and offers.\n" * 12,
+        )
         now = utcnow()
         mailing = Mailing(owner=owner, name="Large", message=message, start_at=now, end_at=now, repeat=Repeat.NONE)
         db.session.add(mailing)
@@ -76,13 +86,21 @@ def main() -> None:
         try:
             print(f"Creating {args.clients:,} clients ...", flush=True)
             started = time.perf_counter()
-            db.session.execute(text(
-                "INSERT INTO clients (owner_id, email, full_name, comment, created_at, updated_at) "
-                "SELECT :owner, 'client' || n || '@example.com', 'Client ' || n, '', now(), now() "
-                "FROM generate_series(1, :count) AS n"), {"owner": owner_id, "count": args.clients})
-            db.session.execute(text(
-                "INSERT INTO mailing_clients (mailing_id, client_id) SELECT :mailing, id FROM clients "
-                "WHERE owner_id = :owner"), {"mailing": mailing_id, "owner": owner_id})
+            db.session.execute(
+                text(
+                    "INSERT INTO clients (owner_id, email, full_name, comment, created_at, updated_at) "
+                    "SELECT :owner, 'client' || n || '@example.com', 'Client ' || n, '', now(), now() "
+                    "FROM generate_series(1, :count) AS n"
+                ),
+                {"owner": owner_id, "count": args.clients},
+            )
+            db.session.execute(
+                text(
+                    "INSERT INTO mailing_clients (mailing_id, client_id) SELECT :mailing, id FROM clients "
+                    "WHERE owner_id = :owner"
+                ),
+                {"mailing": mailing_id, "owner": owner_id},
+            )
             db.session.commit()
             db.session.execute(text("ANALYZE clients, mailing_clients, deliveries"))
             db.session.commit()
@@ -95,8 +113,13 @@ def main() -> None:
             total = db.session.scalar(select(func.count()).where(Delivery.run_id == run_id))
             print(f"Send now (run + {total:,} deliveries in one transaction): {dispatch_seconds:.1f} s", flush=True)
 
-            worker = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=environment,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            worker = subprocess.Popen(
+                [sys.executable, "worker.py"],
+                cwd=ROOT,
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             send_queue.enqueue_run(run_id)
             parent = psutil.Process(worker.pid)
             began = time.monotonic()
@@ -106,8 +129,9 @@ def main() -> None:
                 time.sleep(10)
                 horses = parent.children()
                 parent_mb = megabytes(parent)
-                horse_mb = max((megabytes(child) for child in horses if "worker.py" in " ".join(child.cmdline())),
-                               default=0.0)
+                horse_mb = max(
+                    (megabytes(child) for child in horses if "worker.py" in " ".join(child.cmdline())), default=0.0
+                )
                 peak_parent, peak_horse = max(peak_parent, parent_mb), max(peak_horse, horse_mb)
                 db.session.rollback()
                 sent = db.session.get(MailingRun, run_id, populate_existing=True).sent_count

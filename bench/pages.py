@@ -11,6 +11,7 @@ gunicorn as the Procfile runs it (production configuration, 2 workers x 4 thread
 the owner and as an admin, and for each page keeps N connections busy for the given seconds,
 printing p50 and p99 and whether p99 meets the target. PostgreSQL only.
 """
+
 import argparse
 import http.client
 import os
@@ -61,31 +62,52 @@ def seed(db, big: bool) -> None:
         owners.append((other.id, BIG_CLIENTS, BIG_RUNS))
     for owner_id, clients, runs in owners:
         started = time.monotonic()
-        run("""INSERT INTO clients (owner_id, email, full_name, comment, created_at, updated_at)
+        run(
+            """INSERT INTO clients (owner_id, email, full_name, comment, created_at, updated_at)
                SELECT :owner, 'client' || n || '@example.com', 'Client ' || n, '',
                       now() - n * interval '1 second', now()
-               FROM generate_series(1, :clients) AS n""", owner=owner_id, clients=clients)
-        message_id = run("""INSERT INTO messages (owner_id, subject, body_text, created_at, updated_at)
+               FROM generate_series(1, :clients) AS n""",
+            owner=owner_id,
+            clients=clients,
+        )
+        message_id = run(
+            """INSERT INTO messages (owner_id, subject, body_text, created_at, updated_at)
                             VALUES (:owner, 'Hello {{ name }}', 'Hello {{ name }}', now(), now()) RETURNING id""",
-                         owner=owner_id).scalar_one()
-        mailing_id = run("""INSERT INTO mailings (owner_id, name, message_id, start_at, end_at, repeat, status,
+            owner=owner_id,
+        ).scalar_one()
+        mailing_id = run(
+            """INSERT INTO mailings (owner_id, name, message_id, start_at, end_at, repeat, status,
                                                   disabled_reason, client_count, created_at, updated_at)
                             VALUES (:owner, 'Spring newsletter', :message, now() - interval '2 days',
                                     now() + interval '60 days', 'daily', 'running', '', :clients, now(), now())
-                            RETURNING id""", owner=owner_id, message=message_id, clients=clients).scalar_one()
-        run("""INSERT INTO mailing_clients (mailing_id, client_id)
-               SELECT :mailing, id FROM clients WHERE owner_id = :owner""", mailing=mailing_id, owner=owner_id)
+                            RETURNING id""",
+            owner=owner_id,
+            message=message_id,
+            clients=clients,
+        ).scalar_one()
+        run(
+            """INSERT INTO mailing_clients (mailing_id, client_id)
+               SELECT :mailing, id FROM clients WHERE owner_id = :owner""",
+            mailing=mailing_id,
+            owner=owner_id,
+        )
         for number in range(runs):
-            run_id = run("""INSERT INTO mailing_runs (mailing_id, trigger, scheduled_for, status, total_count,
+            run_id = run(
+                """INSERT INTO mailing_runs (mailing_id, trigger, scheduled_for, status, total_count,
                                                       sent_count, failed_count, skipped_count, unknown_count,
                                                       created_at, started_at, finished_at)
                             VALUES (:mailing, 'schedule', now() - (:n + 1) * interval '1 day', 'done', :clients,
                                     :clients - :clients / 200, :clients / 200, 0, 0, now(),
                                     now() - (:n + 1) * interval '1 day',
                                     now() - (:n + 1) * interval '1 day' + interval '5 minutes')
-                            RETURNING id""", mailing=mailing_id, clients=clients, n=number).scalar_one()
+                            RETURNING id""",
+                mailing=mailing_id,
+                clients=clients,
+                n=number,
+            ).scalar_one()
             # One failure in 200; the times spread over five minutes of the run's day.
-            run("""INSERT INTO deliveries (run_id, client_id, email, status, attempts, sent_at, first_attempt_at,
+            run(
+                """INSERT INTO deliveries (run_id, client_id, email, status, attempts, sent_at, first_attempt_at,
                                            last_code, last_response)
                    SELECT :run, c.id, c.email, CASE WHEN c.id % 200 = 0 THEN 'failed' ELSE 'sent' END, 1,
                           CASE WHEN c.id % 200 = 0 THEN NULL ELSE r.started_at + (c.id % 300) * interval '1 second' END,
@@ -93,24 +115,32 @@ def seed(db, big: bool) -> None:
                           CASE WHEN c.id % 200 = 0 THEN 550 ELSE 250 END,
                           CASE WHEN c.id % 200 = 0 THEN '5.1.1 No such user' ELSE '2.0.0 Accepted' END
                    FROM clients AS c JOIN mailing_runs AS r ON r.id = :run
-                   WHERE c.owner_id = :owner ORDER BY c.id""", run=run_id, owner=owner_id)
-            run("""INSERT INTO mailing_attempts (mailing_id, run_id, delivery_id, client_id, email, attempted_at,
+                   WHERE c.owner_id = :owner ORDER BY c.id""",
+                run=run_id,
+                owner=owner_id,
+            )
+            run(
+                """INSERT INTO mailing_attempts (mailing_id, run_id, delivery_id, client_id, email, attempted_at,
                                                  status, smtp_code, smtp_response)
                    SELECT :mailing, :run, d.id, d.client_id, d.email, d.first_attempt_at,
                           CASE WHEN d.status = 'sent' THEN 'success' ELSE 'failure' END, d.last_code, d.last_response
-                   FROM deliveries AS d WHERE d.run_id = :run ORDER BY d.id""", mailing=mailing_id, run=run_id)
+                   FROM deliveries AS d WHERE d.run_id = :run ORDER BY d.id""",
+                mailing=mailing_id,
+                run=run_id,
+            )
         db.session.commit()
-        print(f"  owner {owner_id}: {clients:,} clients, {runs} run(s) in {time.monotonic() - started:.0f} s",
-              flush=True)
+        print(
+            f"  owner {owner_id}: {clients:,} clients, {runs} run(s) in {time.monotonic() - started:.0f} s", flush=True
+        )
     slot = "to_timestamp(floor(extract(epoch FROM {0}) / 900) * 900)"
     run(f"""INSERT INTO attempt_stats (mailing_id, slot, attempts, successes, failures, sent)
             SELECT mailing_id, slot, sum(attempts), sum(successes), sum(failures), sum(sent) FROM (
-                SELECT mailing_id, {slot.format('attempted_at')} AS slot, 1 AS attempts,
+                SELECT mailing_id, {slot.format("attempted_at")} AS slot, 1 AS attempts,
                        CASE WHEN status = 'success' THEN 1 ELSE 0 END AS successes,
                        CASE WHEN status = 'failure' THEN 1 ELSE 0 END AS failures, 0 AS sent
                 FROM mailing_attempts
                 UNION ALL
-                SELECT r.mailing_id, {slot.format('d.sent_at')}, 0, 0, 0, 1
+                SELECT r.mailing_id, {slot.format("d.sent_at")}, 0, 0, 0, 1
                 FROM deliveries AS d JOIN mailing_runs AS r ON r.id = d.run_id WHERE d.status = 'sent'
             ) AS log GROUP BY mailing_id, slot""")
     db.session.commit()
@@ -145,8 +175,9 @@ class Browser:
 
     def login(self, email: str) -> "Browser":
         _, page = self.request("GET", "/auth/login")
-        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or \
-            re.search(r'name="csrf_token" value="([^"]+)"', page)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+            r'name="csrf_token" value="([^"]+)"', page
+        )
         form = urllib.parse.urlencode({"csrf_token": token.group(1), "email": email, "password": PASSWORD})
         status, _ = self.request("POST", "/auth/login", form)
         if status != 302:
@@ -219,8 +250,10 @@ def main() -> None:
     uri = database_url(args.database_url, "")
     app = create_app("testing", SQLALCHEMY_DATABASE_URI=uri, REDIS_URL=redis_url)
     with app.app_context():
-        seeded = db.session.scalar(text("SELECT to_regclass('users') IS NOT NULL")) and \
-            db.session.scalar(select(User.id).where(User.email == OWNER)) is not None
+        seeded = (
+            db.session.scalar(text("SELECT to_regclass('users') IS NOT NULL"))
+            and db.session.scalar(select(User.id).where(User.email == OWNER)) is not None
+        )
         if not (args.reuse and seeded):
             print("seeding ...", flush=True)
             started = time.monotonic()
@@ -238,18 +271,44 @@ def main() -> None:
         mailing = db.session.scalar(select(Mailing).where(Mailing.owner_id == owner.id))
         run = db.session.scalar(select(MailingRun).where(MailingRun.mailing_id == mailing.id))
         deep = db.session.execute(
-            select(Client.full_name, Client.id).where(Client.owner_id == owner.id)
-            .order_by(Client.full_name, Client.id).offset(150_000).limit(1)).one()
+            select(Client.full_name, Client.id)
+            .where(Client.owner_id == owner.id)
+            .order_by(Client.full_name, Client.id)
+            .offset(150_000)
+            .limit(1)
+        ).one()
         attempts = db.session.scalar(text("SELECT count(*) FROM mailing_attempts"))
     deep_cursor = encode_cursor(tuple(deep))
 
-    environment = {**os.environ, "MAILER_CONFIG": "production", "SECRET_KEY": secrets.token_hex(32),
-                   "DATABASE_URL": args.database_url, "REDIS_URL": redis_url, "FLASK_SKIP_DOTENV": "1",
-                   "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"}
+    environment = {
+        **os.environ,
+        "MAILER_CONFIG": "production",
+        "SECRET_KEY": secrets.token_hex(32),
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": redis_url,
+        "FLASK_SKIP_DOTENV": "1",
+        "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
+    }
     web = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "gunicorn"), "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{args.port}",
-         "--workers", "2", "--worker-class", "gthread", "--threads", "4", "wsgi:app"],
-        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            str(ROOT / ".venv" / "bin" / "gunicorn"),
+            "--config",
+            "gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{args.port}",
+            "--workers",
+            "2",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             try:
@@ -275,8 +334,11 @@ def main() -> None:
             ("mailing report", as_owner, f"/reports/mailings/{mailing.id}"),
             ("reports index", as_owner, "/reports/"),
             ("statistics", as_owner, "/reports/statistics"),
-            ("statistics, a year, everyone", as_admin, "/reports/statistics?date_from="
-             f"{time.strftime('%Y-%m-%d', time.gmtime(time.time() - 365 * 86400))}"),
+            (
+                "statistics, a year, everyone",
+                as_admin,
+                f"/reports/statistics?date_from={time.strftime('%Y-%m-%d', time.gmtime(time.time() - 365 * 86400))}",
+            ),
             ("home", as_owner, "/"),
             ("home, everyone", as_admin, "/"),
             ("users list (admin)", as_admin, "/users/"),
@@ -287,8 +349,10 @@ def main() -> None:
             ("admin: attempts", as_admin, "/admin/attempts/"),
             ("admin: runs", as_admin, "/admin/runs/"),
         ]
-        print(f"{attempts:,} attempts in the log; {args.concurrency} connections, {args.seconds:g} s per page; "
-              f"gunicorn 2 workers x 4 threads, production config")
+        print(
+            f"{attempts:,} attempts in the log; {args.concurrency} connections, {args.seconds:g} s per page; "
+            f"gunicorn 2 workers x 4 threads, production config"
+        )
         print(f"{'page':32} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8}  load")
         worst = 0.0
         for name, browser, path in pages:

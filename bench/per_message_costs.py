@@ -7,6 +7,7 @@ Builds one text + HTML mailing message (about 2.6 kB) with the real renderer, th
 step over many messages on one core and prints microseconds per message. Nothing touches the
 network, a database or Redis (an in-memory SQLite app is enough for the renderer).
 """
+
 import argparse
 import sys
 import time
@@ -42,24 +43,43 @@ def main() -> None:
 
     app = create_app("testing", SQLALCHEMY_DATABASE_URI="sqlite://", EXTERNAL_URL="https://mailer.example.com")
     with app.app_context():
-        message = Message(id=1, owner_id=1, subject="Spring catalogue for {{ name }}",
-                          body_text="Hello {{ name }},\n\nThe spring catalogue is out.", body_html=HTML)
+        message = Message(
+            id=1,
+            owner_id=1,
+            subject="Spring catalogue for {{ name }}",
+            body_text="Hello {{ name }},\n\nThe spring catalogue is out.",
+            body_html=HTML,
+        )
         client = Client(id=1, owner_id=1, email="reader@example.com", full_name="Reader Example")
-        data = build_mail(message, client, message_id="<mailing.1.0@mailer.example.com>",
-                          sender="Shop <news@shop.example>").as_bytes()
-        pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+        data = build_mail(
+            message, client, message_id="<mailing.1.0@mailer.example.com>", sender="Shop <news@shop.example>"
+        ).as_bytes()
+        pem = (
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            .decode()
+        )
         key = DkimKey("mail", "shop.example", pem)
         print(f"message of {len(data)} bytes, {count} messages per step")
-        per_message("header_address (ASCII name and address)", count * 10,
-                    lambda n: header_address("Reader Example", f"reader{n}@example.com"))
-        per_message("header_address (Cyrillic name, IDNA domain)", count * 10,
-                    lambda n: header_address("Читатель", f"reader{n}@пример.рф"))
+        per_message(
+            "header_address (ASCII name and address)",
+            count * 10,
+            lambda n: header_address("Reader Example", f"reader{n}@example.com"),
+        )
+        per_message(
+            "header_address (Cyrillic name, IDNA domain)",
+            count * 10,
+            lambda n: header_address("Читатель", f"reader{n}@пример.рф"),
+        )
         per_message("envelope_address (ASCII)", count * 10, lambda n: envelope_address(f"reader{n}@example.com"))
         per_message("envelope_address (IDNA domain)", count * 10, lambda n: envelope_address(f"reader{n}@пример.рф"))
-        per_message("build_mail (for comparison)", count,
-                    lambda n: build_mail(message, client, message_id=f"<mailing.{n}.0@mailer.example.com>",
-                                         sender="Shop <news@shop.example>").as_bytes())
+        per_message(
+            "build_mail (for comparison)",
+            count,
+            lambda n: build_mail(
+                message, client, message_id=f"<mailing.{n}.0@mailer.example.com>", sender="Shop <news@shop.example>"
+            ).as_bytes(),
+        )
         per_message("DKIM sign (RSA 2048, relaxed/relaxed)", count, lambda n: sign(data, key))
 
 

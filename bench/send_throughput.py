@@ -16,6 +16,7 @@ DATABASE_URL and REDIS_URL are used when set; otherwise a temporary SQLite file 
 server started for the run. The jobs go to a queue of their own, so running workers are not
 disturbed; the owner and everything it owns are deleted at the end.
 """
+
 import argparse
 import os
 import secrets
@@ -39,8 +40,16 @@ def start_redis():
 
 
 def start_workers(count: int, environment: dict) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=environment,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)]
+    return [
+        subprocess.Popen(
+            [sys.executable, "worker.py"],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
 
 
 def stop_workers(workers: list[subprocess.Popen]) -> None:
@@ -61,8 +70,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=None, help="SEND_CONNECTIONS (default: the setting's)")
     parser.add_argument("--rate-limit", default="", help='MAIL_RATE_LIMIT for the workers, e.g. "50 per second"')
     parser.add_argument("--max-connections", type=int, default=0, help="MAIL_MAX_CONNECTIONS for the workers")
-    parser.add_argument("--raw-messages", type=int, default=None,
-                        help="messages for the raw limit (default: all, at most 2000 with a latency)")
+    parser.add_argument(
+        "--raw-messages",
+        type=int,
+        default=None,
+        help="messages for the raw limit (default: all, at most 2000 with a latency)",
+    )
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     args = parser.parse_args()
@@ -96,17 +109,29 @@ def main() -> None:
     sink = FastSink(latency=args.latency / 1000)
     queue = f"mailer-bench-{secrets.token_hex(4)}"
     settings = {
-        "SQLALCHEMY_DATABASE_URI": uri, "REDIS_URL": redis_url, "RQ_QUEUE": queue, "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": sink.port, "MAIL_SUPPRESS_SEND": False, "EXTERNAL_URL": "https://mailer.example.com",
+        "SQLALCHEMY_DATABASE_URI": uri,
+        "REDIS_URL": redis_url,
+        "RQ_QUEUE": queue,
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": sink.port,
+        "MAIL_SUPPRESS_SEND": False,
+        "EXTERNAL_URL": "https://mailer.example.com",
     }
     if args.connections:
         settings["SEND_CONNECTIONS"] = args.connections
     environment = {
-        **os.environ, "MAILER_CONFIG": "production", "SECRET_KEY": secrets.token_hex(32), "DATABASE_URL": uri,
-        "REDIS_URL": redis_url, "RQ_QUEUE": queue, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(sink.port),
+        **os.environ,
+        "MAILER_CONFIG": "production",
+        "SECRET_KEY": secrets.token_hex(32),
+        "DATABASE_URL": uri,
+        "REDIS_URL": redis_url,
+        "RQ_QUEUE": queue,
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(sink.port),
         "EXTERNAL_URL": "https://mailer.example.com",
         **({"SEND_CONNECTIONS": str(args.connections)} if args.connections else {}),
-        "MAIL_RATE_LIMIT": args.rate_limit, "MAIL_MAX_CONNECTIONS": str(args.max_connections),
+        "MAIL_RATE_LIMIT": args.rate_limit,
+        "MAIL_MAX_CONNECTIONS": str(args.max_connections),
     }
     app = create_app("testing", **settings)
     results = []
@@ -114,23 +139,35 @@ def main() -> None:
         upgrade(directory=str(ROOT / "migrations"))  # the schema as production has it
         engine = db.engine.dialect.name
         owner = User(email=f"bench-{secrets.token_hex(6)}@example.com", password_hash="-", full_name="Bench")
-        message = Message(owner=owner, subject="News for {{ name }}",
-                          body_text="Hello {{ name }},\n\n" + "This month in our shop: new arrivals and offers.\n" * 12,
-                          body_html="<p>Hello {{ name }},</p>"
-                          + "<p>This month in our shop: <b>new arrivals</b>.</p>" * 12)
+        message = Message(
+            owner=owner,
+            subject="News for {{ name }}",
+            body_text="Hello {{ name }},\n\n" + "This month in our shop: new arrivals and offers.\n" * 12,
+            body_html="<p>Hello {{ name }},</p>" + "<p>This month in our shop: <b>new arrivals</b>.</p>" * 12,
+        )
         now = utcnow()
         mailing = Mailing(owner=owner, name="Benchmark", message=message, start_at=now, end_at=now, repeat=Repeat.NONE)
         db.session.add(mailing)
         db.session.flush()
         print(f"Creating {args.clients} clients on {engine} ...", flush=True)
         for start in range(0, args.clients, 5000):
-            db.session.execute(insert(Client), [
-                {"owner_id": owner.id, "email": f"client{number}@example.com", "full_name": f"Client {number}",
-                 "comment": ""}
-                for number in range(start, min(start + 5000, args.clients))
-            ])
-        db.session.execute(insert(mailing_clients).from_select(
-            ["mailing_id", "client_id"], select(mailing.id, Client.id).where(Client.owner_id == owner.id)))
+            db.session.execute(
+                insert(Client),
+                [
+                    {
+                        "owner_id": owner.id,
+                        "email": f"client{number}@example.com",
+                        "full_name": f"Client {number}",
+                        "comment": "",
+                    }
+                    for number in range(start, min(start + 5000, args.clients))
+                ],
+            )
+        db.session.execute(
+            insert(mailing_clients).from_select(
+                ["mailing_id", "client_id"], select(mailing.id, Client.id).where(Client.owner_id == owner.id)
+            )
+        )
         schedule.reset_schedule(mailing, now)
         mailing.next_run_at = None  # sent by hand below, never by a dispatcher
         db.session.commit()
@@ -139,10 +176,13 @@ def main() -> None:
         # The raw limit: the same messages, built beforehand, over one plain smtplib connection.
         renderer = MailRenderer.for_message(db.session.get(Mailing, mailing_id).message)
         limit = args.raw_messages or (args.clients if not args.latency else min(args.clients, 2000))
-        clients = db.session.scalars(select(Client).where(Client.owner_id == owner_id)
-                                     .order_by(Client.id).limit(limit)).all()
-        prebuilt = [(client.email, renderer.build(client, make_message_id(number)).as_bytes())
-                    for number, client in enumerate(clients)]
+        clients = db.session.scalars(
+            select(Client).where(Client.owner_id == owner_id).order_by(Client.id).limit(limit)
+        ).all()
+        prebuilt = [
+            (client.email, renderer.build(client, make_message_id(number)).as_bytes())
+            for number, client in enumerate(clients)
+        ]
         db.session.rollback()
 
         def raw_limit() -> float:
@@ -169,17 +209,23 @@ def main() -> None:
                         time.sleep(0.1)
                 finally:
                     stop_workers(workers)
-                attempts = db.session.scalar(select(func.count()).select_from(MailingAttempt)
-                                             .where(MailingAttempt.run_id == run_id))
+                attempts = db.session.scalar(
+                    select(func.count()).select_from(MailingAttempt).where(MailingAttempt.run_id == run_id)
+                )
                 received = sink.stats()
                 seconds = (run.finished_at - run.started_at).total_seconds()
-                exact = (run.sent_count == attempts == received["messages"] == received["recipients"] == args.clients
-                         and received["repeated_recipients"] == 0)
+                exact = (
+                    run.sent_count == attempts == received["messages"] == received["recipients"] == args.clients
+                    and received["repeated_recipients"] == 0
+                )
                 results.append((count, run.sent_count, seconds, run.sent_count / seconds, exact, received))
-                print(f"{count} worker(s): {run.sent_count} sent in {seconds:.2f} s = {run.sent_count / seconds:.0f} "
-                      f"msg/s; sink: {received['messages']} messages, {received['recipients']} recipients, "
-                      f"{received['repeated_recipients']} repeated, up to {received['most_connections']} "
-                      f"connections; {'exact' if exact else 'NOT EXACT'}", flush=True)
+                print(
+                    f"{count} worker(s): {run.sent_count} sent in {seconds:.2f} s = {run.sent_count / seconds:.0f} "
+                    f"msg/s; sink: {received['messages']} messages, {received['recipients']} recipients, "
+                    f"{received['repeated_recipients']} repeated, up to {received['most_connections']} "
+                    f"connections; {'exact' if exact else 'NOT EXACT'}",
+                    flush=True,
+                )
 
             raw_rate = max(raw_rate, raw_limit())  # measured before and after; the higher counts
         finally:
@@ -196,15 +242,19 @@ def main() -> None:
 
     size = sum(len(data) for _, data in prebuilt) // len(prebuilt)
     print()
-    print(f"database {engine}, {args.clients} clients, message {size} bytes, sink latency {args.latency:g} ms, "
-          f"SEND_CONNECTIONS {app.config['SEND_CONNECTIONS']}, chunk {app.config['SEND_CHUNK_SIZE']}"
-          + (f", MAIL_RATE_LIMIT {args.rate_limit!r}" if args.rate_limit else "")
-          + (f", MAIL_MAX_CONNECTIONS {args.max_connections}" if args.max_connections else ""))
+    print(
+        f"database {engine}, {args.clients} clients, message {size} bytes, sink latency {args.latency:g} ms, "
+        f"SEND_CONNECTIONS {app.config['SEND_CONNECTIONS']}, chunk {app.config['SEND_CHUNK_SIZE']}"
+        + (f", MAIL_RATE_LIMIT {args.rate_limit!r}" if args.rate_limit else "")
+        + (f", MAIL_MAX_CONNECTIONS {args.max_connections}" if args.max_connections else "")
+    )
     print(f"raw smtplib, one connection, pre-built messages: {raw_rate:.0f} msg/s")
     for count, _sent, _seconds, rate, exact, _ in results:
-        print(f"mailer, {count} worker(s): {rate:.0f} msg/s = {rate / raw_rate:.2f} x raw"
-              + (f" = {rate / results[0][3]:.2f} x {results[0][0]} worker(s)" if count != results[0][0] else "")
-              + ("" if exact else "  (NOT EXACT: see above)"))
+        print(
+            f"mailer, {count} worker(s): {rate:.0f} msg/s = {rate / raw_rate:.2f} x raw"
+            + (f" = {rate / results[0][3]:.2f} x {results[0][0]} worker(s)" if count != results[0][0] else "")
+            + ("" if exact else "  (NOT EXACT: see above)")
+        )
 
 
 if __name__ == "__main__":

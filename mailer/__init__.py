@@ -1,4 +1,5 @@
 """Mailer: a self-hosted service that manages e-mail mailings."""
+
 import os
 
 from flask import Flask
@@ -81,6 +82,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from mailer import auth, clients, mailings, main, messages, reports, runs, senders, unsubscribe, users
+
     # Deny by default: every blueprint but main, auth and unsubscribe requires login in its
     # own package (bp.before_request(require_login)).
     app.register_blueprint(main.bp)

@@ -4,6 +4,7 @@ Everyone else gets 404 on every page of the panel, as for any page they may not 
 `Admin` object and its views belong to one app, so `register_admin` builds them anew for each
 app the factory creates.
 """
+
 from datetime import UTC, datetime
 from enum import Enum
 
@@ -145,8 +146,10 @@ class PanelIndexView(AdminOnly, AdminIndexView):
     @expose("/")
     def index(self):
         estimates = table_estimates()
-        counts = [(category, name, admin_endpoint(url), row_count(model, estimates))
-                  for _view, model, url, name, category in MODEL_VIEWS]
+        counts = [
+            (category, name, admin_endpoint(url), row_count(model, estimates))
+            for _view, model, url, name, category in MODEL_VIEWS
+        ]
         return self.render("admin/index.html", counts=counts)
 
 
@@ -154,9 +157,14 @@ def table_estimates() -> dict[str, float]:
     """The planner's estimate of the rows of every table (PostgreSQL; nothing elsewhere)."""
     if not is_postgresql(db.session):
         return {}
-    return dict(db.session.execute(text(
-        "SELECT relname, reltuples FROM pg_class WHERE relkind = 'r' AND relnamespace = "
-        "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())")).all())
+    return dict(
+        db.session.execute(
+            text(
+                "SELECT relname, reltuples FROM pg_class WHERE relkind = 'r' AND relnamespace = "
+                "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+            )
+        ).all()
+    )
 
 
 def row_count(model, estimates: dict[str, float]) -> str:
@@ -186,31 +194,91 @@ FORMATTERS = {datetime: format_datetime, Enum: format_enum}
 # The panel's column and field names (Flask-Admin would make "Created At" of created_at, in
 # English only).
 COLUMN_LABELS = {
-    "attempted_at": _l("Attempted"), "attempts": _l("Attempts"), "auth_version": _l("Session version"),
-    "avatar_filename": _l("Avatar file"), "blocked_at": _l("Blocked"), "blocked_reason": _l("Reason for blocking"),
-    "body_html": _l("HTML body"), "body_text": _l("Plain text"), "claim_token": _l("Claim token"),
-    "claimed_at": _l("Claimed"), "client": _l("Client"), "clients": _l("Clients"), "comment": _l("Comment"),
-    "confirmed_at": _l("Confirmed"), "country": _l("Country"), "created_at": _l("Created"),
-    "created_by": _l("Created by"), "delivery": _l("Delivery"), "description": _l("Description"),
-    "disabled_at": _l("Disabled"), "disabled_by": _l("Disabled by"), "disabled_reason": _l("Reason for disabling"),
-    "email": _l("E-mail"), "email_confirmed_at": _l("Confirmed"), "end_at": _l("End"), "error": _l("Error"),
-    "failed_count": _l("Failed"), "finished_at": _l("Finished"), "first_attempt_at": _l("First try"),
-    "full_name": _l("Full name"), "host": _l("Host"), "id": "ID", "is_active": _l("Active"),
-    "last_code": _l("Last code"), "last_login_at": _l("Last login"), "last_response": _l("Last answer"),
-    "locale": _l("Language"), "mailing": _l("Mailing"), "message": _l("Message"),
-    "message_id_header": "Message-ID", "name": _l("Name"), "next_run_at": _l("Next run"), "owner": _l("Owner"),
-    "password_hash": _l("Password hash"), "phone": _l("Phone"), "port": _l("Port"), "repeat": _l("Repeat"),
-    "reply_to": "Reply-To", "retry_at": _l("Next try"), "retry_of": _l("Retry of"), "roles": _l("Roles"),
-    "run": _l("Run"), "run_id": _l("Run"), "scheduled_for": _l("Scheduled for"), "security": _l("Security"),
-    "sender_identity": _l("Sender address"), "sent_at": _l("Sent"), "sent_count": _l("Sent"),
-    "skipped_count": _l("Skipped"), "smtp_code": _l("SMTP code"), "smtp_response": _l("SMTP answer"),
-    "smtp_server": _l("SMTP server"), "start_at": _l("Start"), "started_at": _l("Started"), "status": _l("Status"),
-    "subject": _l("Subject"), "timezone": _l("Time zone"), "total_count": _l("Total"), "trigger": _l("Trigger"),
-    "unknown_count": _l("Unknown outcome"), "unsubscribed_at": _l("Unsubscribed"), "updated_at": _l("Changed"),
-    "user": _l("User"), "users": _l("Users"), "runs": _l("Runs"), "deliveries": _l("Deliveries"),
-    "has_password": _l("Password"), "is_default": _l("Default"), "dkim": "DKIM", "dkim_record": _l("DKIM DNS record"),
-    "max_connections": _l("Max connections"), "username": _l("User name"), "rate_limit": _l("Rate limit"),
-    "dkim_selector": _l("DKIM selector"), "dkim_domain": _l("DKIM domain"),
+    "attempted_at": _l("Attempted"),
+    "attempts": _l("Attempts"),
+    "auth_version": _l("Session version"),
+    "avatar_filename": _l("Avatar file"),
+    "blocked_at": _l("Blocked"),
+    "blocked_reason": _l("Reason for blocking"),
+    "body_html": _l("HTML body"),
+    "body_text": _l("Plain text"),
+    "claim_token": _l("Claim token"),
+    "claimed_at": _l("Claimed"),
+    "client": _l("Client"),
+    "clients": _l("Clients"),
+    "comment": _l("Comment"),
+    "confirmed_at": _l("Confirmed"),
+    "country": _l("Country"),
+    "created_at": _l("Created"),
+    "created_by": _l("Created by"),
+    "delivery": _l("Delivery"),
+    "description": _l("Description"),
+    "disabled_at": _l("Disabled"),
+    "disabled_by": _l("Disabled by"),
+    "disabled_reason": _l("Reason for disabling"),
+    "email": _l("E-mail"),
+    "email_confirmed_at": _l("Confirmed"),
+    "end_at": _l("End"),
+    "error": _l("Error"),
+    "failed_count": _l("Failed"),
+    "finished_at": _l("Finished"),
+    "first_attempt_at": _l("First try"),
+    "full_name": _l("Full name"),
+    "host": _l("Host"),
+    "id": "ID",
+    "is_active": _l("Active"),
+    "last_code": _l("Last code"),
+    "last_login_at": _l("Last login"),
+    "last_response": _l("Last answer"),
+    "locale": _l("Language"),
+    "mailing": _l("Mailing"),
+    "message": _l("Message"),
+    "message_id_header": "Message-ID",
+    "name": _l("Name"),
+    "next_run_at": _l("Next run"),
+    "owner": _l("Owner"),
+    "password_hash": _l("Password hash"),
+    "phone": _l("Phone"),
+    "port": _l("Port"),
+    "repeat": _l("Repeat"),
+    "reply_to": "Reply-To",
+    "retry_at": _l("Next try"),
+    "retry_of": _l("Retry of"),
+    "roles": _l("Roles"),
+    "run": _l("Run"),
+    "run_id": _l("Run"),
+    "scheduled_for": _l("Scheduled for"),
+    "security": _l("Security"),
+    "sender_identity": _l("Sender address"),
+    "sent_at": _l("Sent"),
+    "sent_count": _l("Sent"),
+    "skipped_count": _l("Skipped"),
+    "smtp_code": _l("SMTP code"),
+    "smtp_response": _l("SMTP answer"),
+    "smtp_server": _l("SMTP server"),
+    "start_at": _l("Start"),
+    "started_at": _l("Started"),
+    "status": _l("Status"),
+    "subject": _l("Subject"),
+    "timezone": _l("Time zone"),
+    "total_count": _l("Total"),
+    "trigger": _l("Trigger"),
+    "unknown_count": _l("Unknown outcome"),
+    "unsubscribed_at": _l("Unsubscribed"),
+    "updated_at": _l("Changed"),
+    "user": _l("User"),
+    "users": _l("Users"),
+    "runs": _l("Runs"),
+    "deliveries": _l("Deliveries"),
+    "has_password": _l("Password"),
+    "is_default": _l("Default"),
+    "dkim": "DKIM",
+    "dkim_record": _l("DKIM DNS record"),
+    "max_connections": _l("Max connections"),
+    "username": _l("User name"),
+    "rate_limit": _l("Rate limit"),
+    "dkim_selector": _l("DKIM selector"),
+    "dkim_domain": _l("DKIM domain"),
 }
 
 
@@ -287,8 +355,17 @@ USER_AJAX = {"fields": ("email", "full_name"), "page_size": 20}
 class UserView(SecureModelView):
     # Accounts come from registration or `flask users create`, which set a password.
     can_create = False
-    column_list = ("id", "email", "full_name", "roles", "is_active", "blocked_at", "email_confirmed_at",
-                   "created_at", "last_login_at")
+    column_list = (
+        "id",
+        "email",
+        "full_name",
+        "roles",
+        "is_active",
+        "blocked_at",
+        "email_confirmed_at",
+        "created_at",
+        "last_login_at",
+    )
     column_searchable_list = ("email", "full_name")
     column_filters = ("is_active",)
     column_default_sort = ("id", False)
@@ -366,17 +443,38 @@ class MessageView(SecureModelView):
 
 
 class MailingView(OwnedStatsView):
-    column_list = ("id", "owner", "name", "message", "status", "repeat", "start_at", "end_at", "next_run_at",
-                   "disabled_at")
+    column_list = (
+        "id",
+        "owner",
+        "name",
+        "message",
+        "status",
+        "repeat",
+        "start_at",
+        "end_at",
+        "next_run_at",
+        "disabled_at",
+    )
     column_searchable_list = ("name",)
-    column_filters = (EnumEqual(Mailing.status, _l("Status"), MailingStatus),
-                      EnumEqual(Mailing.repeat, _l("Repeat"), Repeat))
+    column_filters = (
+        EnumEqual(Mailing.status, _l("Status"), MailingStatus),
+        EnumEqual(Mailing.repeat, _l("Repeat"), Repeat),
+    )
     column_default_sort = ("id", True)
     # Disabling records who did it: that goes through the mailing's page.
     # The status and the next run follow from the schedule and the runs: they are recomputed on
     # every save, as the mailing form does, never typed in.
-    form_columns = ("owner", "name", "message", "clients", "start_at", "end_at", "repeat",
-                    "sender_identity", "smtp_server")
+    form_columns = (
+        "owner",
+        "name",
+        "message",
+        "clients",
+        "start_at",
+        "end_at",
+        "repeat",
+        "sender_identity",
+        "smtp_server",
+    )
     form_ajax_refs = {
         "owner": USER_AJAX,
         "message": {"fields": ("subject",), "page_size": 20},
@@ -401,10 +499,23 @@ class MailingView(OwnedStatsView):
 
 
 class MailingRunView(ReadOnlyModelView):
-    column_list = ("id", "mailing", "trigger", "status", "scheduled_for", "total_count", "sent_count",
-                   "failed_count", "skipped_count", "started_at", "finished_at")
-    column_filters = (EnumEqual(MailingRun.status, _l("Status"), RunStatus),
-                      EnumEqual(MailingRun.trigger, _l("Trigger"), RunTrigger))
+    column_list = (
+        "id",
+        "mailing",
+        "trigger",
+        "status",
+        "scheduled_for",
+        "total_count",
+        "sent_count",
+        "failed_count",
+        "skipped_count",
+        "started_at",
+        "finished_at",
+    )
+    column_filters = (
+        EnumEqual(MailingRun.status, _l("Status"), RunStatus),
+        EnumEqual(MailingRun.trigger, _l("Trigger"), RunTrigger),
+    )
     column_default_sort = ("id", True)
 
 
@@ -416,8 +527,7 @@ class DeliveryView(ReadOnlyModelView):
 
 
 class MailingAttemptView(ReadOnlyModelView):
-    column_list = ("id", "attempted_at", "mailing", "run_id", "email", "status", "smtp_code", "smtp_response",
-                   "error")
+    column_list = ("id", "attempted_at", "mailing", "run_id", "email", "status", "smtp_code", "smtp_response", "error")
     column_searchable_list = ("email",)
     column_filters = (EnumEqual(MailingAttempt.status, _l("Status"), AttemptStatus),)
     # Newest first by the primary key: no sort over the whole log.
@@ -442,48 +552,97 @@ def format_dkim_record(view, context, model, name):
         record = public_key_record(secrets.decrypt(model.dkim_private_key_encrypted))
     except secrets.SecretError as error:
         return str(error)
-    return Markup("TXT record at <code>{}</code>:<br><code class=\"text-break\">{}</code>").format(
-        f"{model.dkim_selector}._domainkey.{model.dkim_domain}", record)
+    return Markup('TXT record at <code>{}</code>:<br><code class="text-break">{}</code>').format(
+        f"{model.dkim_selector}._domainkey.{model.dkim_domain}", record
+    )
 
 
 class SmtpServerView(SecureModelView):
     """SMTP servers. Passwords and DKIM keys are write-only: the form takes a new one, or a tick
     to remove the stored one, and nothing shows them back."""
 
-    column_list = ("id", "name", "host", "port", "security", "username", "has_password", "rate_limit",
-                   "max_connections", "is_default", "dkim")
-    column_details_list = ("id", "name", "host", "port", "security", "username", "has_password", "rate_limit",
-                           "max_connections", "is_default", "dkim", "dkim_record", "created_at")
+    column_list = (
+        "id",
+        "name",
+        "host",
+        "port",
+        "security",
+        "username",
+        "has_password",
+        "rate_limit",
+        "max_connections",
+        "is_default",
+        "dkim",
+    )
+    column_details_list = (
+        "id",
+        "name",
+        "host",
+        "port",
+        "security",
+        "username",
+        "has_password",
+        "rate_limit",
+        "max_connections",
+        "is_default",
+        "dkim",
+        "dkim_record",
+        "created_at",
+    )
     column_formatters = {"has_password": format_password, "dkim": format_dkim}
-    column_formatters_detail = {"has_password": format_password, "dkim": format_dkim,
-                                "dkim_record": format_dkim_record}
+    column_formatters_detail = {"has_password": format_password, "dkim": format_dkim, "dkim_record": format_dkim_record}
     column_searchable_list = ("name", "host")
     column_default_sort = ("name", False)
     column_extra_row_actions = [
         EndpointLinkRowAction("fa fa-plug", ".check_connection", title=_l("Test connection"), id_arg="server_id"),
     ]
-    form_columns = ("name", "host", "port", "security", "username", "new_password", "clear_password",
-                    "rate_limit", "max_connections", "is_default", "dkim_selector", "dkim_domain",
-                    "new_dkim_private_key", "clear_dkim_private_key")
+    form_columns = (
+        "name",
+        "host",
+        "port",
+        "security",
+        "username",
+        "new_password",
+        "clear_password",
+        "rate_limit",
+        "max_connections",
+        "is_default",
+        "dkim_selector",
+        "dkim_domain",
+        "new_dkim_private_key",
+        "clear_dkim_private_key",
+    )
     form_extra_fields = {
-        "new_password": PasswordField(_l("Password"), description=_l("Stored encrypted and never shown. "
-                                                                     "Leave empty to keep the stored one.")),
+        "new_password": PasswordField(
+            _l("Password"), description=_l("Stored encrypted and never shown. Leave empty to keep the stored one.")
+        ),
         "clear_password": BooleanField(_l("Remove the stored password")),
-        "new_dkim_private_key": TextAreaField(_l("DKIM private key"), render_kw={"rows": 4},
-                                              description=_l("PEM (-----BEGIN PRIVATE KEY-----). Stored encrypted "
-                                                             "and never shown. Leave empty to keep the stored one.")),
+        "new_dkim_private_key": TextAreaField(
+            _l("DKIM private key"),
+            render_kw={"rows": 4},
+            description=_l(
+                "PEM (-----BEGIN PRIVATE KEY-----). Stored encrypted "
+                "and never shown. Leave empty to keep the stored one."
+            ),
+        ),
         "clear_dkim_private_key": BooleanField(_l("Remove the stored DKIM key")),
     }
     form_args = {
         "port": {"description": _l("587 for STARTTLS, 465 for TLS, 25 for a relay without encryption.")},
-        "rate_limit": {"description": _l("Messages the server allows, e.g. “50 per second” or several joined by "
-                                         "“;”: “50 per second; 10000 per hour”. Empty: no limit.")},
+        "rate_limit": {
+            "description": _l(
+                "Messages the server allows, e.g. “50 per second” or several joined by "
+                "“;”: “50 per second; 10000 per hour”. Empty: no limit."
+            )
+        },
         "max_connections": {"description": _l("Connections open at once, over every worker. Empty: no limit.")},
-        "is_default": {"label": _l("Default server"),
-                       "description": _l("Used by mailings that name no server. Marking this one unmarks the "
-                                         "other.")},
-        "dkim_selector": {"description": _l("With the domain and the key below, messages through this server are "
-                                            "signed with DKIM.")},
+        "is_default": {
+            "label": _l("Default server"),
+            "description": _l("Used by mailings that name no server. Marking this one unmarks the other."),
+        },
+        "dkim_selector": {
+            "description": _l("With the domain and the key below, messages through this server are signed with DKIM.")
+        },
     }
 
     def on_model_change(self, form, model, is_created):
@@ -519,8 +678,7 @@ class SmtpServerView(SecureModelView):
         server = db.session.get(SmtpServer, server_id)
         if server is None:
             abort(404)
-        return self.connection_page(server.name, server,
-                                    lambda: server_service.check_server(server))
+        return self.connection_page(server.name, server, lambda: server_service.check_server(server))
 
     @expose("/check/builtin", methods=["GET", "POST"])
     def check_builtin(self):
@@ -534,8 +692,14 @@ class SmtpServerView(SecureModelView):
     def connection_page(self, name: str, settings, run_check):
         form = AdminForm()
         report = run_check() if request.method == "POST" and form.validate() else None
-        return self.render("admin/smtp_check.html", name=name, settings=settings, form=form, report=report,
-                           return_url=url_for(".index_view"))
+        return self.render(
+            "admin/smtp_check.html",
+            name=name,
+            settings=settings,
+            form=form,
+            report=report,
+            return_url=url_for(".index_view"),
+        )
 
 
 class SenderIdentityView(SecureModelView):
@@ -578,8 +742,9 @@ def admin_endpoint(url: str) -> str:
 
 
 def register_admin(app: Flask) -> Admin:
-    admin = Admin(name=_l("Mailer admin"), index_view=PanelIndexView(name=_l("Home"), url="/admin"),
-                  theme=Bootstrap4Theme())
+    admin = Admin(
+        name=_l("Mailer admin"), index_view=PanelIndexView(name=_l("Home"), url="/admin"), theme=Bootstrap4Theme()
+    )
     for view_class, model, url, name, category in MODEL_VIEWS:
         admin.add_view(view_class(model, db, name=name, category=category, url=url, endpoint=admin_endpoint(url)))
     admin.add_link(MenuLink(name=_l("Back to Mailer"), endpoint="main.index"))

@@ -1,4 +1,5 @@
 """`flask` commands: roles, users and the local development services."""
+
 import os
 import time
 from urllib.parse import urlsplit
@@ -82,9 +83,24 @@ def dev_redis():
     data_dir = current_app.instance_path
     os.makedirs(data_dir, exist_ok=True)
     click.echo(f"Starting {binary} on {parts.hostname}:{parts.port or 6379}.")
-    os.execv(binary, [binary, "--bind", parts.hostname or "127.0.0.1", "--port", str(parts.port or 6379),
-                      "--dir", data_dir, "--dbfilename", "dev-redis.rdb", "--save", "60 1",
-                      "--appendonly", "no"])
+    os.execv(
+        binary,
+        [
+            binary,
+            "--bind",
+            parts.hostname or "127.0.0.1",
+            "--port",
+            str(parts.port or 6379),
+            "--dir",
+            data_dir,
+            "--dbfilename",
+            "dev-redis.rdb",
+            "--save",
+            "60 1",
+            "--appendonly",
+            "no",
+        ],
+    )
 
 
 @dev_cli.command("wait-redis", help="Wait until REDIS_URL answers.")
@@ -97,8 +113,13 @@ def dev_wait_redis(timeout):
 
 
 @dev_cli.command("smtp", help="Run an SMTP sink that keeps every message under OUTBOX_DIR.")
-@click.option("--delay", type=float, default=0.0, show_default=True,
-              help="Seconds to wait before accepting each message, like a slow relay (to try Pause and Cancel).")
+@click.option(
+    "--delay",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait before accepting each message, like a slow relay (to try Pause and Cancel).",
+)
 def dev_smtp(delay: float):
     from aiosmtpd.controller import Controller
 
@@ -158,8 +179,9 @@ def scheduler_run(interval):
     delay = 1
     while True:
         try:
-            scheduler = MailerScheduler(queue_name=current_app.config["RQ_QUEUE"], connection=rq.connection,
-                                        interval=interval)
+            scheduler = MailerScheduler(
+                queue_name=current_app.config["RQ_QUEUE"], connection=rq.connection, interval=interval
+            )
             retired = cancel_retired_jobs(scheduler)
             if retired:
                 click.echo("Cancelled, no longer defined: " + ", ".join(retired))

@@ -1,4 +1,5 @@
 """`flask mailings ...`: send a mailing now, run a dispatch pass, repair after a crash."""
+
 import time
 
 import click
@@ -20,9 +21,11 @@ def run_summary(run: MailingRun) -> str:
     begin = run.started_at or run.created_at
     seconds = max((run.finished_at - begin).total_seconds(), 0.0) if run.finished_at and begin else 0.0
     rate = run.sent_count / seconds if seconds > 0 else float(run.sent_count)
-    return (f"run {run.id}: {run.sent_count} sent, {run.failed_count} failed, {run.skipped_count} skipped "
-            f"in {seconds:.1f} s ({rate:.1f} msg/s)"
-            + (f"; {run.unknown_count} tries with an unknown outcome" if run.unknown_count else ""))
+    return (
+        f"run {run.id}: {run.sent_count} sent, {run.failed_count} failed, {run.skipped_count} skipped "
+        f"in {seconds:.1f} s ({rate:.1f} msg/s)"
+        + (f"; {run.unknown_count} tries with an unknown outcome" if run.unknown_count else "")
+    )
 
 
 @mailings_cli.command("send", help="Send mailing ID to all its clients now (a manual run).")
@@ -41,8 +44,9 @@ def send(mailing_id, wait, poll):
     except SendingRefused as refused:
         raise click.ClickException(str(refused)) from None
     run_id = run.id
-    click.echo(f"run {run_id}: {run.total_count} deliveries for {mailing.name!r}"
-               f" ({run.skipped_count} unsubscribed, skipped).")
+    click.echo(
+        f"run {run_id}: {run.total_count} deliveries for {mailing.name!r} ({run.skipped_count} unsubscribed, skipped)."
+    )
     if run.is_active and not enqueue_run(run_id):
         click.echo("Redis is unreachable: the run is kept and will be sent once Redis answers again.")
     if not wait:
@@ -62,8 +66,10 @@ def send(mailing_id, wait, poll):
             continue
         if not run.is_active:
             break
-        line = f"run {run_id}: {run.sent_count + run.failed_count + run.skipped_count}/{run.total_count} done " \
-               f"({run.sent_count} sent, {run.failed_count} failed, {run.skipped_count} skipped)"
+        line = (
+            f"run {run_id}: {run.sent_count + run.failed_count + run.skipped_count}/{run.total_count} done "
+            f"({run.sent_count} sent, {run.failed_count} failed, {run.skipped_count} skipped)"
+        )
         if line != last_line:
             click.echo(line)
             last_line, quiet_since = line, time.monotonic()
@@ -89,5 +95,7 @@ def reconcile_command():
     from mailer.services.dispatch import reconcile
 
     result = reconcile()
-    click.echo(f"Returned {result['released']} stuck deliveries; queued runs {result['enqueued'] or 'none'}; "
-               f"closed runs {result['finished'] or 'none'}.")
+    click.echo(
+        f"Returned {result['released']} stuck deliveries; queued runs {result['enqueued'] or 'none'}; "
+        f"closed runs {result['finished'] or 'none'}."
+    )

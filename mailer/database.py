@@ -1,6 +1,7 @@
 """Database set-up that depends on the engine: SQLite needs WAL and a busy timeout so that the
 web app, the worker and the scheduler can share one file, and a lower() that knows every
 alphabet, so that searches ignore case in Russian as they do in English."""
+
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
 

@@ -1,5 +1,6 @@
 """Local stand-ins for production services, used by `make dev` and by the tests:
 a Redis server binary to run, and an SMTP sink (aiosmtpd) that keeps what it receives."""
+
 import asyncio
 import shutil
 import time

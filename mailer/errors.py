@@ -1,4 +1,5 @@
 """Error pages that speak to people."""
+
 from flask import Flask, render_template
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -45,8 +46,7 @@ def render_error(code: int, message: str | None = None):
 def init_errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        return render_error(400, _("The form expired or was not sent by this site. Reload the page and try "
-                                   "again."))
+        return render_error(400, _("The form expired or was not sent by this site. Reload the page and try again."))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -1,4 +1,5 @@
 """Extensions, created unbound here and bound to the app in `create_app`."""
+
 from flask import Flask, current_app
 from flask_bootstrap import Bootstrap5
 from flask_caching import Cache
@@ -46,8 +47,9 @@ class RQ:
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 # The substring searches' trigram indexes need pg_trgm; the migrations create it too.
-event.listen(db.metadata, "before_create",
-             DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
+event.listen(
+    db.metadata, "before_create", DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql")
+)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -1,4 +1,5 @@
 """What every form of the site shares."""
+
 from flask_wtf import FlaskForm
 
 from mailer.services.errors import FieldError

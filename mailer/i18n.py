@@ -6,6 +6,7 @@ logging in (kept in the session); the browser's Accept-Language; DEFAULT_LOCALE.
 request (the CLI, the worker) it is English unless a caller chooses one with `force_locale`,
 as the worker does for the owner of a mailing.
 """
+
 from contextlib import nullcontext
 from datetime import date, datetime
 
@@ -87,8 +88,14 @@ def current_language() -> str:
 # English keeps the site's year-first dates (2030-01-15 09:00), which sort and read the same
 # everywhere; other languages get CLDR's patterns for the locale.
 FIXED_PATTERNS = {
-    "en": {"date": "yyyy-MM-dd", "datetime": "yyyy-MM-dd HH:mm", "seconds": "yyyy-MM-dd HH:mm:ss",
-           "time": "HH:mm:ss", "day": "EEE dd MMM y", "short day": "dd MMM"},
+    "en": {
+        "date": "yyyy-MM-dd",
+        "datetime": "yyyy-MM-dd HH:mm",
+        "seconds": "yyyy-MM-dd HH:mm:ss",
+        "time": "HH:mm:ss",
+        "day": "EEE dd MMM y",
+        "short day": "dd MMM",
+    },
 }
 SKELETONS = {"date": "yMMMd", "time": "Hms", "day": "yMMMEd", "short day": "MMMd"}
 
@@ -134,8 +141,9 @@ def forget_locale() -> None:
 
 def init_i18n(app: Flask) -> None:
     if not is_language(app.config["DEFAULT_LOCALE"]):
-        raise RuntimeError(f"DEFAULT_LOCALE must be one of {', '.join(LANGUAGES)}, "
-                           f"not {app.config['DEFAULT_LOCALE']!r}.")
+        raise RuntimeError(
+            f"DEFAULT_LOCALE must be one of {', '.join(LANGUAGES)}, not {app.config['DEFAULT_LOCALE']!r}."
+        )
     app.config.setdefault("BABEL_DEFAULT_LOCALE", app.config["DEFAULT_LOCALE"])
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     # Flask-Babel keeps its choice in `g`, which lives as long as the app context: where one

@@ -1,6 +1,7 @@
 """The query-string arguments of the list pages: search, sort, owner filter and the keyset
 cursors of the page (`after` / `before`), read here and handed to the services as plain values.
 """
+
 import base64
 import binascii
 import json
@@ -39,8 +40,9 @@ class ListArguments:
         return {**request.view_args, **{name: value for name, value in values.items() if value not in (None, "")}}
 
 
-def list_arguments(sort_columns: dict, default_sort: str, *, extra: tuple[str, ...] = (),
-                   owner_filter: bool = True) -> ListArguments:
+def list_arguments(
+    sort_columns: dict, default_sort: str, *, extra: tuple[str, ...] = (), owner_filter: bool = True
+) -> ListArguments:
     """Search, sort, owner filter and cursors as they appear in the query string. An unknown
     sort falls back to the default; only managers and admins filter by owner."""
     sort = request.args.get("sort", default_sort)

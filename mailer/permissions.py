@@ -2,6 +2,7 @@
 
 Every role check goes through the permissions here (`is_admin`, `can_view_all` and the
 decorators), never through the user's roles directly."""
+
 from functools import wraps
 
 from flask import abort, g

@@ -1,4 +1,5 @@
 """The RQ dashboard (rq-dashboard) at /rq, for admins only, on the app's own Redis."""
+
 from flask import Flask, abort, current_app, redirect, request, url_for
 from flask_wtf.csrf import generate_csrf
 from rq import Queue

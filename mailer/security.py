@@ -1,5 +1,6 @@
 """What every response and request goes through: security headers, the trusted proxies, and the
 refusal of input that no page can use (NUL bytes)."""
+
 from flask import Flask, Response, abort, request
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -8,18 +9,20 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 # The site's own pages load scripts, styles, images and frames from the site only, with no inline
 # script or style. Nobody may frame them (the Send now, Delete and Block buttons stay unclickable
 # from another site).
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "frame-src 'self'",
-    "connect-src 'self'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "frame-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 # Flask-Admin and the RQ dashboard ship templates with inline scripts and styles; only admins
 # reach them, and they still load nothing from elsewhere and cannot be framed.
 THIRD_PARTY_PAGES_POLICY = CONTENT_SECURITY_POLICY.replace(
@@ -28,14 +31,16 @@ THIRD_PARTY_PAGES_POLICY = CONTENT_SECURITY_POLICY.replace(
 THIRD_PARTY_PREFIXES = ("/admin", "/rq")
 # An e-mail's HTML shown inside a page (a sandboxed frame of this site): its inline styles and
 # remote images show as in a mail program; scripts, forms and plugins do not run.
-MAIL_PREVIEW_POLICY = "; ".join([
-    "default-src 'none'",
-    "img-src http: https: data:",
-    "style-src 'unsafe-inline'",
-    "font-src http: https: data:",
-    "frame-ancestors 'self'",
-    "sandbox",
-])
+MAIL_PREVIEW_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "img-src http: https: data:",
+        "style-src 'unsafe-inline'",
+        "font-src http: https: data:",
+        "frame-ancestors 'self'",
+        "sandbox",
+    ]
+)
 
 MAX_QUERY_BYTES = 8192
 
@@ -53,8 +58,13 @@ def init_security(app: Flask) -> None:
     if trusted_proxies:
         # The client's address (per-address login limits), scheme and host come from the
         # X-Forwarded-* headers that this many proxies in front of the app add.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted_proxies, x_proto=trusted_proxies,
-                                x_host=trusted_proxies, x_prefix=trusted_proxies)
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app,
+            x_for=trusted_proxies,
+            x_proto=trusted_proxies,
+            x_host=trusted_proxies,
+            x_prefix=trusted_proxies,
+        )
     app.before_request_funcs.setdefault(None, []).insert(0, refuse_unusable_input)
     app.after_request(add_security_headers)
 
@@ -68,11 +78,11 @@ def refuse_unusable_input():
     """
     if len(request.query_string) > MAX_QUERY_BYTES:
         abort(414)
-    if "\x00" in request.path or any("\x00" in key or "\x00" in value
-                                     for key, value in request.args.items(multi=True)):
+    if "\x00" in request.path or any("\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)):
         abort(400, _("The address contains a NUL character, which no page accepts."))
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
-        "application/x-www-form-urlencoded", "multipart/form-data"
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
     ):
         if any("\x00" in key or "\x00" in value for key, value in request.form.items(multi=True)):
             abort(400, _("The form contains a NUL character, which no field accepts."))

@@ -1,4 +1,5 @@
 """Jinja filters and globals shared by every template."""
+
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, request
@@ -53,25 +54,39 @@ def badge_class(status) -> str:
 # What a list counts, in words: the exact count, and "more than" when the count stopped at its cap.
 # Each pair is spelled out for the catalogue (Russian has three plural forms, not two).
 COUNT_WORDS = {
-    "clients": (lambda n: ngettext("%(num)s client.", "%(num)s clients.", n),
-                lambda n: ngettext("More than %(num)s client.", "More than %(num)s clients.", n)),
-    "matching clients": (lambda n: ngettext("%(num)s client matches.", "%(num)s clients match.", n),
-                         lambda n: ngettext("More than %(num)s client match.", "More than %(num)s clients match.", n)),
-    "messages": (lambda n: ngettext("%(num)s message.", "%(num)s messages.", n),
-                 lambda n: ngettext("More than %(num)s message.", "More than %(num)s messages.", n)),
-    "mailings": (lambda n: ngettext("%(num)s mailing.", "%(num)s mailings.", n),
-                 lambda n: ngettext("More than %(num)s mailing.", "More than %(num)s mailings.", n)),
-    "users": (lambda n: ngettext("%(num)s user.", "%(num)s users.", n),
-              lambda n: ngettext("More than %(num)s user.", "More than %(num)s users.", n)),
-    "attempts": (lambda n: ngettext("%(num)s attempt.", "%(num)s attempts.", n),
-                 lambda n: ngettext("More than %(num)s attempt.", "More than %(num)s attempts.", n)),
-    "recipients": (lambda n: ngettext("%(num)s recipient.", "%(num)s recipients.", n),
-                   lambda n: ngettext("More than %(num)s recipient.", "More than %(num)s recipients.", n)),
+    "clients": (
+        lambda n: ngettext("%(num)s client.", "%(num)s clients.", n),
+        lambda n: ngettext("More than %(num)s client.", "More than %(num)s clients.", n),
+    ),
+    "matching clients": (
+        lambda n: ngettext("%(num)s client matches.", "%(num)s clients match.", n),
+        lambda n: ngettext("More than %(num)s client match.", "More than %(num)s clients match.", n),
+    ),
+    "messages": (
+        lambda n: ngettext("%(num)s message.", "%(num)s messages.", n),
+        lambda n: ngettext("More than %(num)s message.", "More than %(num)s messages.", n),
+    ),
+    "mailings": (
+        lambda n: ngettext("%(num)s mailing.", "%(num)s mailings.", n),
+        lambda n: ngettext("More than %(num)s mailing.", "More than %(num)s mailings.", n),
+    ),
+    "users": (
+        lambda n: ngettext("%(num)s user.", "%(num)s users.", n),
+        lambda n: ngettext("More than %(num)s user.", "More than %(num)s users.", n),
+    ),
+    "attempts": (
+        lambda n: ngettext("%(num)s attempt.", "%(num)s attempts.", n),
+        lambda n: ngettext("More than %(num)s attempt.", "More than %(num)s attempts.", n),
+    ),
+    "recipients": (
+        lambda n: ngettext("%(num)s recipient.", "%(num)s recipients.", n),
+        lambda n: ngettext("More than %(num)s recipient.", "More than %(num)s recipients.", n),
+    ),
 }
 
 
 def count_words(page, what: str) -> str:
-    """"25 clients." or "More than 1000 clients." for the first page of a list; "" when the
+    """ "25 clients." or "More than 1000 clients." for the first page of a list; "" when the
     page was not counted (any page after the first)."""
     if page.count is None:
         return ""

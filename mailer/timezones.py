@@ -1,4 +1,5 @@
 """Time zones and countries offered in forms, from maintained data (tzdata, pycountry)."""
+
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 

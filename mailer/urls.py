@@ -1,5 +1,6 @@
 """Addresses: ids and numbers in URLs and query strings, and safe redirects (`next` may only
 lead to a path of this site)."""
+
 from urllib.parse import urlsplit
 
 from flask import Flask, redirect, url_for
@@ -13,8 +14,9 @@ MAX_ID = 2**31 - 1
 class IdConverter(IntegerConverter):
     """`<int:...>` in every route: a number past MAX_ID does not match (404), never a 500."""
 
-    def __init__(self, map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_ID,
-                 signed: bool = False):
+    def __init__(
+        self, map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_ID, signed: bool = False
+    ):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 

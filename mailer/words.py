@@ -1,5 +1,6 @@
 """The words shown for the values of the models' enumerations (statuses, repeats, triggers),
 in the viewer's language: `{{ run.status|word }}` in templates, `word(value)` in Python."""
+
 from enum import Enum
 
 from mailer.i18n import lazy_ptext as lazy_pgettext
@@ -44,14 +45,19 @@ WORDS = {
 # page reads them in its own language (a macro file's top-level `set` would be evaluated once,
 # when Jinja first imports the file, and keep that request's language for good).
 MAILING_STATUS_WORDS = {
-    "created": (WORDS[(MailingStatus, MailingStatus.CREATED)],
-                _l("Not sent yet: its first run is due at its start.")),
-    "running": (WORDS[(MailingStatus, MailingStatus.RUNNING)],
-                _l("Sent at least once: a run is in progress, paused, or another one is scheduled.")),
-    "finished": (WORDS[(MailingStatus, MailingStatus.FINISHED)],
-                 _l("Nothing left to send: no run in progress and no further run before its end.")),
-    "disabled": (lazy_pgettext("mailing status", "Disabled"),
-                 _l("A manager disabled it: nothing is sent until a manager enables it again.")),
+    "created": (WORDS[(MailingStatus, MailingStatus.CREATED)], _l("Not sent yet: its first run is due at its start.")),
+    "running": (
+        WORDS[(MailingStatus, MailingStatus.RUNNING)],
+        _l("Sent at least once: a run is in progress, paused, or another one is scheduled."),
+    ),
+    "finished": (
+        WORDS[(MailingStatus, MailingStatus.FINISHED)],
+        _l("Nothing left to send: no run in progress and no further run before its end."),
+    ),
+    "disabled": (
+        lazy_pgettext("mailing status", "Disabled"),
+        _l("A manager disabled it: nothing is sent until a manager enables it again."),
+    ),
 }
 
 

@@ -7,6 +7,7 @@ otherwise the run keeps its SQLite file in a temporary folder and starts its own
 The application's DATABASE_URL and REDIS_URL are removed from the environment before anything
 reads them, and no `.env` file is read, by these tests or by the processes they start.
 """
+
 import copy
 import os
 import shutil
@@ -200,6 +201,7 @@ def processes(app, database_uri, redis_url, smtp_sink):
 
 # People, and test clients logged in as them ----------------------------------------------------
 
+
 @pytest.fixture
 def user(app):
     return make_user()
@@ -295,8 +297,15 @@ def browser(browser_executable):
         browser = playwright.chromium.launch(
             executable_path=browser_executable,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield browser
         browser.close()

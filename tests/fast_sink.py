@@ -9,6 +9,7 @@ throttling tests). It runs in a process of its own.
 
     process = FastSink(latency=0.02); ...; process.stats(); process.stop()
 """
+
 import asyncio
 import multiprocessing
 import re
@@ -43,14 +44,14 @@ class SinkProtocol(asyncio.Protocol):
                 end = self.buffer.find(END_OF_DATA)
                 if end == -1:
                     return
-                message, self.buffer = self.buffer[:end + 2], self.buffer[end + len(END_OF_DATA):]
+                message, self.buffer = self.buffer[: end + 2], self.buffer[end + len(END_OF_DATA) :]
                 self.in_data = False
                 self.received(message)
                 continue
             line_end = self.buffer.find(b"\r\n")
             if line_end == -1:
                 return
-            line, self.buffer = self.buffer[:line_end], self.buffer[line_end + 2:]
+            line, self.buffer = self.buffer[:line_end], self.buffer[line_end + 2 :]
             self.command(line)
 
     def command(self, line: bytes) -> None:

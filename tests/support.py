@@ -1,6 +1,7 @@
 """Real services for the tests (a Redis server, an SMTP sink that records what it receives,
 worker and scheduler processes) and the ways the tests act and look: logging in, following the
 links of an e-mail, reading what the sending engine wrote, waiting for a condition."""
+
 import asyncio
 import email
 import email.policy
@@ -69,6 +70,7 @@ def wait_until(condition, timeout: float = 30.0, interval: float = 0.05):
 
 # What the sending engine wrote, read afresh -------------------------------------------------
 
+
 def reload_run(run_id: int) -> MailingRun:
     db.session.expire_all()
     return db.session.get(MailingRun, run_id)
@@ -81,13 +83,15 @@ def deliveries(run_id: int) -> list[Delivery]:
 
 def attempts(run_id: int) -> list[MailingAttempt]:
     db.session.expire_all()
-    return list(db.session.scalars(
-        select(MailingAttempt).where(MailingAttempt.run_id == run_id).order_by(MailingAttempt.id)))
+    return list(
+        db.session.scalars(select(MailingAttempt).where(MailingAttempt.run_id == run_id).order_by(MailingAttempt.id))
+    )
 
 
 def client_ids(mailing) -> set[int]:
-    return set(db.session.scalars(
-        db.select(mailing_clients.c.client_id).where(mailing_clients.c.mailing_id == mailing.id)))
+    return set(
+        db.session.scalars(db.select(mailing_clients.c.client_id).where(mailing_clients.c.mailing_id == mailing.id))
+    )
 
 
 def free_port() -> int:
@@ -106,8 +110,19 @@ class RedisServer:
         self.port = port or free_port()
         self.dir = tempfile.TemporaryDirectory(prefix="mailer-redis-")
         self.process = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", self.dir.name],
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir.name,
+            ],
             stdout=subprocess.DEVNULL,
         )
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -224,9 +239,21 @@ class Processes:
     """Real `python worker.py` and `flask scheduler run` processes on the test's database, Redis
     and SMTP sink, stopped at the end of the test."""
 
-    SETTINGS = ("SEND_CHUNK_SIZE", "SEND_CONNECTIONS", "SEND_RETRY_BASE_DELAY", "SEND_RETRY_MAX_DELAY",
-                "SEND_RETRY_WINDOW", "SEND_LEASE_SECONDS", "SEND_DELIVERY_TIMEOUT", "SEND_STOP_GRACE",
-                "DISPATCH_INTERVAL", "RECONCILE_INTERVAL", "MAIL_TIMEOUT", "MAIL_RATE_LIMIT", "MAIL_MAX_CONNECTIONS")
+    SETTINGS = (
+        "SEND_CHUNK_SIZE",
+        "SEND_CONNECTIONS",
+        "SEND_RETRY_BASE_DELAY",
+        "SEND_RETRY_MAX_DELAY",
+        "SEND_RETRY_WINDOW",
+        "SEND_LEASE_SECONDS",
+        "SEND_DELIVERY_TIMEOUT",
+        "SEND_STOP_GRACE",
+        "DISPATCH_INTERVAL",
+        "RECONCILE_INTERVAL",
+        "MAIL_TIMEOUT",
+        "MAIL_RATE_LIMIT",
+        "MAIL_MAX_CONNECTIONS",
+    )
 
     def __init__(self, app, database_uri: str, redis_url: str, smtp_port: int):
         self.app = app
@@ -249,8 +276,11 @@ class Processes:
 
     def start(self, *command: str) -> subprocess.Popen:
         process = subprocess.Popen(
-            [sys.executable, *command], cwd=ROOT, env=self.environment(),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [sys.executable, *command],
+            cwd=ROOT,
+            env=self.environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.started.append(process)
         return process

@@ -26,15 +26,22 @@ def not_a_common_password(form, field):
     email = getattr(form, "email", None)
     own_address = ((email.data if email is not None else None) or getattr(current_user, "email", "") or "").lower()
     if password in common_passwords() or (own_address and password in {own_address, own_address.split("@")[0]}):
-        raise ValidationError(_l("This password is too easy to guess: choose a less common one, such as a "
-                                 "few unrelated words."))
+        raise ValidationError(
+            _l("This password is too easy to guess: choose a less common one, such as a few unrelated words.")
+        )
 
 
 PASSWORD_RULES = [DataRequired(), Length(min=8, max=128, message=_l("Use 8 to 128 characters.")), not_a_common_password]
-EMAIL_RULES = [DataRequired(), Email(message=_l("Enter a valid e-mail address."), check_deliverability=False),
-               Length(max=254)]
-PHONE_RULES = [Optional(), Length(max=32),
-               Regexp(r"^\+?[0-9 ().-]{5,32}$", message=_l("Use digits, spaces and + ( ) - only."))]
+EMAIL_RULES = [
+    DataRequired(),
+    Email(message=_l("Enter a valid e-mail address."), check_deliverability=False),
+    Length(max=254),
+]
+PHONE_RULES = [
+    Optional(),
+    Length(max=32),
+    Regexp(r"^\+?[0-9 ().-]{5,32}$", message=_l("Use digits, spaces and + ( ) - only.")),
+]
 
 
 class CountryAndZoneMixin:
@@ -85,9 +92,15 @@ class ProfileForm(FlaskForm, CountryAndZoneMixin):
     phone = StringField(_l("Phone"), validators=PHONE_RULES)
     country = SelectField(_l("Country"), validators=[Optional()])
     timezone = SelectField(_l("Time zone"))
-    locale = SelectField(_l("Language"), validators=[Optional()], default="",
-                         choices=[SelectChoice("", _l("The browser's language")),
-                                  *(SelectChoice(code, name) for code, name in LANGUAGES.items())])
+    locale = SelectField(
+        _l("Language"),
+        validators=[Optional()],
+        default="",
+        choices=[
+            SelectChoice("", _l("The browser's language")),
+            *(SelectChoice(code, name) for code, name in LANGUAGES.items()),
+        ],
+    )
     submit = SubmitField(_l("Save profile"))
 
     def __init__(self, *args, **kwargs):
@@ -96,8 +109,9 @@ class ProfileForm(FlaskForm, CountryAndZoneMixin):
 
 
 class AvatarForm(FlaskForm):
-    avatar = FileField(_l("Avatar (PNG, JPEG, GIF or WebP, at most 1 MB)"),
-                       validators=[FileRequired(_l("Choose an image."))])
+    avatar = FileField(
+        _l("Avatar (PNG, JPEG, GIF or WebP, at most 1 MB)"), validators=[FileRequired(_l("Choose an image."))]
+    )
     submit = SubmitField(_l("Upload"))
 
 

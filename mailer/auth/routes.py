@@ -53,10 +53,19 @@ def form_accepted(response) -> bool:
 def limit_mail(view):
     """The limits of every form that sends an e-mail: per client address and per recipient,
     shared by all these forms; only accepted forms count."""
-    per_address = limiter.shared_limit(lambda: current_app.config["MAIL_LIMIT_PER_ADDRESS"], scope="mail-from",
-                                       methods=["POST"], deduct_when=form_accepted)
-    per_recipient = limiter.shared_limit(lambda: current_app.config["MAIL_LIMIT_PER_RECIPIENT"], scope="mail-to",
-                                         methods=["POST"], key_func=mail_recipient_key, deduct_when=form_accepted)
+    per_address = limiter.shared_limit(
+        lambda: current_app.config["MAIL_LIMIT_PER_ADDRESS"],
+        scope="mail-from",
+        methods=["POST"],
+        deduct_when=form_accepted,
+    )
+    per_recipient = limiter.shared_limit(
+        lambda: current_app.config["MAIL_LIMIT_PER_RECIPIENT"],
+        scope="mail-to",
+        methods=["POST"],
+        key_func=mail_recipient_key,
+        deduct_when=form_accepted,
+    )
     return per_address(per_recipient(view))
 
 
@@ -67,16 +76,32 @@ def register():
         return redirect(url_for("main.index"))
     form = RegistrationForm()
     if form.validate_on_submit():
-        user = accounts.register(form.email.data, form.password.data, form.full_name.data or "",
-                                 form.phone.data or "", form.country.data or "", form.timezone.data,
-                                 locale=current_language())
+        user = accounts.register(
+            form.email.data,
+            form.password.data,
+            form.full_name.data or "",
+            form.phone.data or "",
+            form.country.data or "",
+            form.timezone.data,
+            locale=current_language(),
+        )
         db.session.commit()
         if user is not None and not accounts.send_confirmation(user):
-            flash(_("We could not send the e-mail right now. Please try again in a few minutes. "
-                    "Use “Resend the confirmation link” on the login page."), "warning")
+            flash(
+                _(
+                    "We could not send the e-mail right now. Please try again in a few minutes. "
+                    "Use “Resend the confirmation link” on the login page."
+                ),
+                "warning",
+            )
         # The same answer whether or not the address already had an account.
-        flash(_("Almost done: we sent a confirmation link to %(email)s.",
-                email=accounts.lowercase_email(form.email.data)), "success")
+        flash(
+            _(
+                "Almost done: we sent a confirmation link to %(email)s.",
+                email=accounts.lowercase_email(form.email.data),
+            ),
+            "success",
+        )
         return redirect(url_for("auth.login"))
     return render_template("auth/register.html", form=form)
 
@@ -111,8 +136,12 @@ def resend_confirmation():
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"], methods=["POST"], deduct_when=login_failed)
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"], key_func=login_attempt_key,
-               deduct_when=login_failed)
+@limiter.limit(
+    lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"],
+    methods=["POST"],
+    key_func=login_attempt_key,
+    deduct_when=login_failed,
+)
 def login():
     if current_user.is_authenticated:
         return redirect_next(request.args.get("next"))
@@ -200,8 +229,9 @@ def reset_password(token: str):
 def profile():
     form = ProfileForm(obj=current_user)
     if form.validate_on_submit():
-        accounts.update_profile(current_user, form.full_name.data, form.phone.data, form.country.data,
-                                form.timezone.data)
+        accounts.update_profile(
+            current_user, form.full_name.data, form.phone.data, form.country.data, form.timezone.data
+        )
         current_user.locale = form.locale.data or None
         session.pop(SESSION_KEY, None)
         db.session.commit()
@@ -271,8 +301,10 @@ def change_email():
             except AccountError as error:
                 form.email.errors.append(str(error))
             else:
-                flash(_("Follow the link we sent to %(email)s to confirm your new address.", email=form.email.data),
-                      "info")
+                flash(
+                    _("Follow the link we sent to %(email)s to confirm your new address.", email=form.email.data),
+                    "info",
+                )
                 return redirect(url_for("auth.profile"))
     return render_profile(email_form=form)
 

@@ -1,4 +1,5 @@
 """Flask-Login set-up: how a session finds its user, and when it ends."""
+
 from flask import Flask, flash, g, redirect, request, session
 from flask_babel import force_locale
 from flask_babel import gettext as _

@@ -10,14 +10,22 @@ from mailer.services.client_import import ON_EXISTING_CHOICES, ON_EXISTING_SKIP
 
 
 class ClientForm(FlaskForm):
-    email = EmailField(_l("E-mail"), filters=[strip], validators=[
-        DataRequired(_l("Enter an e-mail address.")),
-        Length(max=client_service.EMAIL_MAX_LENGTH)])
-    full_name = StringField(_l("Full name"), filters=[strip], validators=[
-        DataRequired(_l("Enter the client's full name.")),
-        Length(max=client_service.FULL_NAME_MAX_LENGTH)])
-    comment = TextAreaField(_l("Comment"), filters=[strip], validators=[
-        Optional(), Length(max=client_service.COMMENT_MAX_LENGTH)], render_kw={"rows": 3})
+    email = EmailField(
+        _l("E-mail"),
+        filters=[strip],
+        validators=[DataRequired(_l("Enter an e-mail address.")), Length(max=client_service.EMAIL_MAX_LENGTH)],
+    )
+    full_name = StringField(
+        _l("Full name"),
+        filters=[strip],
+        validators=[DataRequired(_l("Enter the client's full name.")), Length(max=client_service.FULL_NAME_MAX_LENGTH)],
+    )
+    comment = TextAreaField(
+        _l("Comment"),
+        filters=[strip],
+        validators=[Optional(), Length(max=client_service.COMMENT_MAX_LENGTH)],
+        render_kw={"rows": 3},
+    )
     submit = SubmitField(_l("Save client"))
 
     def validate_email(self, field) -> None:
@@ -32,9 +40,14 @@ class DeleteForm(FlaskForm):
 
 
 class ImportForm(FlaskForm):
-    file = FileField(_l("CSV file"), validators=[FileRequired(_l("Choose a CSV file."))],
-                     render_kw={"accept": ".csv,text/csv,text/plain"})
-    on_existing = RadioField(_l("When a client with the same e-mail already exists"),
-                             choices=[SelectChoice(value, label) for value, label in ON_EXISTING_CHOICES],
-                             default=ON_EXISTING_SKIP)
+    file = FileField(
+        _l("CSV file"),
+        validators=[FileRequired(_l("Choose a CSV file."))],
+        render_kw={"accept": ".csv,text/csv,text/plain"},
+    )
+    on_existing = RadioField(
+        _l("When a client with the same e-mail already exists"),
+        choices=[SelectChoice(value, label) for value, label in ON_EXISTING_CHOICES],
+        default=ON_EXISTING_SKIP,
+    )
     submit = SubmitField(_l("Import"))

@@ -24,11 +24,24 @@ PER_PAGE = 25
 def index():
     arguments = list_arguments(client_service.SORT_COLUMNS, client_service.DEFAULT_SORT)
     view_all = can_view_all()
-    page = client_service.list_page(current_user, search=arguments.q, sort=arguments.sort, owner_id=arguments.owner,
-                                    view_all=view_all, after=arguments.after, before=arguments.before,
-                                    per_page=PER_PAGE)
-    return render_template("clients/index.html", page=page, arguments=arguments, view_all=view_all,
-                           owners=client_service.all_owners() if view_all else [], can_edit=can_edit)
+    page = client_service.list_page(
+        current_user,
+        search=arguments.q,
+        sort=arguments.sort,
+        owner_id=arguments.owner,
+        view_all=view_all,
+        after=arguments.after,
+        before=arguments.before,
+        per_page=PER_PAGE,
+    )
+    return render_template(
+        "clients/index.html",
+        page=page,
+        arguments=arguments,
+        view_all=view_all,
+        owners=client_service.all_owners() if view_all else [],
+        can_edit=can_edit,
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -36,8 +49,7 @@ def create():
     form = ClientForm()
     if form.validate_on_submit():
         try:
-            client = client_service.create_client(current_user, form.email.data, form.full_name.data,
-                                                  form.comment.data)
+            client = client_service.create_client(current_user, form.email.data, form.full_name.data, form.comment.data)
         except ClientError as error:
             add_field_error(form, error, "email")
         else:
@@ -50,8 +62,9 @@ def create():
 @bp.route("/<int:client_id>")
 def detail(client_id: int):
     client = get_owned_or_404(Client, client_id, VIEW)
-    return render_template("clients/detail.html", client=client, can_edit=can_edit(client),
-                           mailings=client_service.mailings_using(client))
+    return render_template(
+        "clients/detail.html", client=client, can_edit=can_edit(client), mailings=client_service.mailings_using(client)
+    )
 
 
 @bp.route("/<int:client_id>/edit", methods=["GET", "POST"])
@@ -80,11 +93,13 @@ def delete(client_id: int):
         db.session.commit()
         flash(_("Client %(email)s deleted.", email=email), "success")
         return redirect(url_for("clients.index"))
-    return render_template("clients/delete.html", client=client, form=form,
-                           mailings=client_service.mailings_using(client))
+    return render_template(
+        "clients/delete.html", client=client, form=form, mailings=client_service.mailings_using(client)
+    )
 
 
 # Import and export ------------------------------------------------------------------------------
+
 
 @bp.route("/import", methods=["GET", "POST"])
 def import_csv():
@@ -94,8 +109,10 @@ def import_csv():
             return import_upload(form)
         except ImportFileError as error:
             form.file.errors.append(str(error))
-    return (render_template("clients/import.html", form=form, sync_max_rows=client_import.SYNC_MAX_ROWS),
-            400 if form.errors else 200)
+    return (
+        render_template("clients/import.html", form=form, sync_max_rows=client_import.SYNC_MAX_ROWS),
+        400 if form.errors else 200,
+    )
 
 
 def import_upload(form: ImportForm):
@@ -108,11 +125,18 @@ def import_upload(form: ImportForm):
     if not rows:
         raise ImportFileError(_("The file has a header row but no clients under it."))
     if rows > client_import.SYNC_MAX_ROWS:
-        import_id = client_import.start_background_import(current_user.id, filename, source, rows,
-                                                          form.on_existing.data)
-        flash(ngettext("The file has %(rows)s row: it is being imported in the background.",
-                       "The file has %(rows)s rows: it is being imported in the background.", rows,
-                       rows=format_number(rows)), "info")
+        import_id = client_import.start_background_import(
+            current_user.id, filename, source, rows, form.on_existing.data
+        )
+        flash(
+            ngettext(
+                "The file has %(rows)s row: it is being imported in the background.",
+                "The file has %(rows)s rows: it is being imported in the background.",
+                rows,
+                rows=format_number(rows),
+            ),
+            "info",
+        )
         return redirect(url_for("clients.import_status", import_id=import_id))
     report = client_import.import_text(current_user.id, source, form.on_existing.data)
     db.session.commit()
@@ -126,8 +150,11 @@ def import_upload(form: ImportForm):
 
 
 def import_summary(report) -> str:
-    parts = [_("%(count)s added", count=report.created), _("%(count)s updated", count=report.updated),
-             _("%(count)s skipped (already there)", count=report.skipped)]
+    parts = [
+        _("%(count)s added", count=report.created),
+        _("%(count)s updated", count=report.updated),
+        _("%(count)s skipped (already there)", count=report.skipped),
+    ]
     if report.duplicates:
         parts.append(ngettext("%(num)s duplicate in the file", "%(num)s duplicates in the file", report.duplicates))
     if report.invalid:
@@ -140,8 +167,7 @@ def import_status(import_id: str):
     try:
         status = client_import.read_status(import_id)
     except RedisError:
-        return render_error(503, _("The progress of the import cannot be read right now. Reload the page in a "
-                                "moment."))
+        return render_error(503, _("The progress of the import cannot be read right now. Reload the page in a moment."))
     # An import belongs to the person who started it.
     if status is None or status.owner_id != current_user.id:
         abort(404)
@@ -154,8 +180,7 @@ def import_status(import_id: str):
 
 @bp.route("/export.csv")
 def export_csv():
-    response = Response(stream_with_context(client_service.export_csv(current_user.id)),
-                        mimetype="text/csv")
+    response = Response(stream_with_context(client_service.export_csv(current_user.id)), mimetype="text/csv")
     response.headers["Content-Disposition"] = 'attachment; filename="clients.csv"'
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -1,4 +1,5 @@
 """Importing a large client CSV file in the background."""
+
 from mailer.services import client_import
 
 
@@ -7,5 +8,10 @@ def run_client_import(import_id: str) -> dict | None:
     report = client_import.run_background_import(import_id)
     if report is None:
         return None
-    return {"rows": report.rows, "created": report.created, "updated": report.updated,
-            "skipped": report.skipped, "invalid": report.invalid}
+    return {
+        "rows": report.rows,
+        "created": report.created,
+        "updated": report.updated,
+        "skipped": report.skipped,
+        "invalid": report.invalid,
+    }

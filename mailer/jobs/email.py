@@ -1,4 +1,5 @@
 """Sending the app's own e-mails (confirmation, password reset, ...) from the worker."""
+
 from flask import current_app
 from flask_mail import Message as MailMessage
 

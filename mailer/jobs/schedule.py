@@ -5,6 +5,7 @@ periodic jobs no longer defined are cancelled, with any copy of them waiting in 
 every pass the scheduler puts back any that is missing, so a Redis that restarted empty gets them
 again without a restart.
 """
+
 from datetime import UTC, datetime
 
 from flask import current_app

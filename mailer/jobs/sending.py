@@ -1,4 +1,5 @@
 """Sending jobs: the periodic dispatch and reconciler, and the work on one run."""
+
 from mailer.extensions import db
 from mailer.services import dispatch, sending
 

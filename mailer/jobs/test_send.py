@@ -1,4 +1,5 @@
 """Sending a test of a message to its author."""
+
 import secrets
 
 from flask import current_app

@@ -66,25 +66,45 @@ class MailingForm(FlaskForm):
     times, are checked by the mailings service, which reports each problem on its field.
     """
 
-    name = StringField(lazy_ptext("mailing", "Name"), filters=[strip], validators=[
-        DataRequired(_l("Give the mailing a name.")), Length(max=mailing_service.NAME_MAX_LENGTH)])
+    name = StringField(
+        lazy_ptext("mailing", "Name"),
+        filters=[strip],
+        validators=[DataRequired(_l("Give the mailing a name.")), Length(max=mailing_service.NAME_MAX_LENGTH)],
+    )
     # positive_int: a number no id can have is a form error, not a database error.
-    message = SelectField(_l("Message"), coerce=positive_int, validate_choice=False,
-                          validators=[InputRequired(_l("Choose a message."))])
+    message = SelectField(
+        _l("Message"), coerce=positive_int, validate_choice=False, validators=[InputRequired(_l("Choose a message."))]
+    )
     clients = SelectMultipleField(_l("Clients"), coerce=positive_int, validate_choice=False)
     # Only on a new mailing: "now" starts it as it is saved, and the page then follows its run.
-    when = RadioField(_l("When"), choices=[SelectChoice(SEND_NOW, _l("Send as soon as it is saved")),
-                                       SelectChoice(SCHEDULE, _l("Start at a date and time"))], default=SCHEDULE)
-    start_at = DateTimeLocalField(_l("Start"), format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
-                                  invalid_value_message=_l("Enter a date and time."),
-                                  validators=[start_needed, Optional(), check_year])
-    end_at = DateTimeLocalField(_l("End"), format=DATETIME_LOCAL_FORMATS, tz=viewer_zone,
-                                invalid_value_message=_l("Enter a date and time."),
-                                description=_l("Optional for a mailing sent once; a repeating one stops here."),
-                                validators=[Optional(), check_year])
-    repeat = SelectField(_l("Repeat"),
-                         choices=[SelectChoice(value, label) for value, label in mailing_service.REPEAT_CHOICES],
-                         default=Repeat.NONE.value)
+    when = RadioField(
+        _l("When"),
+        choices=[
+            SelectChoice(SEND_NOW, _l("Send as soon as it is saved")),
+            SelectChoice(SCHEDULE, _l("Start at a date and time")),
+        ],
+        default=SCHEDULE,
+    )
+    start_at = DateTimeLocalField(
+        _l("Start"),
+        format=DATETIME_LOCAL_FORMATS,
+        tz=viewer_zone,
+        invalid_value_message=_l("Enter a date and time."),
+        validators=[start_needed, Optional(), check_year],
+    )
+    end_at = DateTimeLocalField(
+        _l("End"),
+        format=DATETIME_LOCAL_FORMATS,
+        tz=viewer_zone,
+        invalid_value_message=_l("Enter a date and time."),
+        description=_l("Optional for a mailing sent once; a repeating one stops here."),
+        validators=[Optional(), check_year],
+    )
+    repeat = SelectField(
+        _l("Repeat"),
+        choices=[SelectChoice(value, label) for value, label in mailing_service.REPEAT_CHOICES],
+        default=Repeat.NONE.value,
+    )
     sender_identity = SelectField(_l("From"), coerce=optional_id, validate_choice=False)
     smtp_server = SelectField(_l("SMTP server"), coerce=optional_id, validate_choice=False)
     submit = SubmitField(_l("Save mailing"))
@@ -94,12 +114,19 @@ class MailingForm(FlaskForm):
         self.owner_id = owner_id
         if not new:  # an existing mailing keeps its start; Send now is on its page
             del self.when
-        self.message.choices = [SelectChoice(id_, subject)
-                                for id_, subject in mailing_service.message_choices(owner_id)]
+        self.message.choices = [
+            SelectChoice(id_, subject) for id_, subject in mailing_service.message_choices(owner_id)
+        ]
         # Only confirmed addresses are offered; the service refuses any other id that is sent.
         identities = sender_service.confirmed_identities(owner_id)
-        self.sender_identity.choices = [SelectChoice("", _l("Default: your first confirmed sender address")
-                                                     if identities else _l("Default: the site's sender address"))]
+        self.sender_identity.choices = [
+            SelectChoice(
+                "",
+                _l("Default: your first confirmed sender address")
+                if identities
+                else _l("Default: the site's sender address"),
+            )
+        ]
         self.sender_identity.choices += [SelectChoice(identity.id, str(identity)) for identity in identities]
         self.smtp_server.choices = [SelectChoice("", _("Default: %(name)s", name=server_service.default_server_name()))]
         self.smtp_server.choices += [SelectChoice(id_, name) for id_, name in server_service.server_choices()]
@@ -137,9 +164,11 @@ class MailingForm(FlaskForm):
 class DisableForm(FlaskForm):
     """A manager disabling a mailing; the reason is shown to its owner."""
 
-    reason = TextAreaField(_l("Reason (optional, shown to the owner)"),
-                           validators=[Length(max=mailing_service.REASON_MAX_LENGTH)],
-                           render_kw={"rows": 3, "maxlength": mailing_service.REASON_MAX_LENGTH})
+    reason = TextAreaField(
+        _l("Reason (optional, shown to the owner)"),
+        validators=[Length(max=mailing_service.REASON_MAX_LENGTH)],
+        render_kw={"rows": 3, "maxlength": mailing_service.REASON_MAX_LENGTH},
+    )
 
 
 class ConfirmForm(FlaskForm):

@@ -23,9 +23,15 @@ CLIENTS_PER_PAGE = 50
 def index():
     view_all = can_view_all()
     arguments = list_arguments(mailing_service.SORT_COLUMNS, mailing_service.DEFAULT_SORT, extra=("status",))
-    page = mailing_service.list_page(arguments.owner if view_all else current_user.id, search=arguments.q,
-                                     status=arguments.extra["status"], sort=arguments.sort, after=arguments.after,
-                                     before=arguments.before, per_page=PER_PAGE)
+    page = mailing_service.list_page(
+        arguments.owner if view_all else current_user.id,
+        search=arguments.q,
+        status=arguments.extra["status"],
+        sort=arguments.sort,
+        after=arguments.after,
+        before=arguments.before,
+        per_page=PER_PAGE,
+    )
     return render_template(
         "mailings/index.html",
         page=page,
@@ -74,8 +80,9 @@ def start_if_due(mailing: Mailing):
 def detail(mailing_id: int):
     mailing = get_owned_or_404(Mailing, mailing_id, VIEW)
     arguments = list_arguments({}, "", owner_filter=False)
-    clients = mailing_service.clients_page(mailing, search=arguments.q, after=arguments.after,
-                                           before=arguments.before, per_page=CLIENTS_PER_PAGE)
+    clients = mailing_service.clients_page(
+        mailing, search=arguments.q, after=arguments.after, before=arguments.before, per_page=CLIENTS_PER_PAGE
+    )
     return render_template(
         "mailings/detail.html",
         mailing=mailing,
@@ -149,13 +156,20 @@ def disable(mailing_id: int):
     if form.validate_on_submit():
         if mailing_service.disable_mailing(mailing, current_user, utcnow(), form.reason.data or ""):
             db.session.commit()
-            flash(_("Mailing “%(name)s” disabled: it will not be sent until a manager enables it, and a run "
-                  "in progress is paused.", name=mailing.name), "warning")
+            flash(
+                _(
+                    "Mailing “%(name)s” disabled: it will not be sent until a manager enables it, and a run "
+                    "in progress is paused.",
+                    name=mailing.name,
+                ),
+                "warning",
+            )
         else:
             flash(_("This mailing was already disabled."), "info")
         return redirect(url_for("mailings.detail", mailing_id=mailing.id))
-    return render_template("mailings/disable.html", mailing=mailing, form=form,
-                           active_run=mailing_service.unfinished_run(mailing)), 400 if form.errors else 200
+    return render_template(
+        "mailings/disable.html", mailing=mailing, form=form, active_run=mailing_service.unfinished_run(mailing)
+    ), 400 if form.errors else 200
 
 
 @bp.route("/<int:mailing_id>/enable", methods=["POST"])

@@ -16,17 +16,28 @@ def check(problem: str | None) -> None:
 
 
 class MessageForm(FlaskForm):
-    subject = StringField(_l("Subject"), filters=[strip], validators=[DataRequired(_l("Enter a subject."))],
-                          description=PLACEHOLDER_HELP,
-                          render_kw={"maxlength": message_service.SUBJECT_MAX_LENGTH})
-    body_text = TextAreaField(_l("Plain-text body"), validators=[DataRequired(_l("Enter the text of the message."))],
-                              description=_l("Every client receives this text; mail programs that show HTML show "
-                                          "the HTML body below instead, if there is one."),
-                              render_kw={"rows": 12})
-    body_html = TextAreaField(_l("HTML body (optional)"), validators=[Optional()],
-                              description=_l("Scripts, event handlers and javascript: links are removed when "
-                                             "you save."),
-                              render_kw={"rows": 12, "spellcheck": "false"})
+    subject = StringField(
+        _l("Subject"),
+        filters=[strip],
+        validators=[DataRequired(_l("Enter a subject."))],
+        description=PLACEHOLDER_HELP,
+        render_kw={"maxlength": message_service.SUBJECT_MAX_LENGTH},
+    )
+    body_text = TextAreaField(
+        _l("Plain-text body"),
+        validators=[DataRequired(_l("Enter the text of the message."))],
+        description=_l(
+            "Every client receives this text; mail programs that show HTML show "
+            "the HTML body below instead, if there is one."
+        ),
+        render_kw={"rows": 12},
+    )
+    body_html = TextAreaField(
+        _l("HTML body (optional)"),
+        validators=[Optional()],
+        description=_l("Scripts, event handlers and javascript: links are removed when you save."),
+        render_kw={"rows": 12, "spellcheck": "false"},
+    )
     submit = SubmitField(_l("Save message"))
 
     # Inline validators run after the field's own, so a missing field is reported once and the
@@ -51,6 +62,9 @@ class DeleteForm(FlaskForm):
 class TestSendForm(FlaskForm):
     """A test of the message to any address; empty means the sender's own."""
 
-    to = EmailField(_l("Send a test to"), validators=[Optional(), Length(max=254)],
-                    render_kw={"placeholder": _l("your own address"), "maxlength": 254})
+    to = EmailField(
+        _l("Send a test to"),
+        validators=[Optional(), Length(max=254)],
+        render_kw={"placeholder": _l("your own address"), "maxlength": 254},
+    )
     submit = SubmitField(_l("Send a test"))

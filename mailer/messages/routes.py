@@ -21,11 +21,24 @@ PER_PAGE = 25
 def index():
     arguments = list_arguments(message_service.SORT_COLUMNS, message_service.DEFAULT_SORT)
     view_all = can_view_all()
-    page = message_service.list_page(current_user, search=arguments.q, sort=arguments.sort, owner_id=arguments.owner,
-                                     view_all=view_all, after=arguments.after, before=arguments.before,
-                                     per_page=PER_PAGE)
-    return render_template("messages/index.html", page=page, arguments=arguments, view_all=view_all,
-                           owners=all_owners() if view_all else [], can_edit=can_edit)
+    page = message_service.list_page(
+        current_user,
+        search=arguments.q,
+        sort=arguments.sort,
+        owner_id=arguments.owner,
+        view_all=view_all,
+        after=arguments.after,
+        before=arguments.before,
+        per_page=PER_PAGE,
+    )
+    return render_template(
+        "messages/index.html",
+        page=page,
+        arguments=arguments,
+        view_all=view_all,
+        owners=all_owners() if view_all else [],
+        can_edit=can_edit,
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -33,8 +46,9 @@ def create():
     form = MessageForm()
     if form.validate_on_submit():
         try:
-            message = message_service.create_message(current_user, form.subject.data, form.body_text.data,
-                                                     form.body_html.data)
+            message = message_service.create_message(
+                current_user, form.subject.data, form.body_text.data, form.body_html.data
+            )
         except MessageError as error:
             add_field_error(form, error, "subject")
         else:
@@ -47,10 +61,13 @@ def create():
 def render_form(form: MessageForm, message: Message | None):
     """The message form, with its live preview for the clients of the message's owner."""
     owner_id = message.owner_id if message else current_user.id
-    return render_template("messages/form.html", form=form, message=message,
-                           preview_clients=message_service.preview_client_choices(owner_id),
-                           preview_url=url_for("messages.preview", owner=owner_id if message else None)), \
-        400 if form.errors else 200
+    return render_template(
+        "messages/form.html",
+        form=form,
+        message=message,
+        preview_clients=message_service.preview_client_choices(owner_id),
+        preview_url=url_for("messages.preview", owner=owner_id if message else None),
+    ), 400 if form.errors else 200
 
 
 @bp.route("/preview", methods=["POST"])
@@ -63,20 +80,31 @@ def preview():
     owner_id = request.args.get("owner", type=int) or current_user.id
     if owner_id != current_user.id and not is_admin():
         abort(404)
-    result = message_service.preview(owner_id, request.form.get("subject", ""), request.form.get("body_text", ""),
-                                     request.form.get("body_html") or None,
-                                     request.form.get("preview_client", type=int))
+    result = message_service.preview(
+        owner_id,
+        request.form.get("subject", ""),
+        request.form.get("body_text", ""),
+        request.form.get("body_html") or None,
+        request.form.get("preview_client", type=int),
+    )
     return render_template("messages/_preview.html", preview=result)
 
 
 @bp.route("/<int:message_id>")
 def detail(message_id: int):
     message = get_owned_or_404(Message, message_id, VIEW)
-    preview = message_service.preview(message.owner_id, message.subject, message.body_text, message.body_html,
-                                      request.args.get("client", type=int))
-    return render_template("messages/detail.html", message=message, can_edit=can_edit(message),
-                           mailings=message_service.mailings_using(message), test_form=TestSendForm(),
-                           preview=preview, preview_clients=message_service.preview_client_choices(message.owner_id))
+    preview = message_service.preview(
+        message.owner_id, message.subject, message.body_text, message.body_html, request.args.get("client", type=int)
+    )
+    return render_template(
+        "messages/detail.html",
+        message=message,
+        can_edit=can_edit(message),
+        mailings=message_service.mailings_using(message),
+        test_form=TestSendForm(),
+        preview=preview,
+        preview_clients=message_service.preview_client_choices(message.owner_id),
+    )
 
 
 @bp.route("/<int:message_id>/preview")
@@ -84,8 +112,9 @@ def preview_html(message_id: int):
     """The HTML a client receives (`?client=`, else a sample one), as a document of its own for
     the sandboxed frame of the message's page: it gets its own restrictive CSP."""
     message = get_owned_or_404(Message, message_id, VIEW)
-    result = message_service.preview(message.owner_id, message.subject, message.body_text, message.body_html,
-                                     request.args.get("client", type=int))
+    result = message_service.preview(
+        message.owner_id, message.subject, message.body_text, message.body_html, request.args.get("client", type=int)
+    )
     return mail_preview_response(result.html if not result.problem else "")
 
 
@@ -120,8 +149,9 @@ def delete(message_id: int):
             db.session.commit()
             flash(_("Message deleted."), "success")
             return redirect(url_for("messages.index"))
-    return render_template("messages/delete.html", message=message, form=form, mailings=mailings), \
-        409 if mailings and request.method == "POST" else 200
+    return render_template(
+        "messages/delete.html", message=message, form=form, mailings=mailings
+    ), 409 if mailings and request.method == "POST" else 200
 
 
 @bp.route("/<int:message_id>/test", methods=["POST"])
@@ -134,7 +164,14 @@ def test_send(message_id: int):
         except MessageError as error:
             flash(str(error), "danger")
         else:
-            flash(_("A test rendered for %(name)s <%(email)s> is on its way to %(recipient)s. "
-                  "Its unsubscribe link is a sample and unsubscribes nobody.", name=test.sample_name,
-                    email=test.sample_email, recipient=test.recipient), "success")
+            flash(
+                _(
+                    "A test rendered for %(name)s <%(email)s> is on its way to %(recipient)s. "
+                    "Its unsubscribe link is a sample and unsubscribes nobody.",
+                    name=test.sample_name,
+                    email=test.sample_email,
+                    recipient=test.recipient,
+                ),
+                "success",
+            )
     return redirect(url_for("messages.detail", message_id=message.id))

@@ -1,4 +1,5 @@
 """All models, importable from one place (Alembic and Flask-Admin need them registered)."""
+
 from mailer.models.base import UTCDateTime, utcnow
 from mailer.models.client import Client
 from mailer.models.mailing import (

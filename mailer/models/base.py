@@ -1,4 +1,5 @@
 """Shared column types and helpers for the models."""
+
 from datetime import UTC, datetime
 from enum import StrEnum
 

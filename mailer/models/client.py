@@ -19,10 +19,15 @@ class Client(db.Model):
         Index("ix_clients_owner_name", "owner_id", "full_name", "id"),
         Index("ix_clients_owner_created", "owner_id", "created_at", "id"),
         # Substring search (ILIKE '%...%') of addresses and names on PostgreSQL (pg_trgm).
-        Index("ix_clients_email_trgm", "email", postgresql_using="gin",
-              postgresql_ops={"email": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
-        Index("ix_clients_full_name_trgm", "full_name", postgresql_using="gin",
-              postgresql_ops={"full_name": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+        Index(
+            "ix_clients_email_trgm", "email", postgresql_using="gin", postgresql_ops={"email": "gin_trgm_ops"}
+        ).ddl_if(dialect="postgresql"),
+        Index(
+            "ix_clients_full_name_trgm",
+            "full_name",
+            postgresql_using="gin",
+            postgresql_ops={"full_name": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

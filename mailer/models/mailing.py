@@ -100,7 +100,8 @@ class Mailing(db.Model):
     disabled_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Both optional: None means the owner's first confirmed identity and the default server.
     sender_identity_id: Mapped[int | None] = mapped_column(
-        ForeignKey("sender_identities.id", ondelete="SET NULL"), index=True)
+        ForeignKey("sender_identities.id", ondelete="SET NULL"), index=True
+    )
     smtp_server_id: Mapped[int | None] = mapped_column(ForeignKey("smtp_servers.id", ondelete="SET NULL"), index=True)
     # How many clients the mailing has (rows of mailing_clients), kept by every change of the
     # list, so that pages show it without counting a list of hundreds of thousands.
@@ -135,13 +136,18 @@ class Mailing(db.Model):
 def count_changed_client_lists(session, flush_context) -> None:
     """Keep `client_count` when a mailing's `clients` collection was changed through the ORM
     (the admin panel, the tests); the mailings service writes the link table itself."""
-    changed = [mailing for mailing in (*session.new, *session.dirty)
-               if isinstance(mailing, Mailing) and attributes.get_history(mailing, "clients").has_changes()]
+    changed = [
+        mailing
+        for mailing in (*session.new, *session.dirty)
+        if isinstance(mailing, Mailing) and attributes.get_history(mailing, "clients").has_changes()
+    ]
     for mailing in changed:
-        count = session.execute(select(func.count()).select_from(mailing_clients)
-                                .where(mailing_clients.c.mailing_id == mailing.id)).scalar_one()
-        session.execute(Mailing.__table__.update().where(Mailing.__table__.c.id == mailing.id)
-                        .values(client_count=count))
+        count = session.execute(
+            select(func.count()).select_from(mailing_clients).where(mailing_clients.c.mailing_id == mailing.id)
+        ).scalar_one()
+        session.execute(
+            Mailing.__table__.update().where(Mailing.__table__.c.id == mailing.id).values(client_count=count)
+        )
         attributes.set_committed_value(mailing, "client_count", count)
 
 

@@ -1,4 +1,5 @@
 """Where mailings leave from: SMTP servers (managed by admins) and owners' sender identities."""
+
 from datetime import datetime
 from enum import StrEnum
 
@@ -23,8 +24,13 @@ class SmtpServer(db.Model):
     __tablename__ = "smtp_servers"
     # At most one default server: a partial unique index over the rows marked default.
     __table_args__ = (
-        Index("uq_smtp_servers_one_default", "is_default", unique=True,
-              sqlite_where=text("is_default"), postgresql_where=text("is_default")),
+        Index(
+            "uq_smtp_servers_one_default",
+            "is_default",
+            unique=True,
+            sqlite_where=text("is_default"),
+            postgresql_where=text("is_default"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

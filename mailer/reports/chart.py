@@ -2,6 +2,7 @@
 
 Drawn on the server so the page needs no JavaScript library and nothing from a CDN.
 """
+
 import math
 from dataclasses import dataclass
 
@@ -77,36 +78,69 @@ def daily_chart(days: list[DayFigures]) -> DailyChart:
             if value:
                 y = y_of(value)
                 if kind == "success":
-                    title = ngettext("%(day)s: %(count)s succeeded", "%(day)s: %(count)s succeeded", value,
-                                     day=label, count=format_number(value))
+                    title = ngettext(
+                        "%(day)s: %(count)s succeeded",
+                        "%(day)s: %(count)s succeeded",
+                        value,
+                        day=label,
+                        count=format_number(value),
+                    )
                 else:
-                    title = ngettext("%(day)s: %(count)s failed", "%(day)s: %(count)s failed", value,
-                                     day=label, count=format_number(value))
-                bars.append(Bar(
-                    x=round(start + offset * bar_width, 2), y=round(y, 2), width=round(bar_width, 2),
-                    height=round(bottom - y, 2), kind=kind, title=title,
-                ))
+                    title = ngettext(
+                        "%(day)s: %(count)s failed",
+                        "%(day)s: %(count)s failed",
+                        value,
+                        day=label,
+                        count=format_number(value),
+                    )
+                bars.append(
+                    Bar(
+                        x=round(start + offset * bar_width, 2),
+                        y=round(y, 2),
+                        width=round(bar_width, 2),
+                        height=round(bottom - y, 2),
+                        kind=kind,
+                        title=title,
+                    )
+                )
 
     y_ticks = [Tick(round(y_of(value), 2), format_number(value)) for value in range(0, top_value + 1, step)]
     every = max(math.ceil(len(days) / MAX_X_LABELS), 1)
     x_ticks = [
         Tick(round(LEFT + index * slot + slot / 2, 2), localtime(day.day, "short day"))
-        for index, day in enumerate(days) if index % every == 0
+        for index, day in enumerate(days)
+        if index % every == 0
     ]
     total_successes = sum(day.successes for day in days)
     total_failures = sum(day.failures for day in days)
     if days:
-        description = " ".join([
-            gettext("Successes and failures per day from %(first)s to %(last)s:",
-                    first=localtime(days[0].day, "date"), last=localtime(days[-1].day, "date")),
-            ngettext("%(count)s success,", "%(count)s successes,", total_successes,
-                     count=format_number(total_successes)),
-            ngettext("%(count)s failure.", "%(count)s failures.", total_failures,
-                     count=format_number(total_failures)),
-        ])
+        description = " ".join(
+            [
+                gettext(
+                    "Successes and failures per day from %(first)s to %(last)s:",
+                    first=localtime(days[0].day, "date"),
+                    last=localtime(days[-1].day, "date"),
+                ),
+                ngettext(
+                    "%(count)s success,", "%(count)s successes,", total_successes, count=format_number(total_successes)
+                ),
+                ngettext(
+                    "%(count)s failure.", "%(count)s failures.", total_failures, count=format_number(total_failures)
+                ),
+            ]
+        )
     else:
         description = gettext("No days to show.")
     return DailyChart(
-        width=WIDTH, height=HEIGHT, left=LEFT, right=WIDTH - RIGHT, top=TOP, bottom=bottom,
-        bars=bars, y_ticks=y_ticks, x_ticks=x_ticks, empty=largest == 0, description=description,
+        width=WIDTH,
+        height=HEIGHT,
+        left=LEFT,
+        right=WIDTH - RIGHT,
+        top=TOP,
+        bottom=bottom,
+        bars=bars,
+        y_ticks=y_ticks,
+        x_ticks=x_ticks,
+        empty=largest == 0,
+        description=description,
     )

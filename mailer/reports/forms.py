@@ -1,5 +1,6 @@
 """Filter forms of the reports. They are GET forms: they change nothing, so they carry no CSRF
 token, and their values stay in the address to be bookmarked, paginated and exported."""
+
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
@@ -42,8 +43,7 @@ EARLIEST, LATEST = date(1970, 1, 1), date(2999, 12, 31)
 def within_calendar(form, field):
     """Dates far outside any mailing's life would overflow the time-zone arithmetic."""
     if field.data and not EARLIEST <= field.data <= LATEST:
-        raise ValidationError(_("Choose a date between %(first)s and %(last)s.", first=EARLIEST.year,
-                                last=LATEST.year))
+        raise ValidationError(_("Choose a date between %(first)s and %(last)s.", first=EARLIEST.year, last=LATEST.year))
 
 
 class DateRangeMixin:

@@ -68,7 +68,11 @@ def index():
     arguments = list_arguments({}, "", owner_filter=False, extra=("owner",))
     page = reports.mailings_page(owner_id, after=arguments.after, before=arguments.before, per_page=MAILINGS_PER_PAGE)
     return render_template(
-        "reports/index.html", form=form, rows=reports.mailing_rows(page.items), page=page, arguments=arguments,
+        "reports/index.html",
+        form=form,
+        rows=reports.mailing_rows(page.items),
+        page=page,
+        arguments=arguments,
         show_owner=can_view_all(),
     ), 200 if valid else 400
 
@@ -111,14 +115,16 @@ def run(mailing_id: int, run_id: int):
         form = DeliveryFilterForm(request.args)
         valid = form.validate()
         status = DeliveryStatus(form.status.data) if valid and form.status.data else None
-        page = reports.deliveries_page(run, status, after=arguments.after, before=arguments.before,
-                                       per_page=ROWS_PER_PAGE)
+        page = reports.deliveries_page(
+            run, status, after=arguments.after, before=arguments.before, per_page=ROWS_PER_PAGE
+        )
     else:
         form = AttemptFilterForm(request.args)
         valid = form.validate()
         attempt_filter = attempt_filter_from(form) if valid else reports.AttemptFilter()
-        page = reports.attempts_page(attempt_filter, run_id=run.id, after=arguments.after, before=arguments.before,
-                                     per_page=ROWS_PER_PAGE)
+        page = reports.attempts_page(
+            attempt_filter, run_id=run.id, after=arguments.after, before=arguments.before, per_page=ROWS_PER_PAGE
+        )
     return render_template(
         "reports/run.html",
         mailing=mailing,
@@ -127,8 +133,8 @@ def run(mailing_id: int, run_id: int):
         duration=reports.run_duration(run),
         view=view,
         form=form,
-        filtered=valid and any(value for name, value in request.args.items()
-                               if name not in ("view", "after", "before")),
+        filtered=valid
+        and any(value for name, value in request.args.items() if name not in ("view", "after", "before")),
         page=page,
         arguments=arguments,
     ), 200 if valid else 400
@@ -139,7 +145,10 @@ def csv_response(mailing: Mailing, run_id: int | None):
     if not form.validate():
         abort(400)
     rows = reports.attempts_csv(
-        attempt_filter_from(form), user_zone(current_user), mailing_id=mailing.id, run_id=run_id,
+        attempt_filter_from(form),
+        user_zone(current_user),
+        mailing_id=mailing.id,
+        run_id=run_id,
     )
     name = secure_filename(mailing.name)[:60] or "mailing"
     filename = f"{name}-{mailing.id}" + (f"-run-{run_id}" if run_id else "") + "-attempts.csv"
@@ -178,6 +187,11 @@ def statistics():
     else:
         scope = _("Mailings of %(owner)s", owner=next(c.label for c in form.owner.choices if c.value == str(owner_id)))
     return render_template(
-        "reports/statistics.html", form=form, stats=stats, chart=daily_chart(stats.per_day),
-        show_owner=can_view_all(), scope=scope, zone_name=getattr(zone, "key", "UTC"),
+        "reports/statistics.html",
+        form=form,
+        stats=stats,
+        chart=daily_chart(stats.per_day),
+        show_owner=can_view_all(),
+        scope=scope,
+        zone_name=getattr(zone, "key", "UTC"),
     ), 200 if valid else 400

@@ -1,5 +1,6 @@
 """Runs: "Send now", the live run page, pausing, resuming, cancelling, retrying failures and
 sending to the clients a cancelled run did not reach."""
+
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -40,10 +41,16 @@ def send_now(mailing_id: int):
         run = runs.start_manual_run(mailing, current_user, last_run_seen=form.last_run.data)
     except runs.SendingRefused as refused:
         return refused_back_to(refused, url_for("mailings.detail", mailing_id=mailing_id))
-    queue_run(run, nobody=_("Run %(id)s had nobody to send to: every client is unsubscribed or the mailing has "
-                            "none.", id=run.id),
-              sending=ngettext("Sending “%(name)s” to %(num)s client.", "Sending “%(name)s” to %(num)s clients.",
-                               run.total_count - run.skipped_count, name=mailing.name))
+    queue_run(
+        run,
+        nobody=_("Run %(id)s had nobody to send to: every client is unsubscribed or the mailing has none.", id=run.id),
+        sending=ngettext(
+            "Sending “%(name)s” to %(num)s client.",
+            "Sending “%(name)s” to %(num)s clients.",
+            run.total_count - run.skipped_count,
+            name=mailing.name,
+        ),
+    )
     return run_page(run)
 
 
@@ -81,18 +88,32 @@ def detail(run_id: int):
     arguments = list_arguments({}, "", extra=("status",), owner_filter=False)
     status = arguments.extra["status"] if arguments.extra["status"] in set(DeliveryStatus) else ""
     arguments.extra["status"] = status
-    deliveries = reports.deliveries_page(run, DeliveryStatus(status) if status else None, after=arguments.after,
-                                         before=arguments.before, per_page=DELIVERIES_PER_PAGE, count=False)
+    deliveries = reports.deliveries_page(
+        run,
+        DeliveryStatus(status) if status else None,
+        after=arguments.after,
+        before=arguments.before,
+        per_page=DELIVERIES_PER_PAGE,
+        count=False,
+    )
     progress = runs.progress(run)
     return render_template(
-        "runs/detail.html", run=run, mailing=mailing, progress=progress, deliveries=deliveries,
-        arguments=arguments, status=status, statuses=[choice.value for choice in DeliveryStatus],
-        can_change=can_edit(mailing), form=RunActionForm(),
+        "runs/detail.html",
+        run=run,
+        mailing=mailing,
+        progress=progress,
+        deliveries=deliveries,
+        arguments=arguments,
+        status=status,
+        statuses=[choice.value for choice in DeliveryStatus],
+        can_change=can_edit(mailing),
+        form=RunActionForm(),
         unreached=progress["pending"] if run.status == RunStatus.CANCELLED else 0,
         rest_run=run_control.rest_run_of(run) if run.status == RunStatus.CANCELLED else None,
         # Only a run with tries of unknown outcome can have failures among them.
         failed_with_unknown=runs.failed_with_unknown_outcome(run)
-        if run.failed_count and run.unknown_count and not run.is_active else 0,
+        if run.failed_count and run.unknown_count and not run.is_active
+        else 0,
     )
 
 
@@ -113,8 +134,14 @@ def checked_run(run_id: int) -> MailingRun:
 def cancel(run_id: int):
     run = checked_run(run_id)
     if runs.cancel_run(run):
-        flash(_("Run %(id)s cancelled. Messages already handed to the SMTP server are not recalled; "
-              "“Send to the rest” reaches the clients it did not.", id=run.id), "warning")
+        flash(
+            _(
+                "Run %(id)s cancelled. Messages already handed to the SMTP server are not recalled; "
+                "“Send to the rest” reaches the clients it did not.",
+                id=run.id,
+            ),
+            "warning",
+        )
     else:
         flash(_("Run %(id)s was already over.", id=run.id), "info")
     return run_page(run)
@@ -124,8 +151,14 @@ def cancel(run_id: int):
 def pause(run_id: int):
     run = checked_run(run_id)
     if run_control.pause_run(run):
-        flash(_("Run %(id)s paused. Messages already handed to the SMTP server finish; the rest waits "
-              "until you resume it.", id=run.id), "warning")
+        flash(
+            _(
+                "Run %(id)s paused. Messages already handed to the SMTP server finish; the rest waits "
+                "until you resume it.",
+                id=run.id,
+            ),
+            "warning",
+        )
     else:
         flash(_("Run %(id)s is not being sent, so it cannot be paused.", id=run.id), "info")
     return run_page(run)
@@ -149,11 +182,16 @@ def send_rest(run_id: int):
         rest = run_control.start_rest_run(run, current_user)
     except runs.SendingRefused as refused:
         return refused_back_to(refused, url_for("runs.detail", run_id=run.id))
-    queue_run(rest, nobody=_("Run %(id)s had nobody to send to: the clients not reached have unsubscribed.",
-                             id=rest.id),
-              sending=ngettext("Sending to the %(num)s client run %(id)s did not reach.",
-                               "Sending to the %(num)s clients run %(id)s did not reach.",
-                               rest.total_count - rest.skipped_count, id=run.id))
+    queue_run(
+        rest,
+        nobody=_("Run %(id)s had nobody to send to: the clients not reached have unsubscribed.", id=rest.id),
+        sending=ngettext(
+            "Sending to the %(num)s client run %(id)s did not reach.",
+            "Sending to the %(num)s clients run %(id)s did not reach.",
+            rest.total_count - rest.skipped_count,
+            id=run.id,
+        ),
+    )
     return run_page(rest)
 
 
@@ -165,11 +203,21 @@ def retry(run_id: int):
         new_run = runs.start_retry_run(run, current_user)
     except runs.SendingRefused as refused:
         return refused_back_to(refused, url_for("runs.detail", run_id=run.id))
-    queued = queue_run(new_run, nobody=_("Run %(id)s had nobody to send to: the failed clients have unsubscribed.",
-                                         id=new_run.id),
-                       sending=ngettext("Retrying %(num)s failed delivery.", "Retrying %(num)s failed deliveries.",
-                                        new_run.total_count - new_run.skipped_count))
+    queued = queue_run(
+        new_run,
+        nobody=_("Run %(id)s had nobody to send to: the failed clients have unsubscribed.", id=new_run.id),
+        sending=ngettext(
+            "Retrying %(num)s failed delivery.",
+            "Retrying %(num)s failed deliveries.",
+            new_run.total_count - new_run.skipped_count,
+        ),
+    )
     if queued and maybe_delivered:
-        flash(_("%(delivered)s of them had a try with an unknown outcome and may have received the message "
-                "already.", delivered=maybe_delivered), "warning")
+        flash(
+            _(
+                "%(delivered)s of them had a try with an unknown outcome and may have received the message already.",
+                delivered=maybe_delivered,
+            ),
+            "warning",
+        )
     return run_page(new_run)

@@ -16,14 +16,28 @@ def checked_address(form, field) -> None:
 
 
 class IdentityForm(FlaskForm):
-    name = StringField(_l("Name"), filters=[strip], validators=[Optional(), Length(max=sender_service.NAME_MAX_LENGTH)],
-                       description=_l("Shown to recipients before the address, e.g. “Alice from Example Shop”."))
-    email = EmailField(_l("E-mail address"), filters=[strip], validators=[
-        DataRequired(_l("Enter an e-mail address.")), Length(max=sender_service.EMAIL_MAX_LENGTH), checked_address],
-        description=_l("We send a confirmation link to it; it can be used once you have followed that link."))
-    reply_to = EmailField(_l("Reply-To (optional)"), filters=[strip], validators=[
-        Optional(), Length(max=sender_service.EMAIL_MAX_LENGTH), checked_address],
-        description=_l("Where replies go, if not to the address above."))
+    name = StringField(
+        _l("Name"),
+        filters=[strip],
+        validators=[Optional(), Length(max=sender_service.NAME_MAX_LENGTH)],
+        description=_l("Shown to recipients before the address, e.g. “Alice from Example Shop”."),
+    )
+    email = EmailField(
+        _l("E-mail address"),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Enter an e-mail address.")),
+            Length(max=sender_service.EMAIL_MAX_LENGTH),
+            checked_address,
+        ],
+        description=_l("We send a confirmation link to it; it can be used once you have followed that link."),
+    )
+    reply_to = EmailField(
+        _l("Reply-To (optional)"),
+        filters=[strip],
+        validators=[Optional(), Length(max=sender_service.EMAIL_MAX_LENGTH), checked_address],
+        description=_l("Where replies go, if not to the address above."),
+    )
     submit = SubmitField(_l("Save sender address"))
 
 

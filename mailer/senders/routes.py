@@ -12,8 +12,7 @@ from mailer.senders.forms import ActionForm, EditIdentityForm, IdentityForm
 from mailer.services import senders as sender_service
 from mailer.services.senders import IdentityError
 
-EMAIL_NOT_SENT = _l("We could not send the confirmation e-mail right now: use “Send the link again” in a few "
-                    "minutes.")
+EMAIL_NOT_SENT = _l("We could not send the confirmation e-mail right now: use “Send the link again” in a few minutes.")
 
 
 def confirmations_key() -> str:
@@ -22,14 +21,19 @@ def confirmations_key() -> str:
 
 # Every confirmation e-mail goes to an address its sender typed: a limit per user keeps the
 # site from being used to flood someone's mailbox.
-limit_confirmations = limiter.shared_limit(lambda: current_app.config["SENDER_CONFIRM_LIMIT"],
-                                           scope="sender-confirmations", methods=["POST"], key_func=confirmations_key)
+limit_confirmations = limiter.shared_limit(
+    lambda: current_app.config["SENDER_CONFIRM_LIMIT"],
+    scope="sender-confirmations",
+    methods=["POST"],
+    key_func=confirmations_key,
+)
 
 
 @bp.route("/")
 def index():
-    return render_template("senders/index.html", identities=sender_service.identities_of(current_user.id),
-                           action_form=ActionForm())
+    return render_template(
+        "senders/index.html", identities=sender_service.identities_of(current_user.id), action_form=ActionForm()
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -45,8 +49,14 @@ def create():
         else:
             db.session.commit()
             if sender_service.send_confirmation(identity):
-                flash(_("We sent a confirmation link to %(email)s. Follow it, logged in as you are now, "
-                      "to use this address.", email=identity.email), "success")
+                flash(
+                    _(
+                        "We sent a confirmation link to %(email)s. Follow it, logged in as you are now, "
+                        "to use this address.",
+                        email=identity.email,
+                    ),
+                    "success",
+                )
             else:
                 flash(str(EMAIL_NOT_SENT), "warning")
             return redirect(url_for("senders.index"))
@@ -94,8 +104,9 @@ def delete(identity_id: int):
         db.session.commit()
         flash(_("Sender address %(email)s deleted.", email=email), "success")
         return redirect(url_for("senders.index"))
-    return render_template("senders/delete.html", identity=identity, form=form,
-                           mailings=sender_service.mailings_using(identity))
+    return render_template(
+        "senders/delete.html", identity=identity, form=form, mailings=sender_service.mailings_using(identity)
+    )
 
 
 @bp.route("/confirm/<token>")

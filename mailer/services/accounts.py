@@ -1,4 +1,5 @@
 """Accounts: registration, confirmation, passwords, profile, roles. No request objects here."""
+
 import io
 import secrets
 import warnings
@@ -45,8 +46,16 @@ def external_url(endpoint: str, **values) -> str:
 
 # Registration and confirmation ---------------------------------------------------------------
 
-def register(email: str, password: str, full_name: str = "", phone: str = "", country: str = "",
-             timezone: str = "UTC", locale: str | None = None) -> User | None:
+
+def register(
+    email: str,
+    password: str,
+    full_name: str = "",
+    phone: str = "",
+    country: str = "",
+    timezone: str = "UTC",
+    locale: str | None = None,
+) -> User | None:
     """Create an unconfirmed account and e-mail its confirmation link.
 
     For an address that already has an account nothing is created and the owner of the
@@ -56,12 +65,24 @@ def register(email: str, password: str, full_name: str = "", phone: str = "", co
     if existing is not None:
         # The password is hashed all the same: both answers take as long.
         hash_password(password)
-        queue_email(existing.email, _l("Someone tried to register with your address"), "already_registered",
-                    language=language_for(existing), user=existing, login_url=external_url("auth.login"),
-                    reset_url=external_url("auth.reset_request"))
+        queue_email(
+            existing.email,
+            _l("Someone tried to register with your address"),
+            "already_registered",
+            language=language_for(existing),
+            user=existing,
+            login_url=external_url("auth.login"),
+            reset_url=external_url("auth.reset_request"),
+        )
         return None
-    user = User(email=lowercase_email(email), full_name=full_name.strip(), phone=phone.strip(),
-                country=country, timezone=timezone, locale=locale)
+    user = User(
+        email=lowercase_email(email),
+        full_name=full_name.strip(),
+        phone=phone.strip(),
+        country=country,
+        timezone=timezone,
+        locale=locale,
+    )
     user.set_password(password)
     db.session.add(user)
     db.session.flush()
@@ -70,8 +91,14 @@ def register(email: str, password: str, full_name: str = "", phone: str = "", co
 
 def send_confirmation(user: User) -> bool:
     token = tokens.make_token(tokens.CONFIRM, {"uid": user.id, "email": user.email})
-    return queue_email(user.email, _l("Confirm your e-mail address"), "confirm",
-                       language=language_for(user), user=user, confirm_url=external_url("auth.confirm", token=token))
+    return queue_email(
+        user.email,
+        _l("Confirm your e-mail address"),
+        "confirm",
+        language=language_for(user),
+        user=user,
+        confirm_url=external_url("auth.confirm", token=token),
+    )
 
 
 def confirm(token: str) -> User:
@@ -123,6 +150,7 @@ def _unmatched_hash(method: str) -> str:
 
 # Password reset ------------------------------------------------------------------------------
 
+
 def _password_fingerprint(user: User) -> str:
     # Part of the current hash: once the password changes, every older reset link is void.
     return user.password_hash[-16:]
@@ -133,8 +161,14 @@ def send_password_reset(email: str) -> None:
     if user is None or not user.is_active:
         return
     token = tokens.make_token(tokens.RESET, {"uid": user.id, "pw": _password_fingerprint(user)})
-    queue_email(user.email, _l("Reset your password"), "reset_password",
-                language=language_for(user), user=user, reset_url=external_url("auth.reset_password", token=token))
+    queue_email(
+        user.email,
+        _l("Reset your password"),
+        "reset_password",
+        language=language_for(user),
+        user=user,
+        reset_url=external_url("auth.reset_password", token=token),
+    )
 
 
 def user_for_reset_token(token: str) -> User:
@@ -167,8 +201,8 @@ def end_sessions(user: User) -> None:
 
 # Profile -------------------------------------------------------------------------------------
 
-def update_profile(user: User, full_name: str | None, phone: str | None, country: str | None,
-                   timezone: str) -> None:
+
+def update_profile(user: User, full_name: str | None, phone: str | None, country: str | None, timezone: str) -> None:
     """Save what a person says about themselves (the caller commits)."""
     user.full_name = (full_name or "").strip()
     user.phone = (phone or "").strip()
@@ -186,9 +220,15 @@ def request_email_change(user: User, new_email: str) -> None:
     if new_email == user.email:
         raise AccountError(_("This is already your e-mail address."))
     token = tokens.make_token(tokens.CHANGE_EMAIL, {"uid": user.id, "old": user.email, "new": new_email})
-    queue_email(new_email, _l("Confirm your new e-mail address"), "change_email",
-                language=language_for(user), user=user, new_email=new_email,
-                confirm_url=external_url("auth.confirm_email_change", token=token))
+    queue_email(
+        new_email,
+        _l("Confirm your new e-mail address"),
+        "change_email",
+        language=language_for(user),
+        user=user,
+        new_email=new_email,
+        confirm_url=external_url("auth.confirm_email_change", token=token),
+    )
 
 
 def confirm_email_change(token: str) -> User:
@@ -202,8 +242,15 @@ def confirm_email_change(token: str) -> User:
     user.email = data["new"]
     user.email_confirmed_at = utcnow()
     # The old address hears of it: if someone else made the change, its owner can react.
-    queue_email(old_email, _l("Your Mailer e-mail address was changed"), "email_changed",
-                language=language_for(user), user=user, old_email=old_email, new_email=user.email)
+    queue_email(
+        old_email,
+        _l("Your Mailer e-mail address was changed"),
+        "email_changed",
+        language=language_for(user),
+        user=user,
+        old_email=old_email,
+        new_email=user.email,
+    )
     return user
 
 
@@ -230,9 +277,14 @@ def save_avatar(user: User, data: bytes) -> None:
             # takes gigabytes once decoded, so its size is checked before anything decodes it.
             width, height = probe.size
             if width * height > AVATAR_MAX_PIXELS:
-                raise AccountError(_("The image is too large: at most %(limit)s megapixels "
-                                     "(it has %(width)s × %(height)s pixels).",
-                                     limit=AVATAR_MAX_PIXELS // 1_000_000, width=width, height=height))
+                raise AccountError(
+                    _(
+                        "The image is too large: at most %(limit)s megapixels (it has %(width)s × %(height)s pixels).",
+                        limit=AVATAR_MAX_PIXELS // 1_000_000,
+                        width=width,
+                        height=height,
+                    )
+                )
             probe.verify()
         if image_format not in AVATAR_FORMATS:
             raise AccountError(_("Upload a PNG, JPEG, GIF or WebP image."))

@@ -6,6 +6,7 @@ cannot be converted: it needs the server's SMTPUTF8 extension (RFC 6531), and th
 carry it are then UTF-8 (RFC 6532). A server without SMTPUTF8 cannot take such an address at
 all; `smtputf8_refusal` says so in a sentence for the attempt log.
 """
+
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formataddr
@@ -46,8 +47,9 @@ def ascii_domain(domain: str) -> str:
     try:
         return idna.encode(domain, uts46=True).decode("ascii")
     except idna.IDNAError:
-        raise AddressError(_("The domain “%(domain)s” is not a valid international domain name.",
-                             domain=domain)) from None
+        raise AddressError(
+            _("The domain “%(domain)s” is not a valid international domain name.", domain=domain)
+        ) from None
 
 
 def envelope_address(address: str) -> EnvelopeAddress:
@@ -84,9 +86,11 @@ def header_address(name: str, address: str) -> str:
 
 def smtputf8_refusal(address: str, server_name: str = "The SMTP server") -> str:
     """Why a message to (or from) `address` cannot go through a server without SMTPUTF8."""
-    return (f"{server_name} does not accept international addresses (it does not offer SMTPUTF8), "
-            f"and {address} has characters other than Latin letters, digits and punctuation "
-            f"before the @: it cannot be sent through this server.")
+    return (
+        f"{server_name} does not accept international addresses (it does not offer SMTPUTF8), "
+        f"and {address} has characters other than Latin letters, digits and punctuation "
+        f"before the @: it cannot be sent through this server."
+    )
 
 
 def smtputf8_problem(server_offers_smtputf8: bool, *addresses: str, server_name: str = "The SMTP server") -> str | None:

@@ -5,6 +5,7 @@ On PostgreSQL the sending engine adds to these rows inside its one results state
 (`sending.RESULTS_ON_POSTGRESQL`); `add` does the same for SQLite and for records written by
 other means.
 """
+
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,8 @@ def slot_of(moment: datetime) -> datetime:
 def add(mailing_id: int, attempts: Iterable[tuple[datetime, AttemptStatus]], sent: Iterable[datetime]) -> None:
     """Count attempts (time, result) and deliveries accepted (time) of one mailing."""
     slots: dict[datetime, dict[str, int]] = defaultdict(
-        lambda: {"attempts": 0, "successes": 0, "failures": 0, "sent": 0})
+        lambda: {"attempts": 0, "successes": 0, "failures": 0, "sent": 0}
+    )
     for attempted_at, status in attempts:
         figures = slots[slot_of(attempted_at)]
         figures["attempts"] += 1
@@ -43,9 +45,12 @@ def add(mailing_id: int, attempts: Iterable[tuple[datetime, AttemptStatus]], sen
     statement = dialect.insert(AttemptStat)
     statement = statement.on_conflict_do_update(
         index_elements=[AttemptStat.mailing_id, AttemptStat.slot],
-        set_={name: getattr(AttemptStat, name) + getattr(statement.excluded, name)
-              for name in ("attempts", "successes", "failures", "sent")},
+        set_={
+            name: getattr(AttemptStat, name) + getattr(statement.excluded, name)
+            for name in ("attempts", "successes", "failures", "sent")
+        },
     )
     # In slot order, so that two workers adding to the same slots lock them in the same order.
-    db.session.execute(statement, [{"mailing_id": mailing_id, "slot": slot, **figures}
-                                   for slot, figures in sorted(slots.items())])
+    db.session.execute(
+        statement, [{"mailing_id": mailing_id, "slot": slot, **figures} for slot, figures in sorted(slots.items())]
+    )

@@ -4,6 +4,7 @@ A small file is imported inside the request. A larger one is saved under
 `instance/imports/` and imported by the worker (`mailer.jobs.client_import`), which commits
 batch by batch and reports its progress in a Redis hash that the status page reads.
 """
+
 import csv
 import io
 import logging
@@ -46,9 +47,17 @@ JOB_TIMEOUT_SECONDS = 3600
 
 # Accepted names of the header's columns, compared lower-cased with "_" read as a space.
 HEADER_NAMES = {
-    "email": "email", "e-mail": "email", "email address": "email", "e-mail address": "email",
-    "full name": "full_name", "fullname": "full_name", "name": "full_name",
-    "comment": "comment", "comments": "comment", "note": "comment", "notes": "comment",
+    "email": "email",
+    "e-mail": "email",
+    "email address": "email",
+    "e-mail address": "email",
+    "full name": "full_name",
+    "fullname": "full_name",
+    "name": "full_name",
+    "comment": "comment",
+    "comments": "comment",
+    "note": "comment",
+    "notes": "comment",
 }
 
 
@@ -88,6 +97,7 @@ class ImportReport:
 
 # Reading the file -----------------------------------------------------------------------------
 
+
 def decode(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
@@ -114,8 +124,9 @@ class CsvSource:
         except csv.Error as error:
             raise ImportFileError(_("The header row cannot be read: %(error)s.", error=error)) from None
         if header is None:
-            raise ImportFileError(_("The file is empty. Put a header row (email, full_name, comment) on its "
-                                    "first line."))
+            raise ImportFileError(
+                _("The file is empty. Put a header row (email, full_name, comment) on its first line.")
+            )
         columns: dict[str, int] = {}
         for index, name in enumerate(header):
             key = HEADER_NAMES.get(" ".join(name.lower().replace("_", " ").split()))
@@ -125,7 +136,8 @@ class CsvSource:
         if missing:
             found = ", ".join(cell.strip() for cell in header if cell.strip()) or _("nothing")
             raise ImportFileError(
-                _("The header row must name the columns email and full_name (or name); it has %(found)s.", found=found))
+                _("The header row must name the columns email and full_name (or name); it has %(found)s.", found=found)
+            )
         return columns
 
     def rows(self) -> Iterator[tuple[int, dict[str, str | None] | str]]:
@@ -161,8 +173,9 @@ def clean_row(values: dict[str, str | None]) -> tuple[str, str, str | None]:
         if not raw_email:
             raise
         # The address as the file has it, so that the person finds the row.
-        raise ClientError(_("the e-mail '%(email)s' is not valid: %(error)s", email=raw_email,
-                                    error=error), "email") from None
+        raise ClientError(
+            _("the e-mail '%(email)s' is not valid: %(error)s", email=raw_email, error=error), "email"
+        ) from None
     full_name = clean_full_name(values.get("full_name"))
     # None when the file has no comment column: an update then keeps the current comment.
     comment = values.get("comment")
@@ -171,8 +184,13 @@ def clean_row(values: dict[str, str | None]) -> tuple[str, str, str | None]:
 
 # Importing ------------------------------------------------------------------------------------
 
-def import_rows(owner_id: int, rows: Iterable[tuple[int, dict | str]], on_existing: str,
-                after_batch: Callable[[ImportReport, list[RowProblem]], None] | None = None) -> ImportReport:
+
+def import_rows(
+    owner_id: int,
+    rows: Iterable[tuple[int, dict | str]],
+    on_existing: str,
+    after_batch: Callable[[ImportReport, list[RowProblem]], None] | None = None,
+) -> ImportReport:
     """Import the rows for the owner: valid rows are created or, for an e-mail the owner
     already has, updated or skipped; every invalid row is reported with its line.
 
@@ -206,8 +224,15 @@ def import_rows(owner_id: int, rows: Iterable[tuple[int, dict | str]], on_existi
                 problem(line, str(error))
             else:
                 if email in first_line_of:
-                    problem(line, _("duplicate: the e-mail %(email)s is already on line %(line)s", email=email,
-                                    line=first_line_of[email]), duplicate=True)
+                    problem(
+                        line,
+                        _(
+                            "duplicate: the e-mail %(email)s is already on line %(line)s",
+                            email=email,
+                            line=first_line_of[email],
+                        ),
+                        duplicate=True,
+                    )
                 else:
                     first_line_of[email] = line
                     batch.append((email, full_name, comment))
@@ -218,8 +243,9 @@ def import_rows(owner_id: int, rows: Iterable[tuple[int, dict | str]], on_existi
     return report
 
 
-def _write_batch(owner_id: int, batch: list[tuple[str, str, str | None]], on_existing: str,
-                 report: ImportReport) -> None:
+def _write_batch(
+    owner_id: int, batch: list[tuple[str, str, str | None]], on_existing: str, report: ImportReport
+) -> None:
     if not batch:
         return
     # A client created at the same moment by someone else makes the savepoint fail; the second
@@ -231,15 +257,18 @@ def _write_batch(owner_id: int, batch: list[tuple[str, str, str | None]], on_exi
                 existing = {
                     client.email: client
                     for client in db.session.scalars(
-                        select(Client).where(Client.owner_id == owner_id,
-                                             Client.email.in_([email for email, _, _ in batch])))
+                        select(Client).where(
+                            Client.owner_id == owner_id, Client.email.in_([email for email, _, _ in batch])
+                        )
+                    )
                 }
                 new_rows = []
                 for email, full_name, comment in batch:
                     client = existing.get(email)
                     if client is None:
-                        new_rows.append({"owner_id": owner_id, "email": email, "full_name": full_name,
-                                         "comment": comment or ""})
+                        new_rows.append(
+                            {"owner_id": owner_id, "email": email, "full_name": full_name, "comment": comment or ""}
+                        )
                     elif on_existing == ON_EXISTING_UPDATE:
                         client.full_name = full_name
                         if comment is not None:
@@ -294,20 +323,37 @@ def start_background_import(owner_id: int, filename: str, source: CsvSource, row
     try:
         connection = rq.connection
         with connection.pipeline() as pipe:
-            pipe.hset(_key(import_id), mapping={
-                "owner_id": owner_id, "filename": filename[:200], "on_existing": on_existing, "state": QUEUED,
-                "total": rows, "rows": 0, "created": 0, "updated": 0, "skipped": 0, "invalid": 0,
-                "duplicates": 0, "started_at": utcnow().isoformat(),
-            })
+            pipe.hset(
+                _key(import_id),
+                mapping={
+                    "owner_id": owner_id,
+                    "filename": filename[:200],
+                    "on_existing": on_existing,
+                    "state": QUEUED,
+                    "total": rows,
+                    "rows": 0,
+                    "created": 0,
+                    "updated": 0,
+                    "skipped": 0,
+                    "invalid": 0,
+                    "duplicates": 0,
+                    "started_at": utcnow().isoformat(),
+                },
+            )
             pipe.expire(_key(import_id), STATUS_TTL_SECONDS)
             pipe.execute()
-        rq.queue.enqueue("mailer.jobs.client_import.run_client_import", import_id,
-                         job_timeout=JOB_TIMEOUT_SECONDS, description=f"client import {import_id}")
+        rq.queue.enqueue(
+            "mailer.jobs.client_import.run_client_import",
+            import_id,
+            job_timeout=JOB_TIMEOUT_SECONDS,
+            description=f"client import {import_id}",
+        )
     except RedisError:
         log.exception("could not enqueue the client import %s", import_id)
         path.unlink(missing_ok=True)
         raise ImportFileError(
-            _("The import queue cannot be reached right now. Please try again in a few minutes.")) from None
+            _("The import queue cannot be reached right now. Please try again in a few minutes.")
+        ) from None
     return import_id
 
 
@@ -351,19 +397,35 @@ def read_status(import_id: str) -> ImportStatus | None:
     for item in rq.connection.lrange(_problems_key(import_id), 0, MAX_LISTED_PROBLEMS - 1):
         line, _, reason = item.decode().partition(":")
         problems.append(RowProblem(int(line), reason))
-    numbers = {name: int(data.get(name, 0)) for name in ("owner_id", "total", "rows", "created", "updated",
-                                                          "skipped", "invalid", "duplicates")}
-    return ImportStatus(import_id=import_id, filename=data.get("filename", ""),
-                        on_existing=data.get("on_existing", ON_EXISTING_SKIP), state=data.get("state", QUEUED),
-                        error=data.get("error", ""), problems=problems, **numbers)
+    numbers = {
+        name: int(data.get(name, 0))
+        for name in ("owner_id", "total", "rows", "created", "updated", "skipped", "invalid", "duplicates")
+    }
+    return ImportStatus(
+        import_id=import_id,
+        filename=data.get("filename", ""),
+        on_existing=data.get("on_existing", ON_EXISTING_SKIP),
+        state=data.get("state", QUEUED),
+        error=data.get("error", ""),
+        problems=problems,
+        **numbers,
+    )
 
 
 def _save_progress(import_id: str, report: ImportReport, new_problems: list[RowProblem], state: str) -> None:
     with rq.connection.pipeline() as pipe:
-        pipe.hset(_key(import_id), mapping={
-            "state": state, "rows": report.rows, "created": report.created, "updated": report.updated,
-            "skipped": report.skipped, "invalid": report.invalid, "duplicates": report.duplicates,
-        })
+        pipe.hset(
+            _key(import_id),
+            mapping={
+                "state": state,
+                "rows": report.rows,
+                "created": report.created,
+                "updated": report.updated,
+                "skipped": report.skipped,
+                "invalid": report.invalid,
+                "duplicates": report.duplicates,
+            },
+        )
         listed = report.invalid + report.duplicates - len(new_problems)
         room = max(0, MAX_LISTED_PROBLEMS - listed)
         if new_problems[:room]:
@@ -379,12 +441,23 @@ def record_finished_import(owner_id: int, filename: str, on_existing: str, repor
     Raises RedisError when Redis is unreachable."""
     import_id = secrets.token_hex(12)
     with rq.connection.pipeline() as pipe:
-        pipe.hset(_key(import_id), mapping={
-            "owner_id": owner_id, "filename": filename[:200], "on_existing": on_existing, "state": DONE,
-            "total": report.rows, "rows": report.rows, "created": report.created, "updated": report.updated,
-            "skipped": report.skipped, "invalid": report.invalid, "duplicates": report.duplicates,
-            "started_at": utcnow().isoformat(),
-        })
+        pipe.hset(
+            _key(import_id),
+            mapping={
+                "owner_id": owner_id,
+                "filename": filename[:200],
+                "on_existing": on_existing,
+                "state": DONE,
+                "total": report.rows,
+                "rows": report.rows,
+                "created": report.created,
+                "updated": report.updated,
+                "skipped": report.skipped,
+                "invalid": report.invalid,
+                "duplicates": report.duplicates,
+                "started_at": utcnow().isoformat(),
+            },
+        )
         if report.problems:
             pipe.rpush(_problems_key(import_id), *[f"{p.line}:{p.reason}" for p in report.problems])
         pipe.expire(_key(import_id), STATUS_TTL_SECONDS)
@@ -427,8 +500,9 @@ def _import_in_background(import_id: str, status: "ImportStatus", path) -> Impor
         return None
     except Exception:
         db.session.rollback()
-        rq.connection.hset(_key(import_id), mapping={"state": FAILED,
-                                                     "error": _("The import stopped on an unexpected error.")})
+        rq.connection.hset(
+            _key(import_id), mapping={"state": FAILED, "error": _("The import stopped on an unexpected error.")}
+        )
         raise  # recorded with its traceback among the failed jobs
     finally:
         path.unlink(missing_ok=True)

@@ -1,4 +1,5 @@
 """Clients (recipients): validation, listing, changes, CSV export. No request objects here."""
+
 from collections.abc import Iterator
 
 from email_validator import EmailNotValidError, validate_email
@@ -94,16 +95,26 @@ def clean_comment(value: str | None) -> str:
 
 # Queries --------------------------------------------------------------------------------------
 
-def list_page(viewer: User, *, search: str = "", sort: str = DEFAULT_SORT, owner_id: int | None = None,
-              view_all: bool = False, after: tuple | None = None, before: tuple | None = None,
-              per_page: int = 25) -> paging.Page:
+
+def list_page(
+    viewer: User,
+    *,
+    search: str = "",
+    sort: str = DEFAULT_SORT,
+    owner_id: int | None = None,
+    view_all: bool = False,
+    after: tuple | None = None,
+    before: tuple | None = None,
+    per_page: int = 25,
+) -> paging.Page:
     """A page of the clients `viewer` sees: their own, or everyone's (optionally one owner's)
     when `view_all` (managers and admins); `search` is a part of the address or the name."""
     query = paging.visible_rows(Client, viewer, owner_id=owner_id, view_all=view_all)
     search = (search or "").strip()
     if search:
-        query = query.where(Client.email.icontains(search, autoescape=True)
-                            | Client.full_name.icontains(search, autoescape=True))
+        query = query.where(
+            Client.email.icontains(search, autoescape=True) | Client.full_name.icontains(search, autoescape=True)
+        )
     keys = paging.sort_keys(SORT_COLUMNS, sort, DEFAULT_SORT, Client.id)
     return paging.keyset_page(query, keys, per_page, after=after, before=before)
 
@@ -123,19 +134,23 @@ def find_by_email(owner_id: int, email: str) -> Client | None:
 def first_client(owner_id: int) -> Client | None:
     """The owner's oldest subscribed client, used as the sample recipient of a test send."""
     return db.session.scalar(
-        select(Client).where(Client.owner_id == owner_id, Client.unsubscribed_at.is_(None))
-        .order_by(Client.id).limit(1)
+        select(Client).where(Client.owner_id == owner_id, Client.unsubscribed_at.is_(None)).order_by(Client.id).limit(1)
     )
 
 
 def mailings_using(client: Client) -> list[Mailing]:
-    return list(db.session.scalars(
-        select(Mailing).join(mailing_clients, mailing_clients.c.mailing_id == Mailing.id)
-        .where(mailing_clients.c.client_id == client.id).order_by(Mailing.name, Mailing.id)
-    ))
+    return list(
+        db.session.scalars(
+            select(Mailing)
+            .join(mailing_clients, mailing_clients.c.mailing_id == Mailing.id)
+            .where(mailing_clients.c.client_id == client.id)
+            .order_by(Mailing.name, Mailing.id)
+        )
+    )
 
 
 # Changes --------------------------------------------------------------------------------------
+
 
 def _clean_fields(email: str, full_name: str, comment: str | None) -> tuple[str, str, str]:
     return clean_email(email), clean_full_name(full_name), clean_comment(comment)
@@ -210,17 +225,22 @@ def export_csv(owner_id: int) -> Iterator[str]:
     last_id = 0
     while True:
         batch = db.session.execute(
-            select(Client.id, Client.email, Client.full_name, Client.comment, Client.unsubscribed_at,
-                   Client.created_at)
-            .where(Client.owner_id == owner_id, Client.id > last_id).order_by(Client.id).limit(EXPORT_BATCH)
+            select(Client.id, Client.email, Client.full_name, Client.comment, Client.unsubscribed_at, Client.created_at)
+            .where(Client.owner_id == owner_id, Client.id > last_id)
+            .order_by(Client.id)
+            .limit(EXPORT_BATCH)
         ).all()
         if not batch:
             return
         for row in batch:
-            writer.writerow([
-                csv_safe(row.email), csv_safe(row.full_name or ""), csv_safe(row.comment or ""),
-                row.unsubscribed_at.isoformat() if row.unsubscribed_at else "",
-                row.created_at.isoformat() if row.created_at else "",
-            ])
+            writer.writerow(
+                [
+                    csv_safe(row.email),
+                    csv_safe(row.full_name or ""),
+                    csv_safe(row.comment or ""),
+                    row.unsubscribed_at.isoformat() if row.unsubscribed_at else "",
+                    row.created_at.isoformat() if row.created_at else "",
+                ]
+            )
         last_id = batch[-1].id
         yield writer.take()

@@ -5,6 +5,7 @@ The database is the source of truth: the reconciler looks at the deliveries, nev
 alone, so a job Redis loses is found again, and a dead worker's claims are taken back once its
 lease (which a live worker renews) has expired.
 """
+
 import logging
 from datetime import datetime, timedelta
 
@@ -32,26 +33,31 @@ from mailer.services.stats import clear_stats_cache_after_commit
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED = ("The try was interrupted (the worker stopped or lost the database while sending); "
-               "the message may or may not have been delivered.")
+INTERRUPTED = (
+    "The try was interrupted (the worker stopped or lost the database while sending); "
+    "the message may or may not have been delivered."
+)
 
 
 # The scheduled dispatch -------------------------------------------------------------------------
 
+
 def due_mailing_ids(now: datetime) -> list[int]:
     """Enabled mailings of active owners whose next run is due and inside [start, end]."""
-    return list(db.session.scalars(
-        select(Mailing.id)
-        .join(User, User.id == Mailing.owner_id)
-        .where(
-            Mailing.disabled_at.is_(None),
-            User.is_active.is_(True),
-            Mailing.next_run_at <= now,
-            Mailing.next_run_at >= Mailing.start_at,
-            Mailing.next_run_at <= Mailing.end_at,
+    return list(
+        db.session.scalars(
+            select(Mailing.id)
+            .join(User, User.id == Mailing.owner_id)
+            .where(
+                Mailing.disabled_at.is_(None),
+                User.is_active.is_(True),
+                Mailing.next_run_at <= now,
+                Mailing.next_run_at >= Mailing.start_at,
+                Mailing.next_run_at <= Mailing.end_at,
+            )
+            .order_by(Mailing.next_run_at)
         )
-        .order_by(Mailing.next_run_at)
-    ))
+    )
 
 
 def dispatch_mailing(mailing_id: int, now: datetime) -> MailingRun | None:
@@ -66,8 +72,11 @@ def dispatch_mailing(mailing_id: int, now: datetime) -> MailingRun | None:
         query = query.with_for_update(skip_locked=True, of=Mailing)
     mailing = db.session.scalar(query)
     due = (
-        mailing is not None and mailing.disabled_at is None and mailing.owner.is_active
-        and mailing.next_run_at is not None and mailing.start_at <= mailing.next_run_at <= now
+        mailing is not None
+        and mailing.disabled_at is None
+        and mailing.owner.is_active
+        and mailing.next_run_at is not None
+        and mailing.start_at <= mailing.next_run_at <= now
         and mailing.next_run_at <= mailing.end_at
     )
     if not due:
@@ -79,8 +88,10 @@ def dispatch_mailing(mailing_id: int, now: datetime) -> MailingRun | None:
     # Take the occurrence only if it is still the next run: Send now on a "Once" mailing takes it
     # too, and on SQLite the row above was read without a lock.
     taken = db.session.execute(
-        update(Mailing).where(Mailing.id == mailing.id, Mailing.next_run_at == scheduled_for)
-        .values(next_run_at=next_run_at).execution_options(synchronize_session=False)
+        update(Mailing)
+        .where(Mailing.id == mailing.id, Mailing.next_run_at == scheduled_for)
+        .values(next_run_at=next_run_at)
+        .execution_options(synchronize_session=False)
     )
     if taken.rowcount == 0:
         db.session.rollback()
@@ -114,6 +125,7 @@ def dispatch_due_mailings(now: datetime | None = None) -> list[int]:
 
 # The reconciler ---------------------------------------------------------------------------------
 
+
 def release_expired_leases(now: datetime) -> int:
     """Deliveries whose lease expired (their worker died, or could not reach the database for
     longer than SEND_LEASE_SECONDS) go back to pending, to be tried again at once.
@@ -126,8 +138,17 @@ def release_expired_leases(now: datetime) -> int:
     cutoff = now - timedelta(seconds=config["SEND_LEASE_SECONDS"])
     window = timedelta(seconds=config["SEND_RETRY_WINDOW"])
     query = (
-        select(Delivery.id, Delivery.run_id, Delivery.client_id, Delivery.email, Delivery.attempts,
-               Delivery.claimed_at, Delivery.claim_token, Delivery.first_attempt_at, MailingRun.mailing_id)
+        select(
+            Delivery.id,
+            Delivery.run_id,
+            Delivery.client_id,
+            Delivery.email,
+            Delivery.attempts,
+            Delivery.claimed_at,
+            Delivery.claim_token,
+            Delivery.first_attempt_at,
+            MailingRun.mailing_id,
+        )
         .join(MailingRun, MailingRun.id == Delivery.run_id)
         .where(Delivery.status == DeliveryStatus.SENDING, Delivery.claimed_at < cutoff)
         .order_by(Delivery.id)
@@ -144,28 +165,58 @@ def release_expired_leases(now: datetime) -> int:
         # An interrupted first try starts the window now.
         first = row.first_attempt_at or now
         give_up = now - first >= window
-        updates.append({
-            "b_id": row.id, "b_token": row.claim_token, "b_attempts": row.attempts + 1, "b_first": first,
-            "b_status": DeliveryStatus.FAILED.value if give_up else DeliveryStatus.PENDING.value,
-        })
-        attempts.append({
-            "mailing_id": row.mailing_id, "run_id": row.run_id, "delivery_id": row.id,
-            "client_id": row.client_id, "email": row.email, "attempted_at": row.claimed_at,
-            "status": AttemptStatus.UNKNOWN, "error": INTERRUPTED,
-        })
+        updates.append(
+            {
+                "b_id": row.id,
+                "b_token": row.claim_token,
+                "b_attempts": row.attempts + 1,
+                "b_first": first,
+                "b_status": DeliveryStatus.FAILED.value if give_up else DeliveryStatus.PENDING.value,
+            }
+        )
+        attempts.append(
+            {
+                "mailing_id": row.mailing_id,
+                "run_id": row.run_id,
+                "delivery_id": row.id,
+                "client_id": row.client_id,
+                "email": row.email,
+                "attempted_at": row.claimed_at,
+                "status": AttemptStatus.UNKNOWN,
+                "error": INTERRUPTED,
+            }
+        )
     table = Delivery.__table__
     db.session.execute(
         table.update()
-        .where(table.c.id == bindparam("b_id"), table.c.status == DeliveryStatus.SENDING.value,
-               table.c.claim_token.is_not_distinct_from(bindparam("b_token")))
-        .values(status=bindparam("b_status"), attempts=bindparam("b_attempts"), claimed_at=None, claim_token=None,
-                first_attempt_at=bindparam("b_first"), retry_at=None, last_code=None, last_response=INTERRUPTED),
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.status == DeliveryStatus.SENDING.value,
+            table.c.claim_token.is_not_distinct_from(bindparam("b_token")),
+        )
+        .values(
+            status=bindparam("b_status"),
+            attempts=bindparam("b_attempts"),
+            claimed_at=None,
+            claim_token=None,
+            first_attempt_at=bindparam("b_first"),
+            retry_at=None,
+            last_code=None,
+            last_response=INTERRUPTED,
+        ),
         updates,
     )
     db.session.execute(insert(MailingAttempt), attempts)
     for mailing_id in sorted({row.mailing_id for row in stuck}):
-        attempt_stats.add(mailing_id, [(attempt["attempted_at"], AttemptStatus.UNKNOWN) for attempt in attempts
-                                       if attempt["mailing_id"] == mailing_id], [])
+        attempt_stats.add(
+            mailing_id,
+            [
+                (attempt["attempted_at"], AttemptStatus.UNKNOWN)
+                for attempt in attempts
+                if attempt["mailing_id"] == mailing_id
+            ],
+            [],
+        )
     for run_id in sorted({row.run_id for row in stuck}):
         runs.update_counters(run_id)
     db.session.commit()
@@ -177,9 +228,11 @@ def reconcile(now: datetime | None = None) -> dict:
     """Repair after crashes and lost jobs: expired leases, runs nobody works on, runs left over."""
     now = now or utcnow()
     released = release_expired_leases(now)
-    active_runs = list(db.session.scalars(
-        select(MailingRun.id).where(MailingRun.status.in_(ACTIVE_RUN_STATUSES)).order_by(MailingRun.id)
-    ))
+    active_runs = list(
+        db.session.scalars(
+            select(MailingRun.id).where(MailingRun.status.in_(ACTIVE_RUN_STATUSES)).order_by(MailingRun.id)
+        )
+    )
     db.session.rollback()
     if not active_runs:
         return {"released": released, "enqueued": [], "finished": []}

@@ -1,5 +1,6 @@
 """DKIM signatures (RFC 6376) with dkimpy, for messages that leave through a server that
 carries a selector, a domain and a private key."""
+
 import base64
 from dataclasses import dataclass
 from functools import lru_cache
@@ -11,8 +12,18 @@ from flask_babel import gettext as _
 
 # Signed headers: those a receiver shows or acts on. The unsubscribe headers are signed so that
 # nobody on the way can point the one-click unsubscribe elsewhere.
-SIGNED_HEADERS = (b"from", b"reply-to", b"to", b"subject", b"date", b"message-id", b"mime-version",
-                  b"content-type", b"list-unsubscribe", b"list-unsubscribe-post")
+SIGNED_HEADERS = (
+    b"from",
+    b"reply-to",
+    b"to",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"mime-version",
+    b"content-type",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+)
 
 
 class DkimKeyError(ValueError):
@@ -35,8 +46,9 @@ def check_private_key(pem: str) -> None:
     try:
         key = serialization.load_pem_private_key(pem.strip().encode("ascii"), password=None)
     except (ValueError, TypeError, UnicodeError):
-        raise DkimKeyError(_("The DKIM key must be an unencrypted private key in PEM form "
-                           "(-----BEGIN PRIVATE KEY----- …).")) from None
+        raise DkimKeyError(
+            _("The DKIM key must be an unencrypted private key in PEM form (-----BEGIN PRIVATE KEY----- …).")
+        ) from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise DkimKeyError(_("The DKIM key must be an RSA key (openssl genrsa 2048)."))
     if key.key_size < 1024:
@@ -66,9 +78,16 @@ def rsa_sign_with_openssl(digest, private_key: dict) -> bytes:
     takes about a millisecond. PKCS#1 v1.5 signatures are deterministic, so the bytes are the
     same (a test compares them with dkimpy's own).
     """
-    key = _openssl_key(private_key["prime1"], private_key["prime2"], private_key["privateExponent"],
-                       private_key["exponent1"], private_key["exponent2"], private_key["coefficient"],
-                       private_key["publicExponent"], private_key["modulus"])
+    key = _openssl_key(
+        private_key["prime1"],
+        private_key["prime2"],
+        private_key["privateExponent"],
+        private_key["exponent1"],
+        private_key["exponent2"],
+        private_key["coefficient"],
+        private_key["publicExponent"],
+        private_key["modulus"],
+    )
     algorithm = OPENSSL_DIGESTS[digest.name.lower()]
     return key.sign(digest.digest(), padding.PKCS1v15(), utils.Prehashed(algorithm))
 

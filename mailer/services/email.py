@@ -1,4 +1,5 @@
 """Rendering the app's own e-mails and handing them to the worker."""
+
 import logging
 from contextlib import nullcontext
 

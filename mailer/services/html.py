@@ -1,5 +1,6 @@
 """The HTML an e-mail may contain, cleaned with nh3: when a message is saved, and again in every
 e-mail as it is sent (a template can rearrange the saved markup, see rendering)."""
+
 import nh3
 
 # What an e-mail may keep: ordinary formatting, links, images and tables, with inline styles
@@ -19,13 +20,47 @@ for tag, names in {
     HTML_ATTRIBUTES.setdefault(tag, set()).update(names)
 HTML_URL_SCHEMES = {"http", "https", "mailto", "tel"}
 HTML_STYLE_PROPERTIES = {
-    "color", "background-color", "font", "font-family", "font-size", "font-style", "font-weight",
-    "line-height", "letter-spacing", "text-align", "text-decoration", "text-transform", "vertical-align",
-    "white-space", "width", "max-width", "min-width", "height", "max-height", "display",
-    "margin", "margin-top", "margin-right", "margin-bottom", "margin-left",
-    "padding", "padding-top", "padding-right", "padding-bottom", "padding-left",
-    "border", "border-top", "border-right", "border-bottom", "border-left", "border-color", "border-style",
-    "border-width", "border-radius", "border-collapse", "border-spacing",
+    "color",
+    "background-color",
+    "font",
+    "font-family",
+    "font-size",
+    "font-style",
+    "font-weight",
+    "line-height",
+    "letter-spacing",
+    "text-align",
+    "text-decoration",
+    "text-transform",
+    "vertical-align",
+    "white-space",
+    "width",
+    "max-width",
+    "min-width",
+    "height",
+    "max-height",
+    "display",
+    "margin",
+    "margin-top",
+    "margin-right",
+    "margin-bottom",
+    "margin-left",
+    "padding",
+    "padding-top",
+    "padding-right",
+    "padding-bottom",
+    "padding-left",
+    "border",
+    "border-top",
+    "border-right",
+    "border-bottom",
+    "border-left",
+    "border-color",
+    "border-style",
+    "border-width",
+    "border-radius",
+    "border-collapse",
+    "border-spacing",
 }
 
 

@@ -1,4 +1,5 @@
 """Mailings: choices, validation, listing, changes, disabling. No request objects here."""
+
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -82,6 +83,7 @@ class ClientOption:
 
 # What an owner can choose from -----------------------------------------------------------------
 
+
 def message_choices(owner_id: int) -> list[tuple[int, str]]:
     rows = db.session.execute(
         select(Message.id, Message.subject).where(Message.owner_id == owner_id).order_by(Message.subject, Message.id)
@@ -100,12 +102,13 @@ def client_options(owner_id: int) -> list[ClientOption]:
 
 
 def selected_client_ids(mailing: Mailing) -> list[int]:
-    return list(db.session.scalars(
-        select(mailing_clients.c.client_id).where(mailing_clients.c.mailing_id == mailing.id)
-    ))
+    return list(
+        db.session.scalars(select(mailing_clients.c.client_id).where(mailing_clients.c.mailing_id == mailing.id))
+    )
 
 
 # Validation -------------------------------------------------------------------------------------
+
 
 def check_times(start_at: datetime, end_at: datetime | None, repeat: Repeat, now: datetime) -> None:
     if end_at is None:
@@ -130,8 +133,11 @@ def same_minute(a: datetime, b: datetime) -> bool:
 
 
 def schedule_unchanged(mailing: Mailing, data: MailingData) -> bool:
-    return (same_minute(mailing.start_at, data.start_at) and same_minute(mailing.end_at, end_of(data))
-            and mailing.repeat == data.repeat)
+    return (
+        same_minute(mailing.start_at, data.start_at)
+        and same_minute(mailing.end_at, end_of(data))
+        and mailing.repeat == data.repeat
+    )
 
 
 def check_owned(owner_id: int, data: MailingData) -> None:
@@ -155,12 +161,22 @@ def check_owned(owner_id: int, data: MailingData) -> None:
 
 # Listing ----------------------------------------------------------------------------------------
 
-def list_page(owner_id: int | None, *, search: str = "", status: str = "", sort: str = DEFAULT_SORT,
-              after: tuple | None = None, before: tuple | None = None, per_page: int = 20) -> paging.Page:
+
+def list_page(
+    owner_id: int | None,
+    *,
+    search: str = "",
+    status: str = "",
+    sort: str = DEFAULT_SORT,
+    after: tuple | None = None,
+    before: tuple | None = None,
+    per_page: int = 20,
+) -> paging.Page:
     """A page of the mailings of one owner (or of everyone when `owner_id` is None), filtered
     by a part of the name and a status (STATUS_FILTERS)."""
-    query = select(Mailing).options(selectinload(Mailing.owner), selectinload(Mailing.message),
-                                    selectinload(Mailing.disabled_by))
+    query = select(Mailing).options(
+        selectinload(Mailing.owner), selectinload(Mailing.message), selectinload(Mailing.disabled_by)
+    )
     if owner_id is not None:
         query = query.where(Mailing.owner_id == owner_id)
     search = (search or "").strip()
@@ -187,46 +203,57 @@ def delivery_totals(mailing_ids: list[int]) -> dict[int, DeliveryTotals]:
         return {}
     rows = db.session.execute(
         select(MailingRun.mailing_id, func.sum(MailingRun.sent_count), func.sum(MailingRun.failed_count))
-        .where(MailingRun.mailing_id.in_(mailing_ids)).group_by(MailingRun.mailing_id)
+        .where(MailingRun.mailing_id.in_(mailing_ids))
+        .group_by(MailingRun.mailing_id)
     )
     return {mailing_id: DeliveryTotals(int(sent or 0), int(failed or 0)) for mailing_id, sent, failed in rows}
 
 
 def owners_with_mailings() -> list[User]:
     """Everyone who owns a mailing: the owners a manager may filter mailings and reports by."""
-    return list(db.session.scalars(
-        select(User).where(User.id.in_(select(Mailing.owner_id).distinct())).order_by(User.email)
-    ))
+    return list(
+        db.session.scalars(select(User).where(User.id.in_(select(Mailing.owner_id).distinct())).order_by(User.email))
+    )
 
 
 CLIENT_SORT = {"name": Client.full_name}
 
 
-def clients_page(mailing: Mailing, *, search: str = "", after: tuple | None = None, before: tuple | None = None,
-                 per_page: int = 50) -> paging.Page:
+def clients_page(
+    mailing: Mailing, *, search: str = "", after: tuple | None = None, before: tuple | None = None, per_page: int = 50
+) -> paging.Page:
     """A page of the mailing's clients by name, or of those whose address or name contains
     `search`; the count of the whole list is the mailing's `client_count`."""
-    query = (select(Client).join(mailing_clients, mailing_clients.c.client_id == Client.id)
-             .where(mailing_clients.c.mailing_id == mailing.id, Client.owner_id == mailing.owner_id))
+    query = (
+        select(Client)
+        .join(mailing_clients, mailing_clients.c.client_id == Client.id)
+        .where(mailing_clients.c.mailing_id == mailing.id, Client.owner_id == mailing.owner_id)
+    )
     search = (search or "").strip()
     if search:
-        query = query.where(Client.email.icontains(search, autoescape=True)
-                            | Client.full_name.icontains(search, autoescape=True))
+        query = query.where(
+            Client.email.icontains(search, autoescape=True) | Client.full_name.icontains(search, autoescape=True)
+        )
     keys = paging.sort_keys(CLIENT_SORT, "name", "name", Client.id)
     return paging.keyset_page(query, keys, per_page, after=after, before=before, count=bool(search))
 
 
 def recent_runs(mailing: Mailing, limit: int = 20) -> list[MailingRun]:
-    return list(db.session.scalars(
-        select(MailingRun).where(MailingRun.mailing_id == mailing.id).order_by(MailingRun.id.desc()).limit(limit)
-    ))
+    return list(
+        db.session.scalars(
+            select(MailingRun).where(MailingRun.mailing_id == mailing.id).order_by(MailingRun.id.desc()).limit(limit)
+        )
+    )
 
 
 def unfinished_run(mailing: Mailing) -> MailingRun | None:
     """The mailing's run that is queued, sending or paused, if any."""
     return db.session.scalar(
-        select(MailingRun).where(MailingRun.mailing_id == mailing.id, MailingRun.status.in_(UNFINISHED_RUN_STATUSES))
-        .order_by(MailingRun.id.desc()).limit(1))
+        select(MailingRun)
+        .where(MailingRun.mailing_id == mailing.id, MailingRun.status.in_(UNFINISHED_RUN_STATUSES))
+        .order_by(MailingRun.id.desc())
+        .limit(1)
+    )
 
 
 def run_count(mailing: Mailing) -> int:
@@ -235,13 +262,21 @@ def run_count(mailing: Mailing) -> int:
 
 # Changes ----------------------------------------------------------------------------------------
 
+
 def create_mailing(owner: User, data: MailingData, now: datetime) -> Mailing:
     check_times(data.start_at, data.end_at, data.repeat, now)
     check_owned(owner.id, data)
-    mailing = Mailing(owner=owner, name=data.name.strip(), message_id=data.message_id,
-                      start_at=data.start_at, end_at=end_of(data), repeat=data.repeat,
-                      status=MailingStatus.CREATED, sender_identity_id=data.sender_identity_id,
-                      smtp_server_id=data.smtp_server_id)
+    mailing = Mailing(
+        owner=owner,
+        name=data.name.strip(),
+        message_id=data.message_id,
+        start_at=data.start_at,
+        end_at=end_of(data),
+        repeat=data.repeat,
+        status=MailingStatus.CREATED,
+        sender_identity_id=data.sender_identity_id,
+        smtp_server_id=data.smtp_server_id,
+    )
     db.session.add(mailing)
     db.session.flush()
     set_clients(mailing, data.client_ids)
@@ -281,10 +316,12 @@ def set_clients(mailing: Mailing, client_ids: list[int]) -> None:
     current = set(selected_client_ids(mailing))
     removed, added = sorted(current - wanted), sorted(wanted - current)
     for start in range(0, len(removed), ID_BATCH):
-        db.session.execute(delete(mailing_clients).where(
-            mailing_clients.c.mailing_id == mailing.id,
-            mailing_clients.c.client_id.in_(removed[start:start + ID_BATCH]),
-        ))
+        db.session.execute(
+            delete(mailing_clients).where(
+                mailing_clients.c.mailing_id == mailing.id,
+                mailing_clients.c.client_id.in_(removed[start : start + ID_BATCH]),
+            )
+        )
     if added:
         db.session.execute(insert(mailing_clients), [{"mailing_id": mailing.id, "client_id": c} for c in added])
     mailing.client_count = len(wanted)
@@ -306,12 +343,15 @@ def deletion_impact(mailing: Mailing) -> DeletionImpact:
         runs=run_count(mailing),
         deliveries=db.session.scalar(select(func.count(Delivery.id)).where(Delivery.run_id.in_(run_ids))),
         attempts=db.session.scalar(
-            select(func.count(MailingAttempt.id)).where(MailingAttempt.mailing_id == mailing.id)),
-        unfinished_runs=list(db.session.scalars(
-            select(MailingRun).where(MailingRun.mailing_id == mailing.id,
-                                     MailingRun.status.in_(UNFINISHED_RUN_STATUSES))
-            .order_by(MailingRun.id)
-        )),
+            select(func.count(MailingAttempt.id)).where(MailingAttempt.mailing_id == mailing.id)
+        ),
+        unfinished_runs=list(
+            db.session.scalars(
+                select(MailingRun)
+                .where(MailingRun.mailing_id == mailing.id, MailingRun.status.in_(UNFINISHED_RUN_STATUSES))
+                .order_by(MailingRun.id)
+            )
+        ),
     )
 
 

@@ -7,6 +7,7 @@ few text filters and `{% if %}` — and checked when the message is saved (`chec
 broken template is a form error, never a failed run. Rendering happens in Jinja's sandbox as a
 second line of defence, for content that reached the database some other way.
 """
+
 from contextvars import ContextVar
 from functools import lru_cache
 
@@ -22,14 +23,26 @@ from mailer.i18n import lazy_text as _l
 PLACEHOLDERS = ("name", "email", "unsubscribe_url")
 PLACEHOLDER_LIST = "{{ name }}, {{ email }} or {{ unsubscribe_url }}"
 ALLOWED_FILTERS = frozenset(
-    {"capitalize", "d", "default", "e", "escape", "lower", "replace", "title", "trim", "truncate", "upper",
-     "urlencode"}
+    {"capitalize", "d", "default", "e", "escape", "lower", "replace", "title", "trim", "truncate", "upper", "urlencode"}
 )
 # The template language a message may use. Everything else (loops, attribute access, calls,
 # arithmetic, macros, includes) is refused when the message is saved.
 ALLOWED_NODES = (
-    nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const, nodes.Filter, nodes.Test, nodes.Keyword,
-    nodes.If, nodes.CondExpr, nodes.Compare, nodes.Operand, nodes.And, nodes.Or, nodes.Not, nodes.Concat,
+    nodes.Output,
+    nodes.TemplateData,
+    nodes.Name,
+    nodes.Const,
+    nodes.Filter,
+    nodes.Test,
+    nodes.Keyword,
+    nodes.If,
+    nodes.CondExpr,
+    nodes.Compare,
+    nodes.Operand,
+    nodes.And,
+    nodes.Or,
+    nodes.Not,
+    nodes.Concat,
 )
 NODE_NAMES = {
     nodes.For: _l("loops ({% for %})"),
@@ -53,9 +66,14 @@ NODE_NAMES = {
 # MAX_RENDER_WORK characters through `replace`, which bounds its time and memory.
 MAX_RENDERED_CHARS = 1_000_000
 MAX_RENDER_WORK = 4_000_000
+
+
 def too_large_message() -> str:
-    return _("Template error: the message would be too large once rendered (over %(limit)s characters per part); "
-             "use fewer or smaller replacements.", limit=format_number(MAX_RENDERED_CHARS))
+    return _(
+        "Template error: the message would be too large once rendered (over %(limit)s characters per part); "
+        "use fewer or smaller replacements.",
+        limit=format_number(MAX_RENDERED_CHARS),
+    )
 
 
 class TemplateProblem(ValueError):
@@ -126,8 +144,7 @@ SAMPLE_WITHOUT_NAME = {"email": "ada@example.com", "unsubscribe_url": "https://e
 SAMPLE_VALUES = {"name": "Ada Lovelace", **SAMPLE_WITHOUT_NAME}
 # The longest values a client can bring (a 254-character address, a 120-character name, a long
 # link): a template that stays within the limits for them stays within them for every client.
-LONGEST_VALUES = {"name": "N" * 120, "email": "e" * 242 + "@example.com",
-                  "unsubscribe_url": "https://" + "u" * 292}
+LONGEST_VALUES = {"name": "N" * 120, "email": "e" * 242 + "@example.com", "unsubscribe_url": "https://" + "u" * 292}
 
 
 # How a subject reads in lists and pickers: the placeholders named, not in template syntax.
@@ -136,7 +153,7 @@ READABLE_VALUES = {"name": "[name]", "email": "[email]", "unsubscribe_url": "[un
 
 @lru_cache(maxsize=1024)
 def readable_subject(subject: str) -> str:
-    """"Hello {{ name }}" reads "Hello [name]": a message's name wherever messages are listed."""
+    """ "Hello {{ name }}" reads "Hello [name]": a message's name wherever messages are listed."""
     try:
         return " ".join(TEXT_ENV.from_string(subject).render(READABLE_VALUES).split()) or subject
     except Exception:  # content that reached the database unchecked: show it as written
@@ -174,22 +191,32 @@ def _template_problem(source: str) -> str | None:
     except TemplateTooLarge as error:
         return str(error)
     except Exception as error:
-        return _("Template error for a client without a name: %(error)s; test it first with %(test)s.", error=error,
-                 test="{% if name %}")
+        return _(
+            "Template error for a client without a name: %(error)s; test it first with %(test)s.",
+            error=error,
+            test="{% if name %}",
+        )
     return None
 
 
 def _node_problem(node: nodes.Node) -> str | None:
     if type(node) not in ALLOWED_NODES:
         what = NODE_NAMES.get(type(node), _l("this expression"))
-        return _("%(what)s cannot be used; use the placeholders %(placeholders)s.", what=what,
-                 placeholders=PLACEHOLDER_LIST)
+        return _(
+            "%(what)s cannot be used; use the placeholders %(placeholders)s.", what=what, placeholders=PLACEHOLDER_LIST
+        )
     if isinstance(node, nodes.Name) and node.name not in PLACEHOLDERS:
-        return _("unknown placeholder %(name)s; use %(placeholders)s.", name="{{ " + node.name + " }}",
-                 placeholders=PLACEHOLDER_LIST)
+        return _(
+            "unknown placeholder %(name)s; use %(placeholders)s.",
+            name="{{ " + node.name + " }}",
+            placeholders=PLACEHOLDER_LIST,
+        )
     if isinstance(node, nodes.Filter) and node.name not in ALLOWED_FILTERS:
-        return _("the filter '%(name)s' cannot be used; use one of %(filters)s.", name=node.name,
-                 filters=", ".join(sorted(ALLOWED_FILTERS)))
+        return _(
+            "the filter '%(name)s' cannot be used; use one of %(filters)s.",
+            name=node.name,
+            filters=", ".join(sorted(ALLOWED_FILTERS)),
+        )
     if isinstance(node, nodes.Test) and node.name not in CHECK_ENV.tests:
         return _("unknown test '%(name)s'.", name=node.name)
     return None

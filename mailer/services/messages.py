@@ -1,4 +1,5 @@
 """Messages: validation, HTML sanitising, listing, changes, test sends. No request objects here."""
+
 import logging
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ BODY_MAX_CHARS = 200_000
 SORT_COLUMNS = {"subject": Message.subject, "created": Message.created_at, "updated": Message.updated_at}
 DEFAULT_SORT = "-updated"
 
+
 class MessageError(FieldError):
     """A change to a message that cannot be made."""
 
@@ -35,8 +37,10 @@ class MessageInUse(MessageError):
 
     def __init__(self, mailings: list[Mailing]):
         names = ", ".join(mailing.name for mailing in mailings)
-        super().__init__(f"This message is used by {len(mailings)} mailing{'s' if len(mailings) != 1 else ''} "
-                         f"({names}). Give those mailings another message, or delete them, first.")
+        super().__init__(
+            f"This message is used by {len(mailings)} mailing{'s' if len(mailings) != 1 else ''} "
+            f"({names}). Give those mailings another message, or delete them, first."
+        )
         self.mailings = mailings
 
 
@@ -56,9 +60,18 @@ def body_problem(body: str, label: str) -> str | None:
 
 # Queries --------------------------------------------------------------------------------------
 
-def list_page(viewer: User, *, search: str = "", sort: str = DEFAULT_SORT, owner_id: int | None = None,
-              view_all: bool = False, after: tuple | None = None, before: tuple | None = None,
-              per_page: int = 25) -> paging.Page:
+
+def list_page(
+    viewer: User,
+    *,
+    search: str = "",
+    sort: str = DEFAULT_SORT,
+    owner_id: int | None = None,
+    view_all: bool = False,
+    after: tuple | None = None,
+    before: tuple | None = None,
+    per_page: int = 25,
+) -> paging.Page:
     """A page of the messages `viewer` sees: their own, or everyone's (optionally one owner's)
     when `view_all` (managers and admins)."""
     query = paging.visible_rows(Message, viewer, owner_id=owner_id, view_all=view_all)
@@ -70,11 +83,13 @@ def list_page(viewer: User, *, search: str = "", sort: str = DEFAULT_SORT, owner
 
 
 def mailings_using(message: Message) -> list[Mailing]:
-    return list(db.session.scalars(
-        select(Mailing).where(Mailing.message_id == message.id).order_by(Mailing.name, Mailing.id)))
+    return list(
+        db.session.scalars(select(Mailing).where(Mailing.message_id == message.id).order_by(Mailing.name, Mailing.id))
+    )
 
 
 # Changes --------------------------------------------------------------------------------------
+
 
 def _clean_fields(subject: str, body_text: str, body_html: str | None) -> tuple[str, str, str | None]:
     subject = (subject or "").strip()
@@ -129,6 +144,7 @@ def delete_message(message: Message) -> None:
 
 # Test send ------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class QueuedTestSend:
     recipient: str
@@ -149,17 +165,24 @@ def queue_test_send(message: Message, recipient: User, to: str = "") -> QueuedTe
         try:
             address = clean_email(to)
         except ClientError as error:
-            raise MessageError(_("The test cannot be sent to “%(address)s”: %(error)s", address=to.strip(),
-                                 error=error)) from None
+            raise MessageError(
+                _("The test cannot be sent to “%(address)s”: %(error)s", address=to.strip(), error=error)
+            ) from None
     sample = first_client(message.owner_id)
     if sample is not None:
         test = QueuedTestSend(address, sample.full_name, sample.email)
     else:
         test = QueuedTestSend(address, recipient.full_name or recipient.email, recipient.email)
     try:
-        rq.queue.enqueue("mailer.jobs.test_send.send_test_message", message.id, test.recipient,
-                         test.sample_name, test.sample_email, retry=Retry(max=3, interval=[10, 60, 300]),
-                         description=f"test of message {message.id}")
+        rq.queue.enqueue(
+            "mailer.jobs.test_send.send_test_message",
+            message.id,
+            test.recipient,
+            test.sample_name,
+            test.sample_email,
+            retry=Retry(max=3, interval=[10, 60, 300]),
+            description=f"test of message {message.id}",
+        )
     except RedisError:
         log.exception("could not enqueue the test send of message %s", message.id)
         raise MessageError(_("The test could not be sent right now. Please try again in a few minutes.")) from None
@@ -189,13 +212,15 @@ def preview_client_choices(owner_id: int) -> list[tuple[int, str]]:
     rows = db.session.execute(
         select(Client.id, Client.full_name, Client.email)
         .where(Client.owner_id == owner_id, Client.unsubscribed_at.is_(None))
-        .order_by(Client.full_name, Client.email).limit(PREVIEW_CLIENT_CHOICES)
+        .order_by(Client.full_name, Client.email)
+        .limit(PREVIEW_CLIENT_CHOICES)
     )
     return [(row.id, f"{row.full_name} <{row.email}>" if row.full_name else row.email) for row in rows]
 
 
-def preview(owner_id: int, subject: str, body_text: str, body_html: str | None,
-            client_id: int | None = None) -> Preview:
+def preview(
+    owner_id: int, subject: str, body_text: str, body_html: str | None, client_id: int | None = None
+) -> Preview:
     """Render unsaved (or saved) content exactly as the sending engine will, for one of the
     owner's clients, or their first subscribed client, or a sample person.
 
@@ -219,6 +244,10 @@ def preview(owner_id: int, subject: str, body_text: str, body_html: str | None,
     except (MessageError, TemplateProblem) as error:
         return Preview(chosen_id, [], "", None, problem=str(error))
     name, address = mail.recipients[0]
-    headers = [("From", mail.sender), ("To", f"{name} <{address}>" if name else address),
-               ("Subject", mail.subject), *mail.extra_headers.items()]
+    headers = [
+        ("From", mail.sender),
+        ("To", f"{name} <{address}>" if name else address),
+        ("Subject", mail.subject),
+        *mail.extra_headers.items(),
+    ]
     return Preview(chosen_id, headers, mail.body, mail.html)

@@ -1,4 +1,5 @@
 """The e-mails of a mailing as bytes on the wire: headers, text and HTML parts, Message-IDs."""
+
 import binascii
 import random
 import time
@@ -34,8 +35,18 @@ class MailingMail(flask_mail.Message):
     address whose local part is not ASCII, which stays UTF-8 (RFC 6532: for SMTPUTF8 servers).
     """
 
-    def __init__(self, *, subject: str, recipient: tuple[str, str], body: str, html: str | None,
-                 sender: str, message_id: str, extra_headers: dict[str, str], reply_to: str | None = None):
+    def __init__(
+        self,
+        *,
+        subject: str,
+        recipient: tuple[str, str],
+        body: str,
+        html: str | None,
+        sender: str,
+        message_id: str,
+        extra_headers: dict[str, str],
+        reply_to: str | None = None,
+    ):
         # Flask-Mail's constructor would make a Message-ID of its own with socket.getfqdn(), which
         # can cost a DNS lookup per message; every attribute that Flask-Mail reads is set here.
         self.subject = subject
@@ -69,15 +80,17 @@ class MailingMail(flask_mail.Message):
         if self.html is None:
             return head + _text_part(self.body, "plain")
         boundary = f"=_{random.getrandbits(128):032x}"  # "=_" cannot occur in quoted-printable text
-        return b"".join((
-            head,
-            f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode("ascii"),
-            f"--{boundary}\r\n".encode("ascii"),
-            _text_part(self.body, "plain"),
-            f"\r\n--{boundary}\r\n".encode("ascii"),
-            _text_part(self.html, "html"),
-            f"\r\n--{boundary}--\r\n".encode("ascii"),
-        ))
+        return b"".join(
+            (
+                head,
+                f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode("ascii"),
+                f"--{boundary}\r\n".encode("ascii"),
+                _text_part(self.body, "plain"),
+                f"\r\n--{boundary}\r\n".encode("ascii"),
+                _text_part(self.html, "html"),
+                f"\r\n--{boundary}--\r\n".encode("ascii"),
+            )
+        )
 
     def as_string(self) -> str:
         return self.as_bytes().decode("utf-8")

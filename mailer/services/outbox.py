@@ -1,4 +1,5 @@
 """The messages that the local SMTP sink captured under OUTBOX_DIR (development only)."""
+
 import email
 import email.policy
 from dataclasses import dataclass
@@ -42,8 +43,9 @@ def list_messages(search: str = "", page: int = 1, per_page: int = OUTBOX_PAGE_S
     needle = search.strip().lower()
     skip = (page - 1) * per_page
     if not needle:
-        return OutboxPage([_summary(path) for path in files[skip:skip + per_page]], page,
-                          len(files) > skip + per_page)
+        return OutboxPage(
+            [_summary(path) for path in files[skip : skip + per_page]], page, len(files) > skip + per_page
+        )
     result, matched = [], 0
     for path in files:
         message = _summary(path)

@@ -6,6 +6,7 @@ and passes plain values.
 A sort is a list of keys, each an SQL expression and a direction, ending with the id, so that
 equal values still have one order. Keys must never be NULL (see `nulls_last`).
 """
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -97,7 +98,7 @@ def checked_cursor(keys: Sequence[Key], values: Sequence | None) -> tuple | None
             return None
         if isinstance(value, datetime) and value.tzinfo is None:
             return None
-        if isinstance(value, str) and "\x00" in value or isinstance(value, int) and not -2**63 <= value < 2**63:
+        if isinstance(value, str) and "\x00" in value or isinstance(value, int) and not -(2**63) <= value < 2**63:
             return None
         checked.append(value)
     return tuple(checked)
@@ -107,8 +108,10 @@ def beyond(keys: Sequence[Key], values: Sequence) -> ColumnElement:
     """Rows that come after `values` in the order of `keys`."""
     if len({key.descending for key in keys}) == 1:
         # One direction: a row comparison, which an index on the keys answers directly.
-        row, cursor = tuple_(*[key.expression for key in keys]), tuple_(*[literal_of(key, v) for key, v in
-                                                                         zip(keys, values, strict=True)])
+        row, cursor = (
+            tuple_(*[key.expression for key in keys]),
+            tuple_(*[literal_of(key, v) for key, v in zip(keys, values, strict=True)]),
+        )
         return row < cursor if keys[0].descending else row > cursor
     alternatives = []
     for index, key in enumerate(keys):
@@ -116,8 +119,11 @@ def beyond(keys: Sequence[Key], values: Sequence) -> ColumnElement:
         value = literal_of(key, values[index])
         alternatives.append(and_(*equal, key.expression < value if key.descending else key.expression > value))
     # The first key's bound on its own, so that an index on the keys starts at the cursor.
-    first = keys[0].expression <= literal_of(keys[0], values[0]) if keys[0].descending \
+    first = (
+        keys[0].expression <= literal_of(keys[0], values[0])
+        if keys[0].descending
         else keys[0].expression >= literal_of(keys[0], values[0])
+    )
     return and_(first, or_(*alternatives))
 
 
@@ -133,8 +139,15 @@ def ordered(query: Select, keys: Sequence[Key]) -> Select:
     return query.order_by(*[key.expression.desc() if key.descending else key.expression.asc() for key in keys])
 
 
-def keyset_page(query: Select, keys: list[Key], per_page: int, *, after: Sequence | None = None,
-                before: Sequence | None = None, count: bool = True) -> Page:
+def keyset_page(
+    query: Select,
+    keys: list[Key],
+    per_page: int,
+    *,
+    after: Sequence | None = None,
+    before: Sequence | None = None,
+    count: bool = True,
+) -> Page:
     """One page of `query` (which selects one entity; the last key is its id) in the order of
     `keys`: the first page, the page after the row whose sort values are `after`, or the one
     before `before`.
@@ -147,8 +160,7 @@ def keyset_page(query: Select, keys: list[Key], per_page: int, *, after: Sequenc
     backwards = before is not None and after is None
     walk = reversed_keys(keys) if backwards else keys
     cursor = before if backwards else after
-    positions = query.order_by(None).with_only_columns(*[key.expression for key in keys],
-                                                      maintain_column_froms=True)
+    positions = query.order_by(None).with_only_columns(*[key.expression for key in keys], maintain_column_froms=True)
     if cursor is not None:
         positions = positions.where(beyond(walk, cursor))
     counting = count and cursor is None

@@ -4,6 +4,7 @@ headers (the template language is in message_templates, the serialisation in mim
 The sending engine renders thousands of messages per second: templates are compiled once per
 distinct content (`MailRenderer.for_message`), then each client costs one render of each part.
 """
+
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -37,10 +38,14 @@ def footers(language: str) -> tuple[str, str]:
     with force_locale(language):
         notice = gettext("You receive this e-mail because you are on our mailing list.")
         text = "\n\n-- \n" + notice + "\n" + gettext("To stop receiving these e-mails, unsubscribe here:")
-        link = gettext('<a href="%(url)s" style="color:#888;">Unsubscribe</a> to stop receiving these e-mails.',
-                       url="{{ unsubscribe_url }}")
-    html = ('\n<p style="color:#888;font-size:12px;margin-top:32px;border-top:1px solid #ddd;padding-top:8px;">'
-            f"{escape(notice)} {link}</p>\n")
+        link = gettext(
+            '<a href="%(url)s" style="color:#888;">Unsubscribe</a> to stop receiving these e-mails.',
+            url="{{ unsubscribe_url }}",
+        )
+    html = (
+        '\n<p style="color:#888;font-size:12px;margin-top:32px;border-top:1px solid #ddd;padding-top:8px;">'
+        f"{escape(notice)} {link}</p>\n"
+    )
     return text + " {{ unsubscribe_url }}\n", html
 
 
@@ -73,8 +78,9 @@ class MailRenderer:
 
         Raises TemplateProblem if the content is not a valid template.
         """
-        renderer = _renderer_for_content(message.subject, message.body_text, message.body_html or None,
-                                         user_language(message.owner))
+        renderer = _renderer_for_content(
+            message.subject, message.body_text, message.body_html or None, user_language(message.owner)
+        )
         if isinstance(renderer, TemplateProblem):
             raise TemplateProblem(str(renderer))  # a fresh one: a re-raised instance keeps growing its traceback
         return renderer
@@ -100,8 +106,9 @@ class MailRenderer:
             html = sanitize_html(html) or ""
         return RenderedMail(subject, text, html, url)
 
-    def build(self, client: Client, message_id: str, sender: str | None = None,
-              reply_to: str | None = None) -> MailingMail:
+    def build(
+        self, client: Client, message_id: str, sender: str | None = None, reply_to: str | None = None
+    ) -> MailingMail:
         """The e-mail for this client, ready for `mail.send` or `connection.send`."""
         return mail_for(self.render(client), client, message_id=message_id, sender=sender, reply_to=reply_to)
 
@@ -110,8 +117,9 @@ class MailRenderer:
 # row hash once, so a hit costs next to nothing. A broken template is remembered too, so a run
 # does not re-check it for every recipient.
 @lru_cache(maxsize=64)
-def _renderer_for_content(subject: str, body_text: str, body_html: str | None,
-                          language: str) -> "MailRenderer | TemplateProblem":
+def _renderer_for_content(
+    subject: str, body_text: str, body_html: str | None, language: str
+) -> "MailRenderer | TemplateProblem":
     try:
         return MailRenderer(subject, body_text, body_html, language)
     except TemplateProblem as problem:
@@ -129,8 +137,9 @@ class Stamp:
 
     def render(self, values: dict[str, str]) -> str:
         if self.escape_values:
-            return "".join(str(escape(values.get(text, ""))) if placeholder else text
-                           for placeholder, text in self.pieces)
+            return "".join(
+                str(escape(values.get(text, ""))) if placeholder else text for placeholder, text in self.pieces
+            )
         return "".join(values.get(text, "") if placeholder else text for placeholder, text in self.pieces)
 
 
@@ -158,8 +167,9 @@ def _append_to_body(html: str, footer: str) -> str:
     return html[:closing] + footer + html[closing:]
 
 
-def mail_for(rendered: RenderedMail, client: Client, *, message_id: str, sender: str | None = None,
-             reply_to: str | None = None) -> MailingMail:
+def mail_for(
+    rendered: RenderedMail, client: Client, *, message_id: str, sender: str | None = None, reply_to: str | None = None
+) -> MailingMail:
     return MailingMail(
         subject=rendered.subject,
         # A name with a line break must not break the To: header.
@@ -177,7 +187,8 @@ def mail_for(rendered: RenderedMail, client: Client, *, message_id: str, sender:
     )
 
 
-def build_mail(message: Message, client: Client, *, message_id: str, sender: str | None = None,
-               reply_to: str | None = None) -> MailingMail:
+def build_mail(
+    message: Message, client: Client, *, message_id: str, sender: str | None = None, reply_to: str | None = None
+) -> MailingMail:
     """The e-mail of `message` for `client`; raises TemplateProblem if it cannot be rendered."""
     return MailRenderer.for_message(message).build(client, message_id, sender, reply_to)

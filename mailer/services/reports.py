@@ -4,6 +4,7 @@ Every figure is counted in the database (GROUP BY), never by loading rows into P
 CSV export reads the attempt log in keyset batches so its size does not matter.
 No request objects here: the views pass who is asking and what they filtered on.
 """
+
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -35,6 +36,7 @@ MAX_PERIOD_DAYS = 366
 
 # Delivery counts ------------------------------------------------------------------------------
 
+
 @dataclass
 class Counts:
     """Deliveries by outcome. `pending` includes those a worker is sending right now."""
@@ -57,7 +59,6 @@ class Counts:
             self.skipped += count
         else:
             self.pending += count
-
 
     @classmethod
     def of_run(cls, run: MailingRun) -> "Counts":
@@ -94,9 +95,15 @@ def run_totals(mailing_ids: Iterable[int]) -> dict[int, RunTotals]:
     if not mailing_ids:
         return totals
     rows = db.session.execute(
-        select(MailingRun.mailing_id, func.sum(MailingRun.total_count), func.sum(MailingRun.sent_count),
-               func.sum(MailingRun.failed_count), func.sum(MailingRun.skipped_count), func.count(),
-               func.max(MailingRun.scheduled_for))
+        select(
+            MailingRun.mailing_id,
+            func.sum(MailingRun.total_count),
+            func.sum(MailingRun.sent_count),
+            func.sum(MailingRun.failed_count),
+            func.sum(MailingRun.skipped_count),
+            func.count(),
+            func.max(MailingRun.scheduled_for),
+        )
         .where(MailingRun.mailing_id.in_(mailing_ids))
         .group_by(MailingRun.mailing_id)
     )
@@ -118,6 +125,7 @@ def _as_datetime(value) -> datetime | None:
 
 # Mailings and runs ----------------------------------------------------------------------------
 
+
 @dataclass
 class MailingRow:
     mailing: Mailing
@@ -126,8 +134,9 @@ class MailingRow:
     last_run_at: datetime | None = None
 
 
-def mailings_page(owner_id: int | None, *, after: tuple | None = None, before: tuple | None = None,
-                  per_page: int = 25) -> paging.Page:
+def mailings_page(
+    owner_id: int | None, *, after: tuple | None = None, before: tuple | None = None, per_page: int = 25
+) -> paging.Page:
     """The mailings of one owner, or everyone's when `owner_id` is None; newest first."""
     query = select(Mailing).options(joinedload(Mailing.owner))
     if owner_id is not None:
@@ -139,8 +148,10 @@ def mailings_page(owner_id: int | None, *, after: tuple | None = None, before: t
 def mailing_rows(mailings: list[Mailing]) -> list[MailingRow]:
     """The mailings of one page of the list with their totals, in one grouped query."""
     totals = run_totals(mailing.id for mailing in mailings)
-    return [MailingRow(mailing, totals[mailing.id].counts, totals[mailing.id].runs, totals[mailing.id].last_run_at)
-            for mailing in mailings]
+    return [
+        MailingRow(mailing, totals[mailing.id].counts, totals[mailing.id].runs, totals[mailing.id].last_run_at)
+        for mailing in mailings
+    ]
 
 
 @dataclass
@@ -165,8 +176,9 @@ def run_duration(run: MailingRun, now: datetime | None = None) -> timedelta | No
     return max(end - run.started_at, timedelta(0))
 
 
-def runs_page(mailing: Mailing, *, after: tuple | None = None, before: tuple | None = None,
-              per_page: int = 25) -> paging.Page:
+def runs_page(
+    mailing: Mailing, *, after: tuple | None = None, before: tuple | None = None, per_page: int = 25
+) -> paging.Page:
     query = select(MailingRun).where(MailingRun.mailing_id == mailing.id)
     return paging.keyset_page(query, [paging.Key(MailingRun.id, True)], per_page, after=after, before=before)
 
@@ -182,6 +194,7 @@ def find_run(mailing: Mailing, run_id: int) -> MailingRun | None:
 
 
 # The attempt log and the deliveries of a run ----------------------------------------------------
+
 
 @dataclass
 class AttemptFilter:
@@ -214,8 +227,14 @@ def local_midnight(day: date, zone: tzinfo) -> datetime:
     return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
 
 
-def attempts_page(attempt_filter: AttemptFilter, *, run_id: int, after: tuple | None = None,
-                  before: tuple | None = None, per_page: int = 50) -> paging.Page:
+def attempts_page(
+    attempt_filter: AttemptFilter,
+    *,
+    run_id: int,
+    after: tuple | None = None,
+    before: tuple | None = None,
+    per_page: int = 50,
+) -> paging.Page:
     """The attempts of one run (reached through its mailing, see `find_run`), newest first:
     from the run's index alone, without reading the rows until the page's own."""
     query = select(MailingAttempt).where(MailingAttempt.run_id == run_id, *attempt_filter.conditions())
@@ -226,8 +245,15 @@ def attempts_page(attempt_filter: AttemptFilter, *, run_id: int, after: tuple | 
     return paging.keyset_page(query, keys, per_page, after=after, before=before)
 
 
-def deliveries_page(run: MailingRun, status: DeliveryStatus | None = None, *, after: tuple | None = None,
-                    before: tuple | None = None, per_page: int = 50, count: bool = True) -> paging.Page:
+def deliveries_page(
+    run: MailingRun,
+    status: DeliveryStatus | None = None,
+    *,
+    after: tuple | None = None,
+    before: tuple | None = None,
+    per_page: int = 50,
+    count: bool = True,
+) -> paging.Page:
     """The deliveries of a run, of one status or all of them grouped by status (failed ones
     first), in the order they were created: the order of the run's index."""
     query = select(Delivery).where(Delivery.run_id == run.id)
@@ -239,8 +265,15 @@ def deliveries_page(run: MailingRun, status: DeliveryStatus | None = None, *, af
 
 # CSV export -----------------------------------------------------------------------------------
 
-def attempts_csv(attempt_filter: AttemptFilter, zone: tzinfo, *, mailing_id: int, run_id: int | None = None,
-                 batch_size: int = CSV_BATCH_SIZE) -> Iterator[str]:
+
+def attempts_csv(
+    attempt_filter: AttemptFilter,
+    zone: tzinfo,
+    *,
+    mailing_id: int,
+    run_id: int | None = None,
+    batch_size: int = CSV_BATCH_SIZE,
+) -> Iterator[str]:
     """The attempt log as CSV text, produced batch by batch.
 
     Reads plain columns (no ORM objects piling up in the session) in keyset batches on the
@@ -271,26 +304,31 @@ def attempts_csv(attempt_filter: AttemptFilter, zone: tzinfo, *, mailing_id: int
     last_id = 0
     while True:
         rows = connection.execute(
-            select(*columns).where(*conditions, MailingAttempt.id > last_id)
-            .order_by(MailingAttempt.id).limit(batch_size)
+            select(*columns)
+            .where(*conditions, MailingAttempt.id > last_id)
+            .order_by(MailingAttempt.id)
+            .limit(batch_size)
         ).all()
         if not rows:
             return
         for row in rows:
-            writer.writerow([
-                row.attempted_at.astimezone(zone).isoformat(timespec="seconds"),
-                row.run_id,
-                csv_safe(row.email),
-                row.status.value,
-                row.smtp_code if row.smtp_code is not None else "",
-                csv_safe(row.smtp_response or ""),
-                csv_safe(row.error or ""),
-            ])
+            writer.writerow(
+                [
+                    row.attempted_at.astimezone(zone).isoformat(timespec="seconds"),
+                    row.run_id,
+                    csv_safe(row.email),
+                    row.status.value,
+                    row.smtp_code if row.smtp_code is not None else "",
+                    csv_safe(row.smtp_response or ""),
+                    csv_safe(row.error or ""),
+                ]
+            )
         yield writer.take()
         last_id = rows[-1].id
 
 
 # Statistics over a period ---------------------------------------------------------------------
+
 
 @dataclass
 class Period:
@@ -359,8 +397,15 @@ def statistics(period: Period, owner_id: int | None) -> Statistics:
     owned = [Mailing.owner_id == owner_id] if owner_id is not None else []
 
     rows = db.session.execute(
-        select(Mailing.id, Mailing.name, User.email, func.sum(AttemptStat.attempts),
-               func.sum(AttemptStat.successes), func.sum(AttemptStat.failures), func.sum(AttemptStat.sent))
+        select(
+            Mailing.id,
+            Mailing.name,
+            User.email,
+            func.sum(AttemptStat.attempts),
+            func.sum(AttemptStat.successes),
+            func.sum(AttemptStat.failures),
+            func.sum(AttemptStat.sent),
+        )
         .select_from(AttemptStat)
         .join(Mailing, Mailing.id == AttemptStat.mailing_id)
         .join(User, User.id == Mailing.owner_id)
@@ -368,8 +413,15 @@ def statistics(period: Period, owner_id: int | None) -> Statistics:
         .group_by(Mailing.id, Mailing.name, User.email)
     )
     mailings = [
-        MailingFigures(attempts=int(attempts or 0), successes=int(successes or 0), failures=int(failures or 0),
-                       sent=int(sent or 0), mailing_id=mailing_id, name=name, owner_email=owner_email)
+        MailingFigures(
+            attempts=int(attempts or 0),
+            successes=int(successes or 0),
+            failures=int(failures or 0),
+            sent=int(sent or 0),
+            mailing_id=mailing_id,
+            name=name,
+            owner_email=owner_email,
+        )
         for mailing_id, name, owner_email, attempts, successes, failures, sent in rows
     ]
 
@@ -429,6 +481,7 @@ def offset_stretches(zone: tzinfo, since: datetime, until: datetime) -> list[tup
     Walks a day at a time (a year is 366 steps), then finds a change's hour and minute within
     its day; no zone changes its offset twice in one day.
     """
+
     def offset_at(moment: datetime) -> timedelta:
         return moment.astimezone(zone).utcoffset()
 

@@ -6,6 +6,7 @@ so pausing is only a change of status: the chunk a worker holds finishes, the re
 Resuming puts the run back in the queue (status queued, then `send_queue.enqueue_run` after the
 commit).
 """
+
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,10 +35,13 @@ from mailer.services import runs
 from mailer.services.runs import SendingRefused
 
 # Said when a run is saved but the queue (Redis) cannot be told; the reconciler queues it later.
-QUEUE_DOWN = _l("The run is saved, but the sending queue (Redis) cannot be reached right now. "
-                "It will be sent automatically as soon as the queue is back.")
+QUEUE_DOWN = _l(
+    "The run is saved, but the sending queue (Redis) cannot be reached right now. "
+    "It will be sent automatically as soon as the queue is back."
+)
 
 # Send now ---------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SendNowSummary:
@@ -59,20 +63,28 @@ class SendNowSummary:
 def send_now_summary(mailing: Mailing) -> SendNowSummary:
     subscribed = db.session.execute(
         select(func.count().filter(Client.unsubscribed_at.is_(None)), func.count())
-        .select_from(mailing_clients).join(Client, Client.id == mailing_clients.c.client_id)
+        .select_from(mailing_clients)
+        .join(Client, Client.id == mailing_clients.c.client_id)
         .where(mailing_clients.c.mailing_id == mailing.id)
     ).one()
     last_run = db.session.scalar(
-        select(MailingRun).where(MailingRun.mailing_id == mailing.id).order_by(MailingRun.id.desc()).limit(1))
+        select(MailingRun).where(MailingRun.mailing_id == mailing.id).order_by(MailingRun.id.desc()).limit(1)
+    )
     sent_before = db.session.scalar(
-        select(func.coalesce(func.sum(MailingRun.sent_count), 0)).where(MailingRun.mailing_id == mailing.id))
+        select(func.coalesce(func.sum(MailingRun.sent_count), 0)).where(MailingRun.mailing_id == mailing.id)
+    )
     return SendNowSummary(
-        recipients=subscribed[0], unsubscribed=subscribed[1] - subscribed[0], last_run=last_run,
-        sent_before=sent_before, once=mailing.repeat == Repeat.NONE, next_run_at=mailing.next_run_at,
+        recipients=subscribed[0],
+        unsubscribed=subscribed[1] - subscribed[0],
+        last_run=last_run,
+        sent_before=sent_before,
+        once=mailing.repeat == Repeat.NONE,
+        next_run_at=mailing.next_run_at,
     )
 
 
 # Pause and resume -------------------------------------------------------------------------------
+
 
 def pause_run(run: MailingRun) -> bool:
     """Pause a queued or sending run, committed. False when it was not queued or sending."""
@@ -90,8 +102,10 @@ def pause_runs_of_mailings(mailing_ids) -> int:
 
 def _pause(which) -> int:
     result = db.session.execute(
-        update(MailingRun).where(which, MailingRun.status.in_(ACTIVE_RUN_STATUSES))
-        .values(status=RunStatus.PAUSED).execution_options(synchronize_session=False)
+        update(MailingRun)
+        .where(which, MailingRun.status.in_(ACTIVE_RUN_STATUSES))
+        .values(status=RunStatus.PAUSED)
+        .execution_options(synchronize_session=False)
     )
     return result.rowcount
 
@@ -107,8 +121,10 @@ def resume_run(run: MailingRun) -> None:
     if not mailing.owner.is_active:
         raise SendingRefused(_("The owner of this mailing is blocked; the run cannot be resumed."))
     result = db.session.execute(
-        update(MailingRun).where(MailingRun.id == run.id, MailingRun.status == RunStatus.PAUSED)
-        .values(status=RunStatus.QUEUED).execution_options(synchronize_session=False)
+        update(MailingRun)
+        .where(MailingRun.id == run.id, MailingRun.status == RunStatus.PAUSED)
+        .values(status=RunStatus.QUEUED)
+        .execution_options(synchronize_session=False)
     )
     if result.rowcount == 0:
         db.session.rollback()
@@ -119,19 +135,24 @@ def resume_run(run: MailingRun) -> None:
 
 # Sending to the rest ----------------------------------------------------------------------------
 
+
 def unreached_count(run: MailingRun) -> int:
     """Deliveries of the run that were never tried to the end: still pending.
 
     Failed deliveries are not part of them: they were tried, and "Retry failed" is for them.
     """
     return db.session.scalar(
-        select(func.count()).where(Delivery.run_id == run.id, Delivery.status == DeliveryStatus.PENDING))
+        select(func.count()).where(Delivery.run_id == run.id, Delivery.status == DeliveryStatus.PENDING)
+    )
 
 
 def rest_run_of(run: MailingRun) -> MailingRun | None:
     return db.session.scalar(
-        select(MailingRun).where(MailingRun.retry_of_id == run.id, MailingRun.trigger == RunTrigger.REST)
-        .order_by(MailingRun.id.desc()).limit(1))
+        select(MailingRun)
+        .where(MailingRun.retry_of_id == run.id, MailingRun.trigger == RunTrigger.REST)
+        .order_by(MailingRun.id.desc())
+        .limit(1)
+    )
 
 
 def start_rest_run(run: MailingRun, user: User | None, now: datetime | None = None) -> MailingRun:
@@ -142,16 +163,26 @@ def start_rest_run(run: MailingRun, user: User | None, now: datetime | None = No
     lock_row(db.session, mailing)
     db.session.refresh(run)
     if run.status != RunStatus.CANCELLED:
-        raise SendingRefused(_("Only a cancelled run can be continued for the clients it did not reach; "
-                             "pause and resume a run that is in progress."))
+        raise SendingRefused(
+            _(
+                "Only a cancelled run can be continued for the clients it did not reach; "
+                "pause and resume a run that is in progress."
+            )
+        )
     runs.check_sendable(mailing)
     sending = db.session.scalar(
-        select(func.count()).where(Delivery.run_id == run.id, Delivery.status == DeliveryStatus.SENDING))
+        select(func.count()).where(Delivery.run_id == run.id, Delivery.status == DeliveryStatus.SENDING)
+    )
     if sending:
-        raise SendingRefused(ngettext("%(num)s message of this run is still being handed to the SMTP server; "
-                                      "try again in a moment, once its result is known.",
-                                      "%(num)s messages of this run are still being handed to the SMTP server; "
-                                      "try again in a moment, once their result is known.", sending))
+        raise SendingRefused(
+            ngettext(
+                "%(num)s message of this run is still being handed to the SMTP server; "
+                "try again in a moment, once its result is known.",
+                "%(num)s messages of this run are still being handed to the SMTP server; "
+                "try again in a moment, once their result is known.",
+                sending,
+            )
+        )
     earlier = rest_run_of(run)
     if earlier is not None:
         raise SendingRefused(_("The clients this run did not reach were sent to in run %(id)s already.", id=earlier.id))

@@ -4,6 +4,7 @@ schedule), cancelling, counting and closing them.
 A run and all its Delivery rows are created in one transaction; only after the commit is Redis
 told to work on it (`send_queue.enqueue_run`).
 """
+
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,6 +43,7 @@ class SendingRefused(Exception):
 
 # Creating runs ----------------------------------------------------------------------------------
 
+
 def _delivery_status_of(client_table):
     """pending for a subscribed client, skipped (with the reason) for an unsubscribed one."""
     unsubscribed = client_table.unsubscribed_at.is_not(None)
@@ -57,9 +59,7 @@ def add_deliveries(run: MailingRun, clients: Select, now: datetime) -> None:
     status, reason = _delivery_status_of(sub.c)
     rows = select(literal(run.id), sub.c.id, sub.c.email, status, reason, literal(0))
     db.session.execute(
-        insert(Delivery).from_select(
-            ["run_id", "client_id", "email", "status", "last_response", "attempts"], rows
-        )
+        insert(Delivery).from_select(["run_id", "client_id", "email", "status", "last_response", "attempts"], rows)
     )
     counts = delivery_counts(run.id)
     run.total_count = sum(counts.values())
@@ -70,11 +70,17 @@ def add_deliveries(run: MailingRun, clients: Select, now: datetime) -> None:
         run.started_at = run.finished_at = now
 
 
-def create_run(mailing: Mailing, trigger: RunTrigger, scheduled_for: datetime, now: datetime,
-               created_by: User | None = None) -> MailingRun:
+def create_run(
+    mailing: Mailing, trigger: RunTrigger, scheduled_for: datetime, now: datetime, created_by: User | None = None
+) -> MailingRun:
     """A run of the mailing with a delivery for each of its clients (not committed)."""
-    run = MailingRun(mailing=mailing, trigger=trigger, scheduled_for=scheduled_for,
-                     created_by_id=created_by.id if created_by else None, status=RunStatus.QUEUED)
+    run = MailingRun(
+        mailing=mailing,
+        trigger=trigger,
+        scheduled_for=scheduled_for,
+        created_by_id=created_by.id if created_by else None,
+        status=RunStatus.QUEUED,
+    )
     db.session.add(run)
     db.session.flush()  # the unique (mailing, scheduled_for) is checked here
     clients = (
@@ -100,18 +106,21 @@ def check_sendable(mailing: Mailing) -> None:
         raise SendingRefused(_("The owner of this mailing is blocked; it cannot be sent."))
     unfinished = db.session.execute(
         select(MailingRun.id, MailingRun.status)
-        .where(MailingRun.mailing_id == mailing.id, MailingRun.status.in_(UNFINISHED_RUN_STATUSES)).limit(1)
+        .where(MailingRun.mailing_id == mailing.id, MailingRun.status.in_(UNFINISHED_RUN_STATUSES))
+        .limit(1)
     ).first()
     if unfinished is not None and unfinished.status == RunStatus.PAUSED:
         raise SendingRefused(_("Run %(id)s of this mailing is paused; resume it or cancel it first.", id=unfinished.id))
     if unfinished is not None:
-        raise SendingRefused(_("This mailing is being sent already (run %(id)s); wait for it or cancel it.",
-                               id=unfinished.id))
+        raise SendingRefused(
+            _("This mailing is being sent already (run %(id)s); wait for it or cancel it.", id=unfinished.id)
+        )
 
 
-def start_manual_run(mailing: Mailing, user: User | None, now: datetime | None = None,
-                     last_run_seen: int | None = None) -> MailingRun:
-    """"Send now": a manual run to every client of the mailing, committed (not yet enqueued).
+def start_manual_run(
+    mailing: Mailing, user: User | None, now: datetime | None = None, last_run_seen: int | None = None
+) -> MailingRun:
+    """ "Send now": a manual run to every client of the mailing, committed (not yet enqueued).
 
     For a "Once" mailing this is its one run: the scheduled one is taken off in the same
     transaction. `last_run_seen` is the id of the latest run (0 for none) shown to the person who
@@ -123,8 +132,9 @@ def start_manual_run(mailing: Mailing, user: User | None, now: datetime | None =
     if last_run_seen is not None:
         latest = db.session.scalar(select(func.max(MailingRun.id)).where(MailingRun.mailing_id == mailing.id))
         if (latest or 0) != last_run_seen:
-            raise SendingRefused(_("This mailing was sent meanwhile (run %(latest)s); check it before sending it "
-                                   "again.", latest=latest))
+            raise SendingRefused(
+                _("This mailing was sent meanwhile (run %(latest)s); check it before sending it again.", latest=latest)
+            )
     run = create_run(mailing, RunTrigger.MANUAL, now, now, created_by=user)
     if mailing.repeat == Repeat.NONE:
         mailing.next_run_at = None
@@ -146,16 +156,22 @@ def retry_candidates(run: MailingRun):
 def failed_with_unknown_outcome(run: MailingRun) -> int:
     """Failed deliveries of `run` that had a try with an unknown outcome: they may have been
     delivered, so a retry may give those clients a second copy."""
-    return db.session.scalar(
-        select(func.count(func.distinct(Delivery.id)))
-        .join(MailingAttempt, MailingAttempt.delivery_id == Delivery.id)
-        .where(Delivery.run_id == run.id, Delivery.status == DeliveryStatus.FAILED,
-               MailingAttempt.status == AttemptStatus.UNKNOWN)
-    ) or 0
+    return (
+        db.session.scalar(
+            select(func.count(func.distinct(Delivery.id)))
+            .join(MailingAttempt, MailingAttempt.delivery_id == Delivery.id)
+            .where(
+                Delivery.run_id == run.id,
+                Delivery.status == DeliveryStatus.FAILED,
+                MailingAttempt.status == AttemptStatus.UNKNOWN,
+            )
+        )
+        or 0
+    )
 
 
 def start_retry_run(run: MailingRun, user: User | None, now: datetime | None = None) -> MailingRun:
-    """"Retry failed": a new run holding only the failed deliveries of `run`, committed."""
+    """ "Retry failed": a new run holding only the failed deliveries of `run`, committed."""
     now = now or utcnow()
     mailing = run.mailing
     lock_row(db.session, mailing)  # one new run of a mailing at a time
@@ -168,13 +184,20 @@ def start_retry_run(run: MailingRun, user: User | None, now: datetime | None = N
     return start_follow_up_run(run, RunTrigger.RETRY, failed, user, now)
 
 
-def start_follow_up_run(run: MailingRun, trigger: RunTrigger, clients: Select, user: User | None,
-                        now: datetime) -> MailingRun:
+def start_follow_up_run(
+    run: MailingRun, trigger: RunTrigger, clients: Select, user: User | None, now: datetime
+) -> MailingRun:
     """A new run of `run`'s mailing for `clients` only (Retry failed, Send to the rest), committed;
     the caller enqueues it."""
     mailing = run.mailing
-    follow_up = MailingRun(mailing=mailing, trigger=trigger, scheduled_for=now, retry_of_id=run.id,
-                           created_by_id=user.id if user else None, status=RunStatus.QUEUED)
+    follow_up = MailingRun(
+        mailing=mailing,
+        trigger=trigger,
+        scheduled_for=now,
+        retry_of_id=run.id,
+        created_by_id=user.id if user else None,
+        status=RunStatus.QUEUED,
+    )
     db.session.add(follow_up)
     db.session.flush()
     add_deliveries(follow_up, clients, now)
@@ -185,6 +208,7 @@ def start_follow_up_run(run: MailingRun, trigger: RunTrigger, clients: Select, u
 
 
 # Ending runs ------------------------------------------------------------------------------------
+
 
 def cancel_run(run: MailingRun, now: datetime | None = None) -> bool:
     """Stop a queued, sending or paused run. Workers finish the messages in flight and stop;
@@ -305,8 +329,9 @@ def run_work_state(run_id: int, now: datetime) -> WorkState:
         select(
             func.count().filter(Delivery.status == DeliveryStatus.PENDING),
             func.count().filter(Delivery.status == DeliveryStatus.SENDING),
-            func.count().filter(Delivery.status == DeliveryStatus.PENDING,
-                                (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now)),
+            func.count().filter(
+                Delivery.status == DeliveryStatus.PENDING, (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now)
+            ),
             func.min(Delivery.retry_at).filter(Delivery.status == DeliveryStatus.PENDING),
         ).where(Delivery.run_id == run_id)
     ).one()
@@ -315,6 +340,7 @@ def run_work_state(run_id: int, now: datetime) -> WorkState:
 
 
 # What the run page shows ------------------------------------------------------------------------
+
 
 def held_back_by(run: MailingRun) -> str | None:
     """The server limit the run is waiting for right now, in words, or None."""
@@ -327,8 +353,12 @@ def held_back_by(run: MailingRun) -> str | None:
 def progress(run: MailingRun) -> dict:
     """The run's figures for its page and its live updates, from its counters and the count
     of the deliveries a worker holds right now (a few rows of the run's status index)."""
-    sending = db.session.scalar(
-        select(func.count()).where(Delivery.run_id == run.id, Delivery.status == DeliveryStatus.SENDING)) or 0
+    sending = (
+        db.session.scalar(
+            select(func.count()).where(Delivery.run_id == run.id, Delivery.status == DeliveryStatus.SENDING)
+        )
+        or 0
+    )
     # The run's counters, read after the deliveries: the run was loaded earlier in the request,
     # and a worker may have recorded results since; the page must not freeze a stale figure.
     db.session.refresh(run)

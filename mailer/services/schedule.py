@@ -7,6 +7,7 @@ monthly mailing anchored on 31 January runs on the last day of February and agai
 Missed occurrences (scheduler down) are not replayed: one run catches up, then the schedule
 moves on to the next future occurrence.
 """
+
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -123,22 +124,28 @@ def has_unfinished_run(mailing: Mailing) -> bool:
     """A run of the mailing is queued, sending or paused."""
     if mailing.id is None:
         return False
-    return db.session.scalar(
-        select(func.count(MailingRun.id)).where(
-            MailingRun.mailing_id == mailing.id, MailingRun.status.in_(UNFINISHED_RUN_STATUSES)
+    return (
+        db.session.scalar(
+            select(func.count(MailingRun.id)).where(
+                MailingRun.mailing_id == mailing.id, MailingRun.status.in_(UNFINISHED_RUN_STATUSES)
+            )
         )
-    ) > 0
+        > 0
+    )
 
 
 def was_sent(mailing: Mailing) -> bool:
     """The mailing had a scheduled or a manual run (retries and rests only follow those)."""
     if mailing.id is None:
         return False
-    return db.session.scalar(
-        select(func.count(MailingRun.id)).where(
-            MailingRun.mailing_id == mailing.id, MailingRun.trigger.in_([RunTrigger.SCHEDULE, RunTrigger.MANUAL])
+    return (
+        db.session.scalar(
+            select(func.count(MailingRun.id)).where(
+                MailingRun.mailing_id == mailing.id, MailingRun.trigger.in_([RunTrigger.SCHEDULE, RunTrigger.MANUAL])
+            )
         )
-    ) > 0
+        > 0
+    )
 
 
 def has_runs(mailing: Mailing) -> bool:

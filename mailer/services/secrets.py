@@ -4,6 +4,7 @@ Fernet (AES-128-CBC with an HMAC, from `cryptography`) with a key derived by HKD
 MAIL_SECRETS_KEY, or from SECRET_KEY when MAIL_SECRETS_KEY is not set. Changing that key makes
 the stored secrets unreadable: they must then be entered again.
 """
+
 import base64
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -11,8 +12,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 
-UNREADABLE = ("A stored secret cannot be read with the current MAIL_SECRETS_KEY (or SECRET_KEY): "
-              "was the key changed? Enter the password or key again.")
+UNREADABLE = (
+    "A stored secret cannot be read with the current MAIL_SECRETS_KEY (or SECRET_KEY): "
+    "was the key changed? Enter the password or key again."
+)
 
 
 class SecretError(ValueError):
@@ -22,7 +25,8 @@ class SecretError(ValueError):
 def _fernet() -> Fernet:
     configured = current_app.config.get("MAIL_SECRETS_KEY") or current_app.config["SECRET_KEY"]
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"mailer stored secrets").derive(
-        configured.encode("utf-8"))
+        configured.encode("utf-8")
+    )
     return Fernet(base64.urlsafe_b64encode(key))
 
 

@@ -4,6 +4,7 @@ Redis only carries "work on run N"; the database says what is left to send. A se
 run can therefore be queued any number of times: each claims what nobody holds, and a job that
 finds nothing to do settles the run and ends.
 """
+
 import logging
 import secrets
 from datetime import datetime
@@ -28,7 +29,7 @@ def send_job_id(run_id: int) -> str:
 def run_id_of_job(job_id: str) -> int | None:
     if not job_id.startswith(JOB_ID_PREFIX):
         return None
-    number = job_id[len(JOB_ID_PREFIX):].split("-", 1)[0]
+    number = job_id[len(JOB_ID_PREFIX) :].split("-", 1)[0]
     return int(number) if number.isdigit() else None
 
 

@@ -1,5 +1,6 @@
 """Sender identities: the From addresses an owner may send as, each confirmed through a link
 sent to it, and the From / Reply-To headers of a mailing. No request objects here."""
+
 from dataclasses import dataclass
 from email.utils import parseaddr
 
@@ -21,8 +22,7 @@ from mailer.services.errors import FieldError
 
 NAME_MAX_LENGTH = 120
 EMAIL_MAX_LENGTH = 254
-INVALID_LINK = _l("This confirmation link is invalid or has expired. Send a new one from your sender "
-                  "addresses.")
+INVALID_LINK = _l("This confirmation link is invalid or has expired. Send a new one from your sender addresses.")
 
 
 class IdentityError(FieldError):
@@ -54,8 +54,13 @@ def normalize_address(value: str | None, field: str = "email") -> str:
     except EmailNotValidError as error:
         raise IdentityError(validator_message(error), field) from None
     if not checked.local_part.isascii():
-        raise IdentityError(_("A sender address must have only Latin letters, digits and punctuation before the "
-                            "@ (the domain may be international, e.g. info@пример.рф)."), field)
+        raise IdentityError(
+            _(
+                "A sender address must have only Latin letters, digits and punctuation before the "
+                "@ (the domain may be international, e.g. info@пример.рф)."
+            ),
+            field,
+        )
     normalized = checked.normalized.lower()
     if len(normalized) > EMAIL_MAX_LENGTH:
         raise IdentityError(_("An e-mail address has at most %(limit)s characters.", limit=EMAIL_MAX_LENGTH), field)
@@ -71,15 +76,25 @@ def clean_name(name: str | None) -> str:
 
 # Owner's identities -----------------------------------------------------------------------------
 
+
 def identities_of(owner_id: int) -> list[SenderIdentity]:
-    return list(db.session.scalars(select(SenderIdentity).where(SenderIdentity.owner_id == owner_id)
-                                   .order_by(SenderIdentity.email, SenderIdentity.id)))
+    return list(
+        db.session.scalars(
+            select(SenderIdentity)
+            .where(SenderIdentity.owner_id == owner_id)
+            .order_by(SenderIdentity.email, SenderIdentity.id)
+        )
+    )
 
 
 def confirmed_identities(owner_id: int) -> list[SenderIdentity]:
-    return list(db.session.scalars(
-        select(SenderIdentity).where(SenderIdentity.owner_id == owner_id, SenderIdentity.confirmed_at.is_not(None))
-        .order_by(SenderIdentity.confirmed_at, SenderIdentity.id)))
+    return list(
+        db.session.scalars(
+            select(SenderIdentity)
+            .where(SenderIdentity.owner_id == owner_id, SenderIdentity.confirmed_at.is_not(None))
+            .order_by(SenderIdentity.confirmed_at, SenderIdentity.id)
+        )
+    )
 
 
 def first_confirmed(owner_id: int) -> SenderIdentity | None:
@@ -89,8 +104,9 @@ def first_confirmed(owner_id: int) -> SenderIdentity | None:
 
 def mailings_using(identity: SenderIdentity) -> list[Mailing]:
     """The mailings sent from this address, by name."""
-    return list(db.session.scalars(
-        select(Mailing).where(Mailing.sender_identity_id == identity.id).order_by(Mailing.name)))
+    return list(
+        db.session.scalars(select(Mailing).where(Mailing.sender_identity_id == identity.id).order_by(Mailing.name))
+    )
 
 
 def add_identity(owner: User, name: str, email: str, reply_to: str | None) -> SenderIdentity:
@@ -98,8 +114,9 @@ def add_identity(owner: User, name: str, email: str, reply_to: str | None) -> Se
     email = normalize_address(email)
     name = clean_name(name)
     reply_to = normalize_address(reply_to, "reply_to") if (reply_to or "").strip() else None
-    exists = db.session.scalar(select(SenderIdentity.id).where(SenderIdentity.owner_id == owner.id,
-                                                               SenderIdentity.email == email))
+    exists = db.session.scalar(
+        select(SenderIdentity.id).where(SenderIdentity.owner_id == owner.id, SenderIdentity.email == email)
+    )
     if exists is not None:
         raise IdentityError(_("You already have this sender address."), "email")
     identity = SenderIdentity(owner_id=owner.id, name=name, email=email, reply_to=reply_to)
@@ -122,9 +139,15 @@ def delete_identity(identity: SenderIdentity) -> None:
 def send_confirmation(identity: SenderIdentity) -> bool:
     """Queue the e-mail with the confirmation link; False when the queue is unreachable."""
     token = tokens.make_token(tokens.SENDER_IDENTITY, {"sid": identity.id, "email": identity.email})
-    return queue_email(identity.email, _l("Confirm your sender address"), "confirm_sender",
-                       language=language_for(identity.owner), identity=identity,
-                       owner=identity.owner, confirm_url=external_url("senders.confirm", token=token))
+    return queue_email(
+        identity.email,
+        _l("Confirm your sender address"),
+        "confirm_sender",
+        language=language_for(identity.owner),
+        identity=identity,
+        owner=identity.owner,
+        confirm_url=external_url("senders.confirm", token=token),
+    )
 
 
 def confirm(token: str, user: User) -> SenderIdentity:
@@ -141,6 +164,7 @@ def confirm(token: str, user: User) -> SenderIdentity:
 
 # Mailings ---------------------------------------------------------------------------------------
 
+
 def check_for_mailing(owner_id: int, identity_id: int | None) -> None:
     """A mailing may name only a confirmed identity of its owner (or none, for the default)."""
     if identity_id is None:
@@ -149,8 +173,13 @@ def check_for_mailing(owner_id: int, identity_id: int | None) -> None:
     if identity is None or identity.owner_id != owner_id:
         raise IdentityError(_("Choose one of your own sender addresses."), "sender_identity")
     if not identity.is_confirmed:
-        raise IdentityError(_("%(email)s is not confirmed yet: follow the link we sent to it, "
-                            "then choose it here.", email=identity.email), "sender_identity")
+        raise IdentityError(
+            _(
+                "%(email)s is not confirmed yet: follow the link we sent to it, then choose it here.",
+                email=identity.email,
+            ),
+            "sender_identity",
+        )
 
 
 def identity_for_mailing(mailing: Mailing) -> SenderIdentity | None:
@@ -173,6 +202,9 @@ def sender_for_mailing(mailing: Mailing) -> SenderHeaders:
         )
     name, address = parseaddr(current_app.config["MAIL_DEFAULT_SENDER"])
     address = address or current_app.config["MAIL_DEFAULT_SENDER"]
-    return SenderHeaders(from_header=header_address(name, address), reply_to=None,
-                         envelope_from=envelope_address(address).address,
-                         display=current_app.config["MAIL_DEFAULT_SENDER"])
+    return SenderHeaders(
+        from_header=header_address(name, address),
+        reply_to=None,
+        envelope_from=envelope_address(address).address,
+        display=current_app.config["MAIL_DEFAULT_SENDER"],
+    )

@@ -15,6 +15,7 @@ finish (cut after SEND_STOP_GRACE), the rest of the claim goes back to pending u
 Database outage: the worker stops handing out messages at the first failed write, keeps its
 results and writes them once the database answers.
 """
+
 import logging
 import secrets
 import time
@@ -61,6 +62,7 @@ DATABASE_PATIENCE = 600
 
 # Claiming ---------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Recipient:
     """What a message needs of the client, read when the delivery is claimed."""
@@ -101,14 +103,22 @@ def claim_chunk(run_id: int, now: datetime, size: int, token: str) -> list[Claim
     lock: a delivery is never claimed twice.
     """
     if is_postgresql(db.session):
-        rows = db.session.execute(CLAIM_ON_POSTGRESQL, {
-            "run_id": run_id, "now": now, "size": size, "token": token,
-            "domain": current_app.config["MAIL_MESSAGE_ID_DOMAIN"]}).all()
+        rows = db.session.execute(
+            CLAIM_ON_POSTGRESQL,
+            {
+                "run_id": run_id,
+                "now": now,
+                "size": size,
+                "token": token,
+                "domain": current_app.config["MAIL_MESSAGE_ID_DOMAIN"],
+            },
+        ).all()
         db.session.commit()
         return [_claimed(row, token) for row in rows]
     due = (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now)
-    run_active = (select(MailingRun.id)
-                  .where(MailingRun.id == run_id, MailingRun.status.in_(ACTIVE_RUN_STATUSES)).exists())
+    run_active = (
+        select(MailingRun.id).where(MailingRun.id == run_id, MailingRun.status.in_(ACTIVE_RUN_STATUSES)).exists()
+    )
     candidates = (
         select(Delivery.id)
         .where(Delivery.run_id == run_id, Delivery.status == DeliveryStatus.PENDING, due, run_active)
@@ -135,7 +145,8 @@ def claim_chunk(run_id: int, now: datetime, size: int, token: str) -> list[Claim
 # run paused or cancelled since the worker last read it, and a pause waits for a claim under way
 # to commit, so that the run's page then sees those messages as `sending` until they are recorded.
 ACTIVE_IN_SQL = ", ".join(f"'{status.value}'" for status in ACTIVE_RUN_STATUSES)
-CLAIM_ON_POSTGRESQL = text(f"""
+CLAIM_ON_POSTGRESQL = (
+    text(f"""
     WITH run AS (
         SELECT id FROM mailing_runs WHERE id = :run_id AND status IN ({ACTIVE_IN_SQL}) FOR UPDATE
     ), candidates AS (
@@ -155,44 +166,64 @@ CLAIM_ON_POSTGRESQL = text(f"""
     SELECT claimed.*, c.email AS client_email, c.full_name, c.unsubscribed_at
     FROM claimed LEFT JOIN clients AS c ON c.id = claimed.client_id
     ORDER BY claimed.id
-""").bindparams(bindparam("now", type_=UTCDateTime())).columns(
-    first_attempt_at=UTCDateTime(), unsubscribed_at=UTCDateTime())
+""")
+    .bindparams(bindparam("now", type_=UTCDateTime()))
+    .columns(first_attempt_at=UTCDateTime(), unsubscribed_at=UTCDateTime())
+)
 
 
 def _claimed(row, token: str) -> Claimed:
-    client = (Recipient(row.client_id, row.client_email, row.full_name, row.unsubscribed_at)
-              if row.client_email is not None else None)
+    client = (
+        Recipient(row.client_id, row.client_email, row.full_name, row.unsubscribed_at)
+        if row.client_email is not None
+        else None
+    )
     return Claimed(row.id, client, row.email, row.attempts, row.message_id_header, row.first_attempt_at, token)
 
 
 # Checked again by the claiming UPDATE itself, under SQLite's write lock: a pause or cancel that
 # committed after the candidates were chosen still stops the claim.
 run_still_active = (
-    select(MailingRun.id).where(MailingRun.id == Delivery.run_id, MailingRun.status.in_(ACTIVE_RUN_STATUSES))
-    .correlate(Delivery).exists()
+    select(MailingRun.id)
+    .where(MailingRun.id == Delivery.run_id, MailingRun.status.in_(ACTIVE_RUN_STATUSES))
+    .correlate(Delivery)
+    .exists()
 )
 
 
 def _claim_on_sqlite(ids: list[int], now: datetime, token: str) -> list[Claimed]:
-    rows = db.session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING, run_still_active)
-        .values(status=DeliveryStatus.SENDING, claimed_at=now, claim_token=token)
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
-    ).scalars().all()
+    rows = (
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING, run_still_active)
+            .values(status=DeliveryStatus.SENDING, claimed_at=now, claim_token=token)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        .scalars()
+        .all()
+    )
     if not rows:
         return []
     table = Delivery.__table__
     db.session.execute(
-        update(table).where(table.c.id == bindparam("b_id"), table.c.message_id_header.is_(None))
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.message_id_header.is_(None))
         .values(message_id_header=bindparam("b_header")),
         [{"b_id": delivery_id, "b_header": make_message_id(delivery_id)} for delivery_id in rows],
     )
     claimed = db.session.execute(
-        select(Delivery.id, Delivery.client_id, Delivery.email, Delivery.attempts, Delivery.message_id_header,
-               Delivery.first_attempt_at, Client.email.label("client_email"), Client.full_name,
-               Client.unsubscribed_at)
+        select(
+            Delivery.id,
+            Delivery.client_id,
+            Delivery.email,
+            Delivery.attempts,
+            Delivery.message_id_header,
+            Delivery.first_attempt_at,
+            Client.email.label("client_email"),
+            Client.full_name,
+            Client.unsubscribed_at,
+        )
         .outerjoin(Client, Client.id == Delivery.client_id)
         .where(Delivery.id.in_(rows))
         .order_by(Delivery.id)
@@ -218,8 +249,11 @@ def release(deliveries: list[Claimed]) -> None:
     table = Delivery.__table__
     db.session.execute(
         table.update()
-        .where(table.c.id == bindparam("b_id"), table.c.claim_token == bindparam("b_token"),
-               table.c.status == DeliveryStatus.SENDING.value)
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.claim_token == bindparam("b_token"),
+            table.c.status == DeliveryStatus.SENDING.value,
+        )
         .values(status=DeliveryStatus.PENDING.value, claimed_at=None, claim_token=None),
         [{"b_id": delivery.id, "b_token": delivery.token} for delivery in deliveries],
     )
@@ -227,6 +261,7 @@ def release(deliveries: list[Claimed]) -> None:
 
 
 # Judging a reply --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -264,7 +299,8 @@ def judge(delivery: Claimed, reply: Reply, at: datetime) -> Outcome:
 # A result is written by the claim that holds the delivery, or to a delivery the reconciler
 # returned to pending (this worker was cut off from the database for longer than its lease)
 # that nobody claimed again: the message did go out, and its result must not be lost.
-RESULTS_ON_POSTGRESQL = text("""
+RESULTS_ON_POSTGRESQL = text(
+    """
     WITH written AS (
         UPDATE deliveries AS d
         SET status = r.status, attempts = d.attempts + r.tried, retry_at = r.retry_at, sent_at = r.sent_at,
@@ -312,16 +348,21 @@ RESULTS_ON_POSTGRESQL = text("""
         skipped_count = skipped_count + (SELECT count(*) FROM written WHERE status = 'skipped'),
         unknown_count = unknown_count + :unknown
     WHERE id = :run_id
-""".replace("SLOT(attempted_at)", attempt_stats.SLOT_ON_POSTGRESQL.format("attempted_at"))
-                     .replace("SLOT(sent_at)", attempt_stats.SLOT_ON_POSTGRESQL.format("sent_at")))
+""".replace("SLOT(attempted_at)", attempt_stats.SLOT_ON_POSTGRESQL.format("attempted_at")).replace(
+        "SLOT(sent_at)", attempt_stats.SLOT_ON_POSTGRESQL.format("sent_at")
+    )
+)
 RESULTS_ON_SQLITE = text("""
     UPDATE deliveries
     SET status = :status, attempts = attempts + :tried, retry_at = :retry_at, sent_at = :sent_at,
         first_attempt_at = COALESCE(first_attempt_at, :first_attempt_at),
         last_code = :code, last_response = :response, claimed_at = NULL, claim_token = NULL
     WHERE id = :id AND ((status = 'sending' AND claim_token = :token) OR (status = 'pending' AND claim_token IS NULL))
-""").bindparams(bindparam("retry_at", type_=UTCDateTime()), bindparam("sent_at", type_=UTCDateTime()),
-                bindparam("first_attempt_at", type_=UTCDateTime()))
+""").bindparams(
+    bindparam("retry_at", type_=UTCDateTime()),
+    bindparam("sent_at", type_=UTCDateTime()),
+    bindparam("first_attempt_at", type_=UTCDateTime()),
+)
 
 
 def attempt_status(reply: Reply) -> AttemptStatus:
@@ -345,30 +386,34 @@ def record_outcomes(run_id: int, mailing_id: int, outcomes: list[Outcome]) -> No
         response = outcome.note if not tried else (reply.text if reply.error is None else reply.error)
         if tried and outcome.note:
             response = f"{response} ({outcome.note})"
-        results.append({
-            "id": delivery.id,
-            "token": delivery.token,
-            "status": outcome.status.value,
-            "tried": 1 if tried else 0,
-            "retry_at": outcome.retry_at,
-            "sent_at": outcome.attempted_at if outcome.status == DeliveryStatus.SENT else None,
-            "first_attempt_at": outcome.attempted_at if tried else None,
-            "code": reply.code if tried else None,
-            "response": response,
-        })
+        results.append(
+            {
+                "id": delivery.id,
+                "token": delivery.token,
+                "status": outcome.status.value,
+                "tried": 1 if tried else 0,
+                "retry_at": outcome.retry_at,
+                "sent_at": outcome.attempted_at if outcome.status == DeliveryStatus.SENT else None,
+                "first_attempt_at": outcome.attempted_at if tried else None,
+                "code": reply.code if tried else None,
+                "response": response,
+            }
+        )
         if tried:
-            attempts.append({
-                "mailing_id": mailing_id,
-                "run_id": run_id,
-                "delivery_id": delivery.id,
-                "client_id": delivery.client_id,
-                "email": delivery.email,
-                "attempted_at": outcome.attempted_at,
-                "status": attempt_status(reply),
-                "smtp_code": reply.code,
-                "smtp_response": reply.text if reply.error is None else None,
-                "error": reply.error,
-            })
+            attempts.append(
+                {
+                    "mailing_id": mailing_id,
+                    "run_id": run_id,
+                    "delivery_id": delivery.id,
+                    "client_id": delivery.client_id,
+                    "email": delivery.email,
+                    "attempted_at": outcome.attempted_at,
+                    "status": attempt_status(reply),
+                    "smtp_code": reply.code,
+                    "smtp_response": reply.text if reply.error is None else None,
+                    "error": reply.error,
+                }
+            )
     unknown = sum(1 for attempt in attempts if attempt["status"] == AttemptStatus.UNKNOWN)
     if is_postgresql(db.session):
         db.session.execute(RESULTS_ON_POSTGRESQL, _as_arrays(results, attempts, run_id, mailing_id, unknown))
@@ -380,13 +425,21 @@ def record_outcomes(run_id: int, mailing_id: int, outcomes: list[Outcome]) -> No
     sent = [result for result in results if result["status"] == DeliveryStatus.SENT.value]
     if changed == len(results):
         statuses = [result["status"] for result in results]
-        runs.add_to_counters(run_id, sent=len(sent), failed=statuses.count(DeliveryStatus.FAILED.value),
-                             skipped=statuses.count(DeliveryStatus.SKIPPED.value), unknown=unknown)
+        runs.add_to_counters(
+            run_id,
+            sent=len(sent),
+            failed=statuses.count(DeliveryStatus.FAILED.value),
+            skipped=statuses.count(DeliveryStatus.SKIPPED.value),
+            unknown=unknown,
+        )
     else:  # some results were not this worker's to write any more; SQLite does not say which
         runs.update_counters(run_id)
         sent = [result for result in sent if written_as_sent(result)]
-    attempt_stats.add(mailing_id, [(attempt["attempted_at"], attempt["status"]) for attempt in attempts],
-                      [result["sent_at"] for result in sent])
+    attempt_stats.add(
+        mailing_id,
+        [(attempt["attempted_at"], attempt["status"]) for attempt in attempts],
+        [result["sent_at"] for result in sent],
+    )
     db.session.commit()
 
 
@@ -399,23 +452,36 @@ def written_as_sent(result: dict) -> bool:
 def _as_arrays(results: list[dict], attempts: list[dict], run_id: int, mailing_id: int, unknown: int) -> dict:
     """The parameters of RESULTS_ON_POSTGRESQL: one array per column (psycopg2 runs an
     executemany as one round trip per row)."""
+
     def column(rows: list[dict], name: str) -> list:
         return [row[name] for row in rows]
 
     return {
-        "run_id": run_id, "mailing_id": mailing_id, "unknown": unknown,
-        "ids": column(results, "id"), "tokens": column(results, "token"), "statuses": column(results, "status"),
-        "tried": column(results, "tried"), "retry": column(results, "retry_at"), "sent": column(results, "sent_at"),
-        "first": column(results, "first_attempt_at"), "codes": column(results, "code"),
+        "run_id": run_id,
+        "mailing_id": mailing_id,
+        "unknown": unknown,
+        "ids": column(results, "id"),
+        "tokens": column(results, "token"),
+        "statuses": column(results, "status"),
+        "tried": column(results, "tried"),
+        "retry": column(results, "retry_at"),
+        "sent": column(results, "sent_at"),
+        "first": column(results, "first_attempt_at"),
+        "codes": column(results, "code"),
         "responses": column(results, "response"),
-        "a_deliveries": column(attempts, "delivery_id"), "a_clients": column(attempts, "client_id"),
-        "a_emails": column(attempts, "email"), "a_times": column(attempts, "attempted_at"),
-        "a_statuses": [attempt["status"].value for attempt in attempts], "a_codes": column(attempts, "smtp_code"),
-        "a_responses": column(attempts, "smtp_response"), "a_errors": column(attempts, "error"),
+        "a_deliveries": column(attempts, "delivery_id"),
+        "a_clients": column(attempts, "client_id"),
+        "a_emails": column(attempts, "email"),
+        "a_times": column(attempts, "attempted_at"),
+        "a_statuses": [attempt["status"].value for attempt in attempts],
+        "a_codes": column(attempts, "smtp_code"),
+        "a_responses": column(attempts, "smtp_response"),
+        "a_errors": column(attempts, "error"),
     }
 
 
 # The work on one run ----------------------------------------------------------------------------
+
 
 class RunSender:
     """One send job's work on one run: claims chunks while the SMTP connections have room,
@@ -536,16 +602,19 @@ class RunSender:
             self.setup_problem = f"The mailing's server or sender cannot be used: {problem}"
             log.error("run %s: %s", self.run_id, self.setup_problem)
         else:
-            self.open_pool(SmtpSettings.for_server(self.server),
-                           Limits(self.server.key, self.server.rate_limits, self.server.max_connections))
+            self.open_pool(
+                SmtpSettings.for_server(self.server),
+                Limits(self.server.key, self.server.rate_limits, self.server.max_connections),
+            )
         db.session.rollback()
 
     def open_pool(self, settings: SmtpSettings, limits: Limits) -> None:
         """The sending threads for this server: no more than its connection limit allows."""
         throttle = None
         if limits.any:
-            throttle = Throttle(limits, self.config["REDIS_URL"], self.run_id,
-                                slot_seconds=self.config["SEND_DELIVERY_TIMEOUT"] + 30)
+            throttle = Throttle(
+                limits, self.config["REDIS_URL"], self.run_id, slot_seconds=self.config["SEND_DELIVERY_TIMEOUT"] + 30
+            )
         if limits.max_connections:
             self.connections = min(self.connections, limits.max_connections)
         self.pool = SenderPool(settings, self.connections, throttle)
@@ -553,8 +622,13 @@ class RunSender:
     def more_due(self) -> bool:
         now = utcnow()
         found = db.session.scalar(
-            select(Delivery.id).where(Delivery.run_id == self.run_id, Delivery.status == DeliveryStatus.PENDING,
-                                      (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now)).limit(1)
+            select(Delivery.id)
+            .where(
+                Delivery.run_id == self.run_id,
+                Delivery.status == DeliveryStatus.PENDING,
+                (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now),
+            )
+            .limit(1)
         )
         db.session.rollback()
         return found is not None
@@ -577,8 +651,9 @@ class RunSender:
             return
         try:
             recipient = envelope_address(delivery.email)
-            data = self.renderer.build(client, delivery.message_id, self.sender.from_header,
-                                       self.sender.reply_to).as_bytes()
+            data = self.renderer.build(
+                client, delivery.message_id, self.sender.from_header, self.sender.reply_to
+            ).as_bytes()
         except (TemplateProblem, AddressError, ValueError) as problem:  # this delivery fails, not the chunk
             self.results.append(Outcome(delivery, DeliveryStatus.FAILED, Reply(None, error=str(problem)), now))
             return
@@ -627,8 +702,9 @@ class RunSender:
 
     def database_lost(self, error: SQLAlchemyError) -> None:
         """Stop handing out messages: a result that cannot be written would be sent again."""
-        log.warning("run %s: the database is unreachable (%s); sending stops", self.run_id,
-                    getattr(error, "orig", error))
+        log.warning(
+            "run %s: the database is unreachable (%s); sending stops", self.run_id, getattr(error, "orig", error)
+        )
         _rollback_quietly()
         if self.stopped is None or self.stopped == "nothing due":
             self.stopped = "database unreachable"
@@ -647,8 +723,11 @@ class RunSender:
             if self.write():
                 return
             if time.monotonic() > give_up or shutdown.requested():
-                log.error("run %s: %d results could not be written; the reconciler will return them",
-                          self.run_id, len(self.results))
+                log.error(
+                    "run %s: %d results could not be written; the reconciler will return them",
+                    self.run_id,
+                    len(self.results),
+                )
                 return
             time.sleep(delay)
             delay = min(delay * 2, 10)

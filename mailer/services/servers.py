@@ -4,6 +4,7 @@ mailing leaves through. No request objects here.
 The built-in server is the one of the MAIL_* settings; it exists without any setup. A mailing
 uses the server it names, else the server marked default, else the built-in one.
 """
+
 import smtplib
 import socket
 import ssl
@@ -56,6 +57,7 @@ class ServerSettings:
 
 # Validation -------------------------------------------------------------------------------------
 
+
 def normalize_rate_limit(text: str | None) -> str | None:
     """The rate limit as entered (trimmed), after checking it with the limits parser; None for none.
 
@@ -69,8 +71,14 @@ def normalize_rate_limit(text: str | None) -> str | None:
     except ValueError:
         items = []
     if not items:
-        raise ServerError(_("“%(text)s” is not a rate limit. Write it as “50 per second”, or several joined "
-                          "by “;”: “50 per second; 10000 per hour”.", text=text), "rate_limit")
+        raise ServerError(
+            _(
+                "“%(text)s” is not a rate limit. Write it as “50 per second”, or several joined "
+                "by “;”: “50 per second; 10000 per hour”.",
+                text=text,
+            ),
+            "rate_limit",
+        )
     if any(item.amount < 1 for item in items):
         raise ServerError(_("A rate limit allows at least one message per period."), "rate_limit")
     return "; ".join(part.strip() for part in text.replace(",", ";").split(";") if part.strip())
@@ -80,13 +88,20 @@ def check_max_connections(value: int | None) -> int | None:
     if value is None or value == 0:
         return None
     if value < 0 or value > 1000:
-        raise ServerError(_("Maximum connections is a number from 1 to 1000, or empty for no limit."),
-                          "max_connections")
+        raise ServerError(
+            _("Maximum connections is a number from 1 to 1000, or empty for no limit."), "max_connections"
+        )
     return value
 
 
-def prepare_server(server: SmtpServer, *, new_password: str | None = None, clear_password: bool = False,
-                   new_dkim_key: str | None = None, clear_dkim_key: bool = False) -> None:
+def prepare_server(
+    server: SmtpServer,
+    *,
+    new_password: str | None = None,
+    clear_password: bool = False,
+    new_dkim_key: str | None = None,
+    clear_dkim_key: bool = False,
+) -> None:
     """Check and tidy a server an admin created or changed, store new secrets encrypted, and keep
     at most one server marked default. Raises ServerError and changes nothing stored then."""
     # The row is flushed at the commit, after the other default was unmarked; a query on the
@@ -95,8 +110,9 @@ def prepare_server(server: SmtpServer, *, new_password: str | None = None, clear
         _prepare_server(server, new_password, clear_password, new_dkim_key, clear_dkim_key)
 
 
-def _prepare_server(server: SmtpServer, new_password: str | None, clear_password: bool, new_dkim_key: str | None,
-                    clear_dkim_key: bool) -> None:
+def _prepare_server(
+    server: SmtpServer, new_password: str | None, clear_password: bool, new_dkim_key: str | None, clear_dkim_key: bool
+) -> None:
     server.name = " ".join((server.name or "").split())
     if not server.name:
         raise ServerError(_("Give the server a name."), "name")
@@ -140,12 +156,14 @@ def _prepare_server(server: SmtpServer, new_password: str | None, clear_password
             raise ServerError(str(error), "new_dkim_private_key") from None
         server.dkim_private_key_encrypted = secrets.encrypt(new_dkim_key.strip())
     if server.dkim_selector and not all(char.isalnum() or char in "-._" for char in server.dkim_selector):
-        raise ServerError(_("A DKIM selector has letters, digits, dots, hyphens and underscores only."),
-                          "dkim_selector")
+        raise ServerError(
+            _("A DKIM selector has letters, digits, dots, hyphens and underscores only."), "dkim_selector"
+        )
     dkim_parts = [server.dkim_selector, server.dkim_domain, server.dkim_private_key_encrypted]
     if any(dkim_parts) and not all(dkim_parts):
-        raise ServerError(_("DKIM needs a selector, a domain and a private key together (or none of them)."),
-                          "dkim_selector")
+        raise ServerError(
+            _("DKIM needs a selector, a domain and a private key together (or none of them)."), "dkim_selector"
+        )
 
     server.is_default = bool(server.is_default)
     if server.is_default:
@@ -156,6 +174,7 @@ def _prepare_server(server: SmtpServer, new_password: str | None, clear_password
 
 
 # Which server -----------------------------------------------------------------------------------
+
 
 def builtin_server() -> ServerSettings:
     config = current_app.config
@@ -170,8 +189,9 @@ def builtin_server() -> ServerSettings:
         max_connections = check_max_connections(config.get("MAIL_MAX_CONNECTIONS"))
     except ServerError as error:
         setting = "MAIL_RATE_LIMIT" if error.field == "rate_limit" else "MAIL_MAX_CONNECTIONS"
-        raise ServerError(_("The %(setting)s setting is wrong: %(error)s", setting=setting, error=error),
-                          setting) from None
+        raise ServerError(
+            _("The %(setting)s setting is wrong: %(error)s", setting=setting, error=error), setting
+        ) from None
     return ServerSettings(
         key=BUILTIN_KEY,
         name=str(BUILTIN_NAME),
@@ -228,12 +248,14 @@ def server_name_for_mailing(mailing: Mailing) -> str:
 
 def server_choices() -> list[tuple[int, str]]:
     """The servers a mailing may pick, by name (hosts and accounts stay with the admins)."""
-    rows = db.session.execute(select(SmtpServer.id, SmtpServer.name, SmtpServer.is_default)
-                              .order_by(SmtpServer.name, SmtpServer.id))
+    rows = db.session.execute(
+        select(SmtpServer.id, SmtpServer.name, SmtpServer.is_default).order_by(SmtpServer.name, SmtpServer.id)
+    )
     return [(row.id, f"{row.name} (default)" if row.is_default else row.name) for row in rows]
 
 
 # Connection test --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ConnectionReport:
@@ -255,75 +277,123 @@ def check_connection(settings: ServerSettings, timeout: float | None = None) -> 
     context = ssl.create_default_context()
     smtp: smtplib.SMTP | None = None
     try:
-        smtp = (smtplib.SMTP_SSL(timeout=timeout, context=context) if settings.security == Security.TLS
-                else smtplib.SMTP(timeout=timeout))
+        smtp = (
+            smtplib.SMTP_SSL(timeout=timeout, context=context)
+            if settings.security == Security.TLS
+            else smtplib.SMTP(timeout=timeout)
+        )
         # smtplib checks the certificate against the host given to its constructor, which would
         # also swallow the greeting; connect() keeps the greeting, and this names the host.
         smtp._host = settings.host
         code, greeting = smtp.connect(settings.host, settings.port)
-        lines.append(_("Connected to %(where)s. The server greeted: “%(greeting)s”.", where=where,
-                       greeting=_reply(code, greeting)))
+        lines.append(
+            _(
+                "Connected to %(where)s. The server greeted: “%(greeting)s”.",
+                where=where,
+                greeting=_reply(code, greeting),
+            )
+        )
         if code != 220:
             lines.append(_("The greeting is not the 220 “ready” answer: the server will not take mail now."))
             return ConnectionReport(False, lines)
         smtp.ehlo()
         if settings.security == Security.TLS:
-            lines.append(_("The connection is encrypted from the start (%(version)s), and the "
-                         "server's certificate is valid.", version=smtp.sock.version()))
+            lines.append(
+                _(
+                    "The connection is encrypted from the start (%(version)s), and the server's certificate is valid.",
+                    version=smtp.sock.version(),
+                )
+            )
         elif settings.security == Security.STARTTLS:
             if not smtp.has_extn("starttls"):
-                lines.append(_("The server does not offer STARTTLS, so the connection cannot be encrypted: "
-                             "choose security “none” only if the server is on a trusted network."))
+                lines.append(
+                    _(
+                        "The server does not offer STARTTLS, so the connection cannot be encrypted: "
+                        "choose security “none” only if the server is on a trusted network."
+                    )
+                )
                 return ConnectionReport(False, lines)
             smtp.starttls(context=context)
             smtp.ehlo()
-            lines.append(_("STARTTLS worked: the connection is encrypted (%(version)s), and the "
-                         "server's certificate is valid.", version=smtp.sock.version()))
+            lines.append(
+                _(
+                    "STARTTLS worked: the connection is encrypted (%(version)s), and the "
+                    "server's certificate is valid.",
+                    version=smtp.sock.version(),
+                )
+            )
         else:
-            lines.append(_("The connection is not encrypted (security “none”): the password and the "
-                         "messages travel in clear."))
+            lines.append(
+                _("The connection is not encrypted (security “none”): the password and the messages travel in clear.")
+            )
         if smtp.has_extn("smtputf8"):
             lines.append(_("The server accepts international addresses (SMTPUTF8)."))
         else:
-            lines.append(_("The server does not offer SMTPUTF8: addresses with non-Latin characters before "
-                         "the @ cannot be sent through it."))
+            lines.append(
+                _(
+                    "The server does not offer SMTPUTF8: addresses with non-Latin characters before "
+                    "the @ cannot be sent through it."
+                )
+            )
         if not settings.username:
             lines.append(_("No login is set: the server is used without authentication."))
         elif not settings.password:
-            lines.append(_("A user name (%(username)s) is set but no password: enter the password.",
-                           username=settings.username))
+            lines.append(
+                _("A user name (%(username)s) is set but no password: enter the password.", username=settings.username)
+            )
             return ConnectionReport(False, lines)
         elif not smtp.has_extn("auth"):
-            lines.append(_("The server does not offer login (AUTH) on this connection: it may only after STARTTLS.")
-                         if settings.security == Security.NONE
-                         else _("The server does not offer login (AUTH) on this connection."))
+            lines.append(
+                _("The server does not offer login (AUTH) on this connection: it may only after STARTTLS.")
+                if settings.security == Security.NONE
+                else _("The server does not offer login (AUTH) on this connection.")
+            )
             return ConnectionReport(False, lines)
         else:
             try:
                 smtp.login(settings.username, settings.password)
             except smtplib.SMTPAuthenticationError as error:
-                lines.append(_("The server refused the login of %(username)s: "
-                             "“%(error)s”.", username=settings.username,
-                               error=_reply(error.smtp_code, error.smtp_error)))
+                lines.append(
+                    _(
+                        "The server refused the login of %(username)s: “%(error)s”.",
+                        username=settings.username,
+                        error=_reply(error.smtp_code, error.smtp_error),
+                    )
+                )
                 return ConnectionReport(False, lines)
             lines.append(_("Logged in as %(username)s.", username=settings.username))
         return ConnectionReport(True, lines)
     except ssl.SSLCertVerificationError as error:
         lines.append(_("The server's TLS certificate cannot be trusted: %(message)s.", message=error.verify_message))
     except ssl.SSLError:
-        lines.append(_("The TLS handshake failed: check that the port and the security setting match "
-                     "(465 is TLS from the start, 587 STARTTLS)."))
+        lines.append(
+            _(
+                "The TLS handshake failed: check that the port and the security setting match "
+                "(465 is TLS from the start, 587 STARTTLS)."
+            )
+        )
     except ConnectionRefusedError:
-        lines.append(_("Nothing answers at %(where)s (connection refused): check the host and the port, "
-                     "and that the server is running.", where=where))
+        lines.append(
+            _(
+                "Nothing answers at %(where)s (connection refused): check the host and the port, "
+                "and that the server is running.",
+                where=where,
+            )
+        )
     except socket.gaierror:
         lines.append(_("The host name “%(host)s” cannot be found.", host=settings.host))
     except TimeoutError:
-        lines.append(_("%(where)s did not answer within %(timeout)s seconds.", where=where,
-                       timeout=format(timeout, "g")))
+        lines.append(
+            _("%(where)s did not answer within %(timeout)s seconds.", where=where, timeout=format(timeout, "g"))
+        )
     except smtplib.SMTPServerDisconnected:
-        lines.append(_("%(where)s closed the connection without an SMTP answer: is it an SMTP server, and is "
-                     "the security setting right?", where=where))
+        lines.append(
+            _(
+                "%(where)s closed the connection without an SMTP answer: is it an SMTP server, and is "
+                "the security setting right?",
+                where=where,
+            )
+        )
     except smtplib.SMTPResponseException as error:
         lines.append(_("The server answered “%(error)s”.", error=_reply(error.smtp_code, error.smtp_error)))
     except (OSError, smtplib.SMTPException, ValueError) as error:

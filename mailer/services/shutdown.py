@@ -1,6 +1,7 @@
 """A stop request that a send job can see: set when the worker process (or its work horse) gets
 SIGTERM, so that the job finishes the messages in flight and gives the rest back, instead of
 being killed in the middle (RQ's default) or holding a deploy for a whole job."""
+
 import signal
 import threading
 

@@ -1,4 +1,5 @@
 """CSV exports: cells that a spreadsheet opens as text, and text streamed in chunks."""
+
 import csv
 import io
 

@@ -4,6 +4,7 @@ An owner's figures cover their own data; managers and admins share one "everyone
 The services that change mailings or clients call `clear_stats_cache(owner_id)`, so a change
 shows on the next request instead of after the cache expires.
 """
+
 import logging
 
 from redis.exceptions import RedisError

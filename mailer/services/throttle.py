@@ -6,6 +6,7 @@ connections open at once (leases in a Redis sorted set: a slot is held while a c
 and renewed with every message; a dead worker's slot expires). A throttled send waits; it never
 fails because of the throttle. While a run waits, it says so (for its run page).
 """
+
 import json
 import logging
 import secrets
@@ -83,8 +84,9 @@ class Throttle:
         waited_since = None
         while not self.stopped.is_set():
             now = time.time()
-            if self._call(self.acquire, keys=[self.slots],
-                          args=[now, now + self.slot_seconds, token, self.limits.max_connections]):
+            if self._call(
+                self.acquire, keys=[self.slots], args=[now, now + self.slot_seconds, token, self.limits.max_connections]
+            ):
                 return True
             waited_since = waited_since or now
             self.held_back(f"{self.limits.max_connections} connections at once", waited_since)

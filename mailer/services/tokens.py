@@ -1,4 +1,5 @@
 """Signed, expiring tokens for links sent by e-mail."""
+
 import json
 from functools import lru_cache
 

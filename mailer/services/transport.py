@@ -10,6 +10,7 @@ recorded, which Flask-Mail's `send` does not give. A failure after the message w
 server (a lost connection while it answers the end of DATA) is an *unknown* outcome: the server
 may have accepted it.
 """
+
 import logging
 import queue
 import re
@@ -56,16 +57,32 @@ class SmtpSettings:
     def from_app(cls) -> "SmtpSettings":
         """The built-in server, from Flask-Mail's state (MAIL_*) and MAIL_TIMEOUT."""
         mail = current_app.extensions["mail"]
-        return cls(mail.server, mail.port, mail.use_tls, mail.use_ssl, mail.username, mail.password,
-                   current_app.config["MAIL_TIMEOUT"], mail.suppress)
+        return cls(
+            mail.server,
+            mail.port,
+            mail.use_tls,
+            mail.use_ssl,
+            mail.username,
+            mail.password,
+            current_app.config["MAIL_TIMEOUT"],
+            mail.suppress,
+        )
 
     @classmethod
     def for_server(cls, server: ServerSettings) -> "SmtpSettings":
         """A server of the admin panel's (or the built-in one), as `servers.server_for_mailing` gives it."""
         mail = current_app.extensions["mail"]
-        return cls(server.host, server.port, server.security == Security.STARTTLS, server.security == Security.TLS,
-                   server.username, server.password, current_app.config["MAIL_TIMEOUT"], mail.suppress,
-                   server.name)
+        return cls(
+            server.host,
+            server.port,
+            server.security == Security.STARTTLS,
+            server.security == Security.TLS,
+            server.username,
+            server.password,
+            current_app.config["MAIL_TIMEOUT"],
+            mail.suppress,
+            server.name,
+        )
 
     @property
     def label(self) -> str:
@@ -169,8 +186,9 @@ class SmtpTransport:
         server or the network does."""
         if self.settings.suppress:
             return Reply(250, "Not sent: MAIL_SUPPRESS_SEND is on")
-        if self.throttle and not ((self.host is not None or self.throttle.take_connection(self.slot))
-                                  and self.throttle.wait_for_rate()):
+        if self.throttle and not (
+            (self.host is not None or self.throttle.take_connection(self.slot)) and self.throttle.wait_for_rate()
+        ):
             return NOT_SENT
         self.busy_since = time.monotonic()
         try:
@@ -201,8 +219,10 @@ class SmtpTransport:
                 # RFC 2920: MAIL, RCPT and DATA in one write, their three replies read after.
                 # Half the round trips of a step-by-step transaction, and each step's reply is
                 # still known.
-                commands = (f"MAIL FROM:{smtplib.quoteaddr(sender)}{''.join(' ' + o for o in options)}\r\n"
-                            f"RCPT TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n")
+                commands = (
+                    f"MAIL FROM:{smtplib.quoteaddr(sender)}{''.join(' ' + o for o in options)}\r\n"
+                    f"RCPT TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n"
+                )
                 host.send(commands.encode("utf-8" if smtputf8 else "ascii"))
                 replies = [host.getreply(), host.getreply(), host.getreply()]
             else:
@@ -227,8 +247,12 @@ class SmtpTransport:
         except (OSError, smtplib.SMTPException) as error:  # timeouts, resets, a closed connection
             detail = human_error(error, self.settings.timeout)
             if handed_over:
-                return Reply(None, error=f"Connection lost after the message was handed over ({detail}); "
-                                         "it may have been delivered", broken=True, unknown=True)
+                return Reply(
+                    None,
+                    error=f"Connection lost after the message was handed over ({detail}); it may have been delivered",
+                    broken=True,
+                    unknown=True,
+                )
             return Reply(None, error=f"Connection lost: {detail}", broken=True)
 
     def _refusal(self, host: smtplib.SMTP, replies: list[tuple[int, bytes]]) -> Reply | None:
@@ -236,8 +260,14 @@ class SmtpTransport:
         server waits for the message. The refused transaction is ended so that the connection
         serves the next message."""
         steps = (("Sender refused", (250,)), ("Recipient refused", (250, 251)), ("DATA refused", (354,)))
-        refusal = next(((what, code, text) for (what, good), (code, text) in zip(steps, replies, strict=False)
-                        if code not in good), None)
+        refusal = next(
+            (
+                (what, code, text)
+                for (what, good), (code, text) in zip(steps, replies, strict=False)
+                if code not in good
+            ),
+            None,
+        )
         if refusal is None:
             return None
         what, code, text = refusal
@@ -290,8 +320,10 @@ class SenderPool:
         # Set once the server looks unreachable; the messages still queued fail with it at once.
         self.unreachable: str | None = None
         self.transports = [SmtpTransport(settings, throttle) for _ in range(max(size, 1))]
-        self.threads = [threading.Thread(target=self._serve, args=(transport,), name=f"smtp-{number}", daemon=True)
-                        for number, transport in enumerate(self.transports)]
+        self.threads = [
+            threading.Thread(target=self._serve, args=(transport,), name=f"smtp-{number}", daemon=True)
+            for number, transport in enumerate(self.transports)
+        ]
         for thread in self.threads:
             thread.start()
 

@@ -1,4 +1,5 @@
 """Unsubscribe links: the signed token of each client, and the unsubscribe itself."""
+
 from flask import current_app
 
 from mailer.extensions import db

@@ -1,4 +1,5 @@
 """The managers' users page: listing accounts, blocking and unblocking them. No request objects here."""
+
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
@@ -18,14 +19,21 @@ SORT_COLUMNS = {"email": User.email, "created": User.created_at}
 DEFAULT_SORT = "-created"
 
 
-def list_page(*, search: str = "", sort: str = DEFAULT_SORT, after: tuple | None = None,
-              before: tuple | None = None, per_page: int = 25) -> paging.Page:
+def list_page(
+    *,
+    search: str = "",
+    sort: str = DEFAULT_SORT,
+    after: tuple | None = None,
+    before: tuple | None = None,
+    per_page: int = 25,
+) -> paging.Page:
     """A page of every user, newest first, or of those whose e-mail or name contains `search`."""
     query = select(User)
     search = (search or "").strip()
     if search:
-        query = query.where(or_(User.email.icontains(search, autoescape=True),
-                                User.full_name.icontains(search, autoescape=True)))
+        query = query.where(
+            or_(User.email.icontains(search, autoescape=True), User.full_name.icontains(search, autoescape=True))
+        )
     keys = paging.sort_keys(SORT_COLUMNS, sort, DEFAULT_SORT, User.id)
     return paging.keyset_page(query, keys, per_page, after=after, before=before)
 

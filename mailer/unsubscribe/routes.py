@@ -1,4 +1,5 @@
 """Public unsubscribe links: no login, the signed token in the address is the permission."""
+
 from flask import render_template
 
 from mailer.extensions import csrf, db

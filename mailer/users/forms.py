@@ -9,6 +9,9 @@ from mailer.services.users import REASON_MAX_LENGTH
 class BlockForm(FlaskForm):
     """Block or unblock an account; a block may say why (its owner is told)."""
 
-    reason = TextAreaField(_l("Reason (optional, shown to the user)"), validators=[Length(max=REASON_MAX_LENGTH)],
-                           render_kw={"rows": 3, "maxlength": REASON_MAX_LENGTH})
+    reason = TextAreaField(
+        _l("Reason (optional, shown to the user)"),
+        validators=[Length(max=REASON_MAX_LENGTH)],
+        render_kw={"rows": 3, "maxlength": REASON_MAX_LENGTH},
+    )
     next = HiddenField()

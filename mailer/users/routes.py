@@ -19,8 +19,9 @@ PER_PAGE = 25
 @manager_required
 def index():
     arguments = list_arguments(user_service.SORT_COLUMNS, user_service.DEFAULT_SORT, owner_filter=False)
-    page = user_service.list_page(search=arguments.q, sort=arguments.sort, after=arguments.after,
-                                  before=arguments.before, per_page=PER_PAGE)
+    page = user_service.list_page(
+        search=arguments.q, sort=arguments.sort, after=arguments.after, before=arguments.before, per_page=PER_PAGE
+    )
     return render_template("users/index.html", page=page, arguments=arguments, can_block=can_block)
 
 
@@ -44,11 +45,21 @@ def change_block(user_id: int, blocked: bool):
     else:
         db.session.commit()
         if not changed:
-            flash(_("%(email)s was already blocked.", email=user.email) if blocked
-                  else _("%(email)s was already active.", email=user.email), "info")
+            flash(
+                _("%(email)s was already blocked.", email=user.email)
+                if blocked
+                else _("%(email)s was already active.", email=user.email),
+                "info",
+            )
         elif blocked:
-            flash(_("%(email)s is blocked: logged out at their next request (where they are told), their "
-                  "mailings are not sent and their runs in progress are paused.", email=user.email), "success")
+            flash(
+                _(
+                    "%(email)s is blocked: logged out at their next request (where they are told), their "
+                    "mailings are not sent and their runs in progress are paused.",
+                    email=user.email,
+                ),
+                "success",
+            )
         else:
             flash(_("%(email)s is unblocked and can log in again.", email=user.email), "success")
     # Back to the same page of the list, with the same search.

@@ -4,6 +4,7 @@ indexes for claims and leases
 Revision ID: 0002
 Revises: 0001
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -26,8 +27,9 @@ def upgrade():
         batch_op.drop_index("ix_deliveries_status_claimed")
         batch_op.create_index("ix_deliveries_pending", ["run_id", "id"], unique=False, **_where("status = 'pending'"))
         batch_op.create_index("ix_deliveries_sending", ["claimed_at"], unique=False, **_where("status = 'sending'"))
-        batch_op.create_index("ix_deliveries_claim_token", ["claim_token"], unique=False,
-                              **_where("claim_token IS NOT NULL"))
+        batch_op.create_index(
+            "ix_deliveries_claim_token", ["claim_token"], unique=False, **_where("claim_token IS NOT NULL")
+        )
     with op.batch_alter_table("mailing_runs") as batch_op:
         batch_op.add_column(sa.Column("unknown_count", sa.Integer(), server_default="0", nullable=False))
     with op.batch_alter_table("mailing_attempts") as batch_op:

@@ -3,6 +3,7 @@
 Revision ID: 0003
 Revises: 0002
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -19,8 +20,11 @@ def upgrade():
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("host", sa.String(length=255), nullable=False),
         sa.Column("port", sa.Integer(), nullable=False),
-        sa.Column("security", sa.Enum("none", "starttls", "tls", name="security", native_enum=False,
-                                      create_constraint=True, length=16), nullable=False),
+        sa.Column(
+            "security",
+            sa.Enum("none", "starttls", "tls", name="security", native_enum=False, create_constraint=True, length=16),
+            nullable=False,
+        ),
         sa.Column("username", sa.String(length=255), nullable=True),
         sa.Column("password_encrypted", sa.Text(), nullable=True),
         sa.Column("rate_limit", sa.String(length=255), nullable=True),
@@ -34,8 +38,13 @@ def upgrade():
         sa.UniqueConstraint("name", name=op.f("uq_smtp_servers_name")),
     )
     with op.batch_alter_table("smtp_servers", schema=None) as batch_op:
-        batch_op.create_index("uq_smtp_servers_one_default", ["is_default"], unique=True,
-                              sqlite_where=sa.text("is_default"), postgresql_where=sa.text("is_default"))
+        batch_op.create_index(
+            "uq_smtp_servers_one_default",
+            ["is_default"],
+            unique=True,
+            sqlite_where=sa.text("is_default"),
+            postgresql_where=sa.text("is_default"),
+        )
 
     op.create_table(
         "sender_identities",
@@ -46,8 +55,9 @@ def upgrade():
         sa.Column("reply_to", sa.String(length=254), nullable=True),
         sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name=op.f("fk_sender_identities_owner_id_users"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["owner_id"], ["users.id"], name=op.f("fk_sender_identities_owner_id_users"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sender_identities")),
         sa.UniqueConstraint("owner_id", "email", name=op.f("uq_sender_identities_owner_id_email")),
     )
@@ -59,10 +69,20 @@ def upgrade():
         batch_op.add_column(sa.Column("smtp_server_id", sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f("ix_mailings_sender_identity_id"), ["sender_identity_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_mailings_smtp_server_id"), ["smtp_server_id"], unique=False)
-        batch_op.create_foreign_key(batch_op.f("fk_mailings_sender_identity_id_sender_identities"),
-                                    "sender_identities", ["sender_identity_id"], ["id"], ondelete="SET NULL")
-        batch_op.create_foreign_key(batch_op.f("fk_mailings_smtp_server_id_smtp_servers"),
-                                    "smtp_servers", ["smtp_server_id"], ["id"], ondelete="SET NULL")
+        batch_op.create_foreign_key(
+            batch_op.f("fk_mailings_sender_identity_id_sender_identities"),
+            "sender_identities",
+            ["sender_identity_id"],
+            ["id"],
+            ondelete="SET NULL",
+        )
+        batch_op.create_foreign_key(
+            batch_op.f("fk_mailings_smtp_server_id_smtp_servers"),
+            "smtp_servers",
+            ["smtp_server_id"],
+            ["id"],
+            ondelete="SET NULL",
+        )
 
 
 def downgrade():

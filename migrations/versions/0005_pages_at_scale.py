@@ -4,6 +4,7 @@ the mailing's client count, attempt statistics per quarter of an hour
 Revision ID: 0005
 Revises: 0004
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -35,23 +36,29 @@ def upgrade():
         # pg_trgm is a trusted extension (PostgreSQL 13+): the database's owner may create it.
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         for name, column in TRIGRAM_INDEXES:
-            op.create_index(name, "clients", [column], postgresql_using="gin",
-                            postgresql_ops={column: "gin_trgm_ops"})
+            op.create_index(name, "clients", [column], postgresql_using="gin", postgresql_ops={column: "gin_trgm_ops"})
     op.drop_index("ix_messages_owner_id", table_name="messages")
     op.create_index("ix_messages_owner_updated", "messages", ["owner_id", "updated_at", "id"])
     op.create_index("ix_users_created", "users", ["created_at", "id"])
     op.add_column("mailings", sa.Column("client_count", sa.Integer(), server_default="0", nullable=False))
     op.drop_index("ix_mailings_owner_id", table_name="mailings")
     op.create_index("ix_mailings_owner_start", "mailings", ["owner_id", "start_at", "id"])
-    op.execute("UPDATE mailings SET client_count = "
-               "(SELECT count(*) FROM mailing_clients WHERE mailing_clients.mailing_id = mailings.id)")
+    op.execute(
+        "UPDATE mailings SET client_count = "
+        "(SELECT count(*) FROM mailing_clients WHERE mailing_clients.mailing_id = mailings.id)"
+    )
     op.create_index("ix_mailing_runs_mailing", "mailing_runs", ["mailing_id", "id"])
     op.drop_index("ix_deliveries_run_status", table_name="deliveries")
     op.create_index("ix_deliveries_run_status", "deliveries", ["run_id", "status", "id"])
     op.drop_index("ix_mailing_attempts_run_time", table_name="mailing_attempts")
     op.create_index("ix_mailing_attempts_run_time", "mailing_attempts", ["run_id", "attempted_at", "id"])
-    op.create_index("ix_mailing_attempts_run_problems", "mailing_attempts", ["run_id", "attempted_at", "id"],
-                    postgresql_where=sa.text("status <> 'success'"), sqlite_where=sa.text("status <> 'success'"))
+    op.create_index(
+        "ix_mailing_attempts_run_problems",
+        "mailing_attempts",
+        ["run_id", "attempted_at", "id"],
+        postgresql_where=sa.text("status <> 'success'"),
+        sqlite_where=sa.text("status <> 'success'"),
+    )
 
     op.create_table(
         "attempt_stats",
@@ -61,8 +68,9 @@ def upgrade():
         sa.Column("successes", sa.Integer(), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("sent", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["mailing_id"], ["mailings.id"], name=op.f("fk_attempt_stats_mailing_id_mailings"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["mailing_id"], ["mailings.id"], name=op.f("fk_attempt_stats_mailing_id_mailings"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("mailing_id", "slot", name=op.f("pk_attempt_stats")),
     )
     op.create_index("ix_attempt_stats_slot", "attempt_stats", ["slot"])
@@ -72,12 +80,12 @@ def upgrade():
         INSERT INTO attempt_stats (mailing_id, slot, attempts, successes, failures, sent)
         SELECT mailing_id, slot, sum(attempts), sum(successes), sum(failures), sum(sent)
         FROM (
-            SELECT mailing_id, {slot.format('attempted_at')} AS slot, 1 AS attempts,
+            SELECT mailing_id, {slot.format("attempted_at")} AS slot, 1 AS attempts,
                    CASE WHEN status = 'success' THEN 1 ELSE 0 END AS successes,
                    CASE WHEN status = 'failure' THEN 1 ELSE 0 END AS failures, 0 AS sent
             FROM mailing_attempts
             UNION ALL
-            SELECT r.mailing_id, {slot.format('d.sent_at')}, 0, 0, 0, 1
+            SELECT r.mailing_id, {slot.format("d.sent_at")}, 0, 0, 0, 1
             FROM deliveries AS d JOIN mailing_runs AS r ON r.id = d.run_id
             WHERE d.status = 'sent' AND d.sent_at IS NOT NULL
         ) AS log

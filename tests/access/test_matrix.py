@@ -10,6 +10,7 @@
 A route taking an id argument that the matrix does not know fails the test: add the argument
 to ID_ARGUMENTS (and, if managers may use it, to MANAGER_ACTIONS).
 """
+
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -94,8 +95,9 @@ def all_routes() -> list[Route]:
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static" or rule.endpoint.endswith(".static"):
             continue
-        arguments = {match.group("name"): match.group("converter") or "default"
-                     for match in ARGUMENT.finditer(rule.rule)}
+        arguments = {
+            match.group("name"): match.group("converter") or "default" for match in ARGUMENT.finditer(rule.rule)
+        }
         methods = tuple(method for method in METHODS if method in rule.methods)
         routes.append(Route(rule.endpoint, rule.rule, methods, arguments))
     return sorted(routes, key=str)
@@ -113,11 +115,15 @@ def is_public(route: Route) -> bool:
 
 
 def id_routes() -> list[Route]:
-    return [route for route in ROUTES
-            if route.id_arguments and not is_hidden(route) and route.blueprint not in ID_SKIPPED_BLUEPRINTS]
+    return [
+        route
+        for route in ROUTES
+        if route.id_arguments and not is_hidden(route) and route.blueprint not in ID_SKIPPED_BLUEPRINTS
+    ]
 
 
 # The world: owner A's objects, and the people who ask for them -------------------------------
+
 
 @dataclass
 class World:
@@ -145,8 +151,17 @@ class World:
             identity and (identity.name, identity.email, identity.reply_to, identity.confirmed_at),
             client and (client.email, client.full_name, client.comment, client.unsubscribed_at),
             message and (message.subject, message.body_text, message.body_html),
-            mailing and (mailing.name, mailing.status, mailing.disabled_at, mailing.start_at, mailing.end_at,
-                         mailing.next_run_at, len(mailing.runs), [c.id for c in mailing.clients]),
+            mailing
+            and (
+                mailing.name,
+                mailing.status,
+                mailing.disabled_at,
+                mailing.start_at,
+                mailing.end_at,
+                mailing.next_run_at,
+                len(mailing.runs),
+                [c.id for c in mailing.clients],
+            ),
             run and (run.status, run.total_count, run.sent_count),
             db.session.get(Delivery, self.ids["delivery"]) is not None,
             db.session.get(MailingAttempt, self.ids["attempt"]) is not None,
@@ -164,21 +179,59 @@ def make_objects(owner: User) -> dict[str, int]:
     number = db.session.query(Client).filter_by(owner_id=owner.id).count() + 1
     client = Client(owner=owner, email=f"alice{number}@example.com", full_name="Alice", comment="")
     message = Message(owner=owner, subject="Hello", body_text="Hello {{ client.full_name }}")
-    mailing = Mailing(owner=owner, name="A's mailing", message=message, clients=[client], status=MailingStatus.RUNNING,
-                      start_at=now - timedelta(hours=1), end_at=now + timedelta(days=30), next_run_at=None)
-    run = MailingRun(mailing=mailing, trigger=RunTrigger.MANUAL, scheduled_for=now, status=RunStatus.DONE,
-                     total_count=1, sent_count=0, failed_count=1)
-    delivery = Delivery(run=run, client=client, email=client.email, status=DeliveryStatus.FAILED, attempts=1,
-                        last_code=550, last_response="5.1.1 No such user")
+    mailing = Mailing(
+        owner=owner,
+        name="A's mailing",
+        message=message,
+        clients=[client],
+        status=MailingStatus.RUNNING,
+        start_at=now - timedelta(hours=1),
+        end_at=now + timedelta(days=30),
+        next_run_at=None,
+    )
+    run = MailingRun(
+        mailing=mailing,
+        trigger=RunTrigger.MANUAL,
+        scheduled_for=now,
+        status=RunStatus.DONE,
+        total_count=1,
+        sent_count=0,
+        failed_count=1,
+    )
+    delivery = Delivery(
+        run=run,
+        client=client,
+        email=client.email,
+        status=DeliveryStatus.FAILED,
+        attempts=1,
+        last_code=550,
+        last_response="5.1.1 No such user",
+    )
     identity = SenderIdentity(owner=owner, name="Alice", email=f"alice{number}@example.com")
     db.session.add_all([client, message, mailing, run, delivery, identity])
     db.session.flush()
-    attempt = MailingAttempt(mailing=mailing, run=run, delivery=delivery, client=client, email=client.email,
-                             status=AttemptStatus.FAILURE, smtp_code=550, smtp_response="5.1.1 No such user")
+    attempt = MailingAttempt(
+        mailing=mailing,
+        run=run,
+        delivery=delivery,
+        client=client,
+        email=client.email,
+        status=AttemptStatus.FAILURE,
+        smtp_code=550,
+        smtp_response="5.1.1 No such user",
+    )
     db.session.add(attempt)
     db.session.commit()
-    return {"client": client.id, "message": message.id, "mailing": mailing.id, "run": run.id,
-            "delivery": delivery.id, "attempt": attempt.id, "user": owner.id, "identity": identity.id}
+    return {
+        "client": client.id,
+        "message": message.id,
+        "mailing": mailing.id,
+        "run": run.id,
+        "delivery": delivery.id,
+        "attempt": attempt.id,
+        "user": owner.id,
+        "identity": identity.id,
+    }
 
 
 @pytest.fixture
@@ -201,9 +254,11 @@ def report(failures: list[str]) -> str:
 
 # The tests ---------------------------------------------------------------------------------
 
+
 def test_every_id_argument_is_known():
-    unknown = [f"{route} takes <{name}>"
-               for route in id_routes() for name in route.id_arguments if name not in ID_ARGUMENTS]
+    unknown = [
+        f"{route} takes <{name}>" for route in id_routes() for name in route.id_arguments if name not in ID_ARGUMENTS
+    ]
     assert not unknown, "add these arguments to the access-control matrix:\n" + "\n".join(unknown)
 
 
@@ -229,8 +284,10 @@ def test_anonymous_visitors_are_sent_to_login(client):
                 expected = "302 to /auth/login"
                 ok = response.status_code == 302 and urlsplit(response.location).path == "/auth/login"
             if not ok:
-                failures.append(f"{method} {path} ({route.endpoint}): expected {expected}, got "
-                                f"{response.status_code} {response.location or ''}".rstrip())
+                failures.append(
+                    f"{method} {path} ({route.endpoint}): expected {expected}, got "
+                    f"{response.status_code} {response.location or ''}".rstrip()
+                )
     assert not failures, report(failures)
 
 
@@ -316,8 +373,10 @@ def test_a_manager_views_disables_and_blocks_but_changes_nothing_else(app, clien
                 prepare(world)
                 response = request(client, method, path)
                 if response.status_code not in (200, 302, 303) or not succeeded(world):
-                    failures.append(f"POST {path} ({route.endpoint}): expected the manager's action to work, "
-                                    f"got {response.status_code}")
+                    failures.append(
+                        f"POST {path} ({route.endpoint}): expected the manager's action to work, "
+                        f"got {response.status_code}"
+                    )
                 set_disabled(world, False)
                 set_blocked(world, False)
                 continue

@@ -31,18 +31,27 @@ def records(app):
     client = Client(owner=owner, email="alice@example.com", full_name="Alice")
     message = Message(owner=owner, subject="Hello", body_text="Hi")
     now = datetime.now(UTC)
-    mailing = Mailing(owner=owner, name="Spring news", message=message, clients=[client],
-                      start_at=now, end_at=now + timedelta(days=1))
+    mailing = Mailing(
+        owner=owner, name="Spring news", message=message, clients=[client], start_at=now, end_at=now + timedelta(days=1)
+    )
     run = MailingRun(mailing=mailing, trigger=RunTrigger.MANUAL, scheduled_for=now, total_count=1)
     delivery = Delivery(run=run, client=client, email=client.email, status=DeliveryStatus.SENT)
     db.session.add_all([client, message, mailing, run, delivery])
     db.session.flush()
-    db.session.add(MailingAttempt(mailing=mailing, run=run, delivery=delivery, client=client,
-                                  email=client.email, status=AttemptStatus.SUCCESS, smtp_code=250,
-                                  smtp_response="2.0.0 Accepted"))
+    db.session.add(
+        MailingAttempt(
+            mailing=mailing,
+            run=run,
+            delivery=delivery,
+            client=client,
+            email=client.email,
+            status=AttemptStatus.SUCCESS,
+            smtp_code=250,
+            smtp_response="2.0.0 Accepted",
+        )
+    )
     db.session.commit()
-    return {"owner": owner, "client": client, "message": message, "mailing": mailing, "run": run,
-            "delivery": delivery}
+    return {"owner": owner, "client": client, "message": message, "mailing": mailing, "run": run, "delivery": delivery}
 
 
 PANEL_FILE = "/admin/static/bootstrap/bootstrap4/css/bootstrap.min.css"
@@ -56,8 +65,7 @@ def hash_method(app) -> str:
 def admin_paths(records) -> list[str]:
     paths = ["/admin/", "/admin", PANEL_FILE]
     for name in MODEL_LISTS:
-        paths += [f"/admin/{name}/", f"/admin/{name}/new/", f"/admin/{name}/details/?id=1",
-                  f"/admin/{name}/edit/?id=1"]
+        paths += [f"/admin/{name}/", f"/admin/{name}/new/", f"/admin/{name}/details/?id=1", f"/admin/{name}/edit/?id=1"]
     return paths
 
 
@@ -68,8 +76,13 @@ def test_the_panel_does_not_exist_for_anyone_but_admins(app, client, records, ro
         login(client, user.email)
     for path in admin_paths(records):
         assert client.get(path).status_code == 404, path
-    for path in ["/admin/clients/new/", "/admin/clients/edit/?id=1", "/admin/clients/delete/",
-                 "/admin/users/edit/?id=1", "/admin/clients/action/"]:
+    for path in [
+        "/admin/clients/new/",
+        "/admin/clients/edit/?id=1",
+        "/admin/clients/delete/",
+        "/admin/users/edit/?id=1",
+        "/admin/clients/action/",
+    ]:
         assert client.post(path, data={"id": "1", "email": "x@example.com"}).status_code == 404, path
     assert client.get("/admin/users/ajax/lookup/?name=owner&query=a").status_code == 404
     assert db.session.get(Client, records["client"].id).email == "alice@example.com"
@@ -118,8 +131,10 @@ def test_admin_edits_a_client_and_the_home_figures_follow(app, client, records):
     login(owner_client, records["owner"].email)
     assert figure(owner_client, "Unique clients") == 1
     login(client, admin.email)
-    response = client.post("/admin/clients/new/", data={
-        "owner": str(records["owner"].id), "email": "bob@example.com", "full_name": "Bob", "comment": ""})
+    response = client.post(
+        "/admin/clients/new/",
+        data={"owner": str(records["owner"].id), "email": "bob@example.com", "full_name": "Bob", "comment": ""},
+    )
     assert response.status_code == 302
     created = db.session.query(Client).filter_by(email="bob@example.com").one()
     assert created.owner_id == records["owner"].id
@@ -136,9 +151,17 @@ def test_admin_blocking_a_user_ends_their_session(app, client, records):
     owner_client = app.test_client()
     login(owner_client, owner.email)
     login(client, admin.email)
-    response = client.post(f"/admin/users/edit/?id={owner.id}", data={
-        "email": owner.email, "full_name": "Owner", "phone": "", "country": "", "timezone": "UTC",
-        "email_confirmed_at": "2026-01-01 10:00:00"})  # the unchecked box blocks the user
+    response = client.post(
+        f"/admin/users/edit/?id={owner.id}",
+        data={
+            "email": owner.email,
+            "full_name": "Owner",
+            "phone": "",
+            "country": "",
+            "timezone": "UTC",
+            "email_confirmed_at": "2026-01-01 10:00:00",
+        },
+    )  # the unchecked box blocks the user
     assert response.status_code == 302
     db.session.refresh(owner)
     assert not owner.is_active and owner.blocked_at is not None and owner.full_name == "Owner"
@@ -152,8 +175,9 @@ def test_admin_cannot_block_or_delete_themselves(app, client):
     response = client.post(f"/admin/users/edit/?id={admin.id}", data={"email": admin.email, "timezone": "UTC"})
     assert "You cannot remove your own admin role" in response.get_data(as_text=True)
     role_id = str(admin.roles[0].id)
-    response = client.post(f"/admin/users/edit/?id={admin.id}",
-                           data={"email": admin.email, "timezone": "UTC", "roles": role_id})
+    response = client.post(
+        f"/admin/users/edit/?id={admin.id}", data={"email": admin.email, "timezone": "UTC", "roles": role_id}
+    )
     assert "You cannot block yourself" in response.get_data(as_text=True)
     client.post("/admin/users/delete/", data={"id": str(admin.id)})
     db.session.expire_all()
@@ -165,15 +189,23 @@ def test_admin_message_html_is_sanitised_and_subject_single_line(app, client, re
     admin = make_user("admin@example.com", role=Role.ADMIN)
     login(client, admin.email)
     message = records["message"]
-    client.post(f"/admin/messages/edit/?id={message.id}", data={
-        "owner": str(records["owner"].id), "subject": "Hello", "body_text": "Hi",
-        "body_html": '<p onclick="x()">Hi<script>alert(1)</script><a href="javascript:alert(1)">x</a></p>'})
+    client.post(
+        f"/admin/messages/edit/?id={message.id}",
+        data={
+            "owner": str(records["owner"].id),
+            "subject": "Hello",
+            "body_text": "Hi",
+            "body_html": '<p onclick="x()">Hi<script>alert(1)</script><a href="javascript:alert(1)">x</a></p>',
+        },
+    )
     db.session.refresh(message)
     assert "<p>" in message.body_html
     assert "script" not in message.body_html and "onclick" not in message.body_html
     assert "javascript" not in message.body_html
-    client.post(f"/admin/messages/edit/?id={message.id}", data={
-        "owner": str(records["owner"].id), "subject": "Hello\r\nBcc: x@example.com", "body_text": "Hi"})
+    client.post(
+        f"/admin/messages/edit/?id={message.id}",
+        data={"owner": str(records["owner"].id), "subject": "Hello\r\nBcc: x@example.com", "body_text": "Hi"},
+    )
     db.session.refresh(message)
     assert message.subject == "Hello"
 
@@ -183,19 +215,37 @@ def test_admin_mailing_cannot_mix_owners(app, client, records):
     stranger = make_user("stranger@example.com")
     login(client, admin.email)
     mailing = records["mailing"]
-    response = client.post(f"/admin/mailings/edit/?id={mailing.id}", data={
-        "owner": str(stranger.id), "name": "Moved", "message": str(records["message"].id),
-        "clients": str(records["client"].id), "start_at": "2026-01-01 10:00:00",
-        "end_at": "2026-02-01 10:00:00", "repeat": "weekly", "status": "created"})
+    response = client.post(
+        f"/admin/mailings/edit/?id={mailing.id}",
+        data={
+            "owner": str(stranger.id),
+            "name": "Moved",
+            "message": str(records["message"].id),
+            "clients": str(records["client"].id),
+            "start_at": "2026-01-01 10:00:00",
+            "end_at": "2026-02-01 10:00:00",
+            "repeat": "weekly",
+            "status": "created",
+        },
+    )
     assert response.status_code == 200
     assert "must belong to the mailing" in response.get_data(as_text=True)
     db.session.refresh(mailing)
     assert mailing.owner_id == records["owner"].id and mailing.name == "Spring news"
 
-    response = client.post(f"/admin/mailings/edit/?id={mailing.id}", data={
-        "owner": str(records["owner"].id), "name": "Renamed", "message": str(records["message"].id),
-        "clients": str(records["client"].id), "start_at": "2026-01-01 10:00:00",
-        "end_at": "2026-02-01 10:00:00", "repeat": "weekly", "status": "running"})
+    response = client.post(
+        f"/admin/mailings/edit/?id={mailing.id}",
+        data={
+            "owner": str(records["owner"].id),
+            "name": "Renamed",
+            "message": str(records["message"].id),
+            "clients": str(records["client"].id),
+            "start_at": "2026-01-01 10:00:00",
+            "end_at": "2026-02-01 10:00:00",
+            "repeat": "weekly",
+            "status": "running",
+        },
+    )
     assert response.status_code == 302
     db.session.refresh(mailing)
     assert mailing.name == "Renamed" and mailing.repeat == "weekly" and mailing.status == "running"
@@ -207,10 +257,18 @@ def test_admin_schedule_edits_recompute_the_next_run(app, client, records):
     login(client, admin.email)
     mailing = records["mailing"]
     start = (datetime.now(UTC) + timedelta(days=3)).replace(second=0, microsecond=0)
-    response = client.post(f"/admin/mailings/edit/?id={mailing.id}", data={
-        "owner": str(records["owner"].id), "name": "Spring news", "message": str(records["message"].id),
-        "clients": str(records["client"].id), "start_at": f"{start:%Y-%m-%d %H:%M:%S}",
-        "end_at": f"{start + timedelta(days=30):%Y-%m-%d %H:%M:%S}", "repeat": "daily"})
+    response = client.post(
+        f"/admin/mailings/edit/?id={mailing.id}",
+        data={
+            "owner": str(records["owner"].id),
+            "name": "Spring news",
+            "message": str(records["message"].id),
+            "clients": str(records["client"].id),
+            "start_at": f"{start:%Y-%m-%d %H:%M:%S}",
+            "end_at": f"{start + timedelta(days=30):%Y-%m-%d %H:%M:%S}",
+            "repeat": "daily",
+        },
+    )
     assert response.status_code == 302
     db.session.refresh(mailing)
     assert mailing.next_run_at == start
@@ -229,8 +287,7 @@ def test_admin_forms_carry_a_csrf_token_that_is_checked(app, records):
         g.pop("csrf_token", None)
         return TOKEN.search(client.get(path).get_data(as_text=True)).group(1)
 
-    client.post("/auth/login", data={"email": admin.email, "password": PASSWORD,
-                                     "csrf_token": token("/auth/login")})
+    client.post("/auth/login", data={"email": admin.email, "password": PASSWORD, "csrf_token": token("/auth/login")})
     data = {"owner": str(records["owner"].id), "email": "carol@example.com", "full_name": "Carol", "comment": ""}
     assert client.post("/admin/clients/new/", data=data).status_code == 400
     assert db.session.query(Client).filter_by(email="carol@example.com").count() == 0
@@ -259,12 +316,14 @@ def test_admin_client_forms_follow_the_sites_rules(app, client, records):
     owner_id = str(records["owner"].id)
     bad = client.post("/admin/clients/new/", data={"owner": owner_id, "email": "not an address", "full_name": "X"})
     assert bad.status_code == 200 and "must have an @-sign" in bad.get_data(as_text=True)
-    duplicate = client.post("/admin/clients/new/", data={"owner": owner_id, "email": "ALICE@example.com",
-                                                         "full_name": "Alice again"})
+    duplicate = client.post(
+        "/admin/clients/new/", data={"owner": owner_id, "email": "ALICE@example.com", "full_name": "Alice again"}
+    )
     assert duplicate.status_code == 200 and "alert-danger" in duplicate.get_data(as_text=True)
     assert db.session.query(Client).count() == 1
-    created = client.post("/admin/clients/new/", data={"owner": owner_id, "email": " Dave@Example.com ",
-                                                       "full_name": "Dave"})
+    created = client.post(
+        "/admin/clients/new/", data={"owner": owner_id, "email": " Dave@Example.com ", "full_name": "Dave"}
+    )
     assert created.status_code == 302
     assert db.session.query(Client).filter_by(email="dave@example.com").one().owner_id == records["owner"].id
 

@@ -38,8 +38,10 @@ def test_password_change_ends_other_sessions(app, user):
     first, second = app.test_client(), app.test_client()
     login(first, user.email)
     login(second, user.email)
-    response = first.post("/auth/profile/password", data={
-        "current_password": PASSWORD, "password": "a brand new secret", "password_again": "a brand new secret"})
+    response = first.post(
+        "/auth/profile/password",
+        data={"current_password": PASSWORD, "password": "a brand new secret", "password_again": "a brand new secret"},
+    )
     assert response.status_code == 302
     assert first.get("/auth/profile").status_code == 200
     assert second.get("/auth/profile").status_code == 302
@@ -59,13 +61,20 @@ def test_logout_needs_post(client, user):
     assert client.get("/auth/profile").status_code == 302
 
 
-@pytest.mark.parametrize("target", [
-    "https://evil.example", "//evil.example", "/\\evil.example", "\\\\evil.example", "javascript:alert(1)",
-    "/%09/evil.example", "http:/evil.example",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "javascript:alert(1)",
+        "/%09/evil.example",
+        "http:/evil.example",
+    ],
+)
 def test_next_only_leads_to_paths_of_this_site(client, user, target):
-    response = client.post("/auth/login?next=" + target,
-                           data={"email": user.email, "password": PASSWORD})
+    response = client.post("/auth/login?next=" + target, data={"email": user.email, "password": PASSWORD})
     assert response.status_code == 302
     assert response.location == "/"
 

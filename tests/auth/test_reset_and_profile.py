@@ -29,8 +29,9 @@ def test_password_reset_flow_works_once(client, user, smtp_sink, work):
     assert login(client, user.email, "new password 123").status_code == 302
 
     client.post("/auth/logout")
-    response = client.post(link, data={"password": "third password", "password_again": "third password"},
-                           follow_redirects=True)
+    response = client.post(
+        link, data={"password": "third password", "password_again": "third password"}, follow_redirects=True
+    )
     assert b"invalid, has expired or was already used" in response.data
     db.session.refresh(user)
     assert user.check_password("new password 123")
@@ -53,8 +54,10 @@ def test_reset_for_unknown_address_answers_the_same_and_sends_nothing(client, sm
 
 
 def test_profile_edit(logged_in, user):
-    response = logged_in.post("/auth/profile", data={
-        "full_name": "Olga Owner", "phone": "+44 20 7946 0000", "country": "GB", "timezone": "Europe/London"})
+    response = logged_in.post(
+        "/auth/profile",
+        data={"full_name": "Olga Owner", "phone": "+44 20 7946 0000", "country": "GB", "timezone": "Europe/London"},
+    )
     assert response.status_code == 302
     db.session.refresh(user)
     assert (user.full_name, user.country, user.timezone) == ("Olga Owner", "GB", "Europe/London")
@@ -86,8 +89,10 @@ def test_change_email_needs_the_password(logged_in, user, smtp_sink, work):
 
 
 def test_change_password_needs_the_current_one(logged_in, user):
-    response = logged_in.post("/auth/profile/password", data={
-        "current_password": "wrong", "password": "another secret", "password_again": "another secret"})
+    response = logged_in.post(
+        "/auth/profile/password",
+        data={"current_password": "wrong", "password": "another secret", "password_again": "another secret"},
+    )
     assert response.status_code == 400
     db.session.refresh(user)
     assert user.check_password(PASSWORD)
@@ -100,8 +105,9 @@ def png_bytes(size=(64, 64)) -> bytes:
 
 
 def test_avatar_upload_and_display(logged_in, user):
-    response = logged_in.post("/auth/profile/avatar", data={"avatar": (io.BytesIO(png_bytes()), "me.png")},
-                              content_type="multipart/form-data")
+    response = logged_in.post(
+        "/auth/profile/avatar", data={"avatar": (io.BytesIO(png_bytes()), "me.png")}, content_type="multipart/form-data"
+    )
     assert response.status_code == 302
     db.session.refresh(user)
     picture = logged_in.get(f"/auth/avatar/{user.id}")
@@ -110,8 +116,9 @@ def test_avatar_upload_and_display(logged_in, user):
 
 def test_avatar_that_is_not_an_image_is_refused(logged_in, user):
     fake = b"<?php echo 'hi'; ?>" * 10
-    response = logged_in.post("/auth/profile/avatar", data={"avatar": (io.BytesIO(fake), "me.png")},
-                              content_type="multipart/form-data")
+    response = logged_in.post(
+        "/auth/profile/avatar", data={"avatar": (io.BytesIO(fake), "me.png")}, content_type="multipart/form-data"
+    )
     assert response.status_code == 400
     assert b"not an image we can read" in response.data
     db.session.refresh(user)
@@ -121,8 +128,9 @@ def test_avatar_that_is_not_an_image_is_refused(logged_in, user):
 def test_avatar_too_large_is_refused(app, logged_in, user):
     app.config["AVATAR_MAX_BYTES"] = 10_000
     big = png_bytes((1500, 1500)) + b"\0" * 20_000
-    response = logged_in.post("/auth/profile/avatar", data={"avatar": (io.BytesIO(big), "big.png")},
-                              content_type="multipart/form-data")
+    response = logged_in.post(
+        "/auth/profile/avatar", data={"avatar": (io.BytesIO(big), "big.png")}, content_type="multipart/form-data"
+    )
     assert response.status_code == 400
     assert b"too large" in response.data
     db.session.refresh(user)

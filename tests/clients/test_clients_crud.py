@@ -24,24 +24,33 @@ def test_empty_list_says_what_to_do(logged_in):
 
 
 def test_create_stores_a_normalised_address(logged_in, user):
-    response = logged_in.post("/clients/new", data={
-        "email": "  Ada.Lovelace@Example.COM ", "full_name": " Ada Lovelace ", "comment": "met at the fair"})
+    response = logged_in.post(
+        "/clients/new",
+        data={"email": "  Ada.Lovelace@Example.COM ", "full_name": " Ada Lovelace ", "comment": "met at the fair"},
+    )
     assert response.status_code == 302
     client = db.session.scalar(select(Client))
     assert (client.owner_id, client.email, client.full_name, client.comment) == (
-        user.id, "ada.lovelace@example.com", "Ada Lovelace", "met at the fair")
+        user.id,
+        "ada.lovelace@example.com",
+        "Ada Lovelace",
+        "met at the fair",
+    )
     assert response.location == f"/clients/{client.id}"
     page = logged_in.get(response.location)
     assert b"ada.lovelace@example.com" in page.data and b"met at the fair" in page.data
 
 
-@pytest.mark.parametrize("email, message", [
-    ("not-an-address", b"must have an @-sign"),
-    ("two@@example.com", b"invalid characters"),
-    ("ada@example", b"It should have a period"),
-    ("", b"Enter an e-mail address."),
-    ("a" * 250 + "@example.com", b"254"),
-])
+@pytest.mark.parametrize(
+    "email, message",
+    [
+        ("not-an-address", b"must have an @-sign"),
+        ("two@@example.com", b"invalid characters"),
+        ("ada@example", b"It should have a period"),
+        ("", b"Enter an e-mail address."),
+        ("a" * 250 + "@example.com", b"254"),
+    ],
+)
 def test_malformed_email_is_a_field_error(logged_in, email, message):
     response = logged_in.post("/clients/new", data={"email": email, "full_name": "Ada"})
     assert response.status_code == 400
@@ -92,12 +101,12 @@ def test_a_concurrent_duplicate_is_caught_by_the_unique_constraint(app, user):
 def test_edit_changes_the_client_and_refuses_a_duplicate(logged_in, user):
     ada = add_client(user, "ada@example.com", "Ada")
     add_client(user, "alan@example.com", "Alan")
-    response = logged_in.post(f"/clients/{ada.id}/edit", data={
-        "email": "alan@example.com", "full_name": "Ada"})
+    response = logged_in.post(f"/clients/{ada.id}/edit", data={"email": "alan@example.com", "full_name": "Ada"})
     assert response.status_code == 400
     assert b"You already have a client with this e-mail address." in response.data
-    response = logged_in.post(f"/clients/{ada.id}/edit", data={
-        "email": "Countess@Example.com", "full_name": "Ada King", "comment": ""})
+    response = logged_in.post(
+        f"/clients/{ada.id}/edit", data={"email": "Countess@Example.com", "full_name": "Ada King", "comment": ""}
+    )
     assert response.status_code == 302
     db.session.refresh(ada)
     assert (ada.email, ada.full_name) == ("countess@example.com", "Ada King")
@@ -138,8 +147,14 @@ def test_delete_asks_for_confirmation_then_deletes(logged_in, user):
 
 def make_mailing(owner, clients, name="Spring news") -> Mailing:
     now = datetime.now(UTC)
-    mailing = Mailing(owner_id=owner.id, name=name, message_id=add_message(owner).id,
-                      start_at=now, end_at=now + timedelta(days=1), clients=list(clients))
+    mailing = Mailing(
+        owner_id=owner.id,
+        name=name,
+        message_id=add_message(owner).id,
+        start_at=now,
+        end_at=now + timedelta(days=1),
+        clients=list(clients),
+    )
     db.session.add(mailing)
     db.session.commit()
     return mailing
@@ -164,8 +179,9 @@ def test_deleting_a_client_a_mailing_uses_names_the_mailing_and_removes_it_from_
     response = logged_in.post(f"/clients/{ada.id}/delete")
     assert response.status_code == 302
     db.session.expire_all()
-    members = db.session.scalars(select(mailing_clients.c.client_id)
-                                 .where(mailing_clients.c.mailing_id == mailing.id)).all()
+    members = db.session.scalars(
+        select(mailing_clients.c.client_id).where(mailing_clients.c.mailing_id == mailing.id)
+    ).all()
     assert members == [alan.id]
     delivery = db.session.scalar(select(Delivery))
     assert (delivery.client_id, delivery.email) == (None, "ada@example.com")

@@ -15,9 +15,11 @@ def names_on(page) -> list[str]:
 
 @pytest.fixture
 def three_clients(user):
-    return [add_client(user, "carol@example.com", "Carol Bright"),
-            add_client(user, "alice@sample.org", "Alice Zed"),
-            add_client(user, "bob@example.com", "Bob Young")]
+    return [
+        add_client(user, "carol@example.com", "Carol Bright"),
+        add_client(user, "alice@sample.org", "Alice Zed"),
+        add_client(user, "bob@example.com", "Bob Young"),
+    ]
 
 
 def test_list_shows_only_the_owners_clients(logged_in, user, other_owner, three_clients):
@@ -71,14 +73,21 @@ def test_pages_follow_each_other_and_keep_search_and_sort(logged_in, user):
     assert logged_in.get("/clients/?page=abc&before=zz").status_code == 200
 
 
-@pytest.mark.parametrize("method, path", [
-    ("get", "/clients/{id}"), ("get", "/clients/{id}/edit"), ("post", "/clients/{id}/edit"),
-    ("get", "/clients/{id}/delete"), ("post", "/clients/{id}/delete"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/clients/{id}"),
+        ("get", "/clients/{id}/edit"),
+        ("post", "/clients/{id}/edit"),
+        ("get", "/clients/{id}/delete"),
+        ("post", "/clients/{id}/delete"),
+    ],
+)
 def test_another_owners_client_answers_404(logged_in, other_owner, method, path):
     theirs = add_client(other_owner, "theirs@example.com", "Theirs")
-    response = getattr(logged_in, method)(path.format(id=theirs.id),
-                                          data={"email": "mine@example.com", "full_name": "Mine"})
+    response = getattr(logged_in, method)(
+        path.format(id=theirs.id), data={"email": "mine@example.com", "full_name": "Mine"}
+    )
     assert response.status_code == 404
     db.session.refresh(theirs)
     assert theirs.email == "theirs@example.com"
@@ -100,7 +109,7 @@ def test_manager_sees_everyones_clients_with_owner_and_filter_but_edits_none(as_
     text = page.get_data(as_text=True)
     assert names_on(page) == ["Ada", "Bob"]
     assert "Owner</th>" in text and other_owner.email in text and "owner@example.com" in text
-    assert f'/clients/{ada.id}/edit' not in text and f'/clients/{ada.id}/delete' not in text
+    assert f"/clients/{ada.id}/edit" not in text and f"/clients/{ada.id}/delete" not in text
     assert f'<option value="{other_owner.id}"' in text
     assert names_on(browser.get(f"/clients/?owner={other_owner.id}")) == ["Bob"]
 

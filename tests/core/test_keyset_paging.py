@@ -1,5 +1,6 @@
 """Lists by keyset: following the pages forward and back shows every row once, in a stable
 order, however many rows share a sort value."""
+
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,10 +25,19 @@ def owner(app):
 
 def add_clients(owner, count: int) -> None:
     # Only five names and three creation times: most rows share their sort value with others.
-    db.session.execute(insert(Client), [
-        {"owner_id": owner.id, "email": f"c{n:03d}@example.com", "full_name": f"Name {n % 5}", "comment": "",
-         "created_at": T0 + timedelta(hours=n % 3)}
-        for n in range(count)])
+    db.session.execute(
+        insert(Client),
+        [
+            {
+                "owner_id": owner.id,
+                "email": f"c{n:03d}@example.com",
+                "full_name": f"Name {n % 5}",
+                "comment": "",
+                "created_at": T0 + timedelta(hours=n % 3),
+            }
+            for n in range(count)
+        ],
+    )
     db.session.commit()
 
 
@@ -40,12 +50,14 @@ def walk(sort: str, owner, per_page: int = 7) -> tuple[list[int], list[int]]:
         forward += [client.id for client in page.items]
         if page.next is None:
             break
-        page = client_service.list_page(owner, sort=sort, per_page=per_page,
-                                        after=decode_cursor(encode_cursor(page.next)))
+        page = client_service.list_page(
+            owner, sort=sort, per_page=per_page, after=decode_cursor(encode_cursor(page.next))
+        )
     backward = [client.id for client in page.items]
     while page.previous is not None:
-        page = client_service.list_page(owner, sort=sort, per_page=per_page,
-                                        before=decode_cursor(encode_cursor(page.previous)))
+        page = client_service.list_page(
+            owner, sort=sort, per_page=per_page, before=decode_cursor(encode_cursor(page.previous))
+        )
         backward = [client.id for client in page.items] + backward
     return forward, backward
 
@@ -67,8 +79,10 @@ def test_rows_added_meanwhile_neither_shift_nor_repeat_a_page(owner):
     add_clients(owner, 20)
     first = client_service.list_page(owner, sort="email", per_page=10)
     # New rows sorting before the cursor do not push rows of the first page onto the second.
-    db.session.execute(insert(Client), [{"owner_id": owner.id, "email": f"a{n}@example.com", "full_name": "A",
-                                         "comment": ""} for n in range(5)])
+    db.session.execute(
+        insert(Client),
+        [{"owner_id": owner.id, "email": f"a{n}@example.com", "full_name": "A", "comment": ""} for n in range(5)],
+    )
     db.session.commit()
     second = client_service.list_page(owner, sort="email", per_page=10, after=first.next)
     assert [c.email for c in second.items] == [f"c{n:03d}@example.com" for n in range(10, 20)]
@@ -81,8 +95,11 @@ def test_a_date_that_may_be_empty_sorts_the_empty_ones_last_both_ways(owner):
     db.session.flush()
     for n in range(9):
         next_run = T0 + timedelta(days=n % 3) if n % 2 else None
-        db.session.add(Mailing(owner_id=owner.id, name=f"M{n}", message_id=message.id, start_at=T0, end_at=T0,
-                               next_run_at=next_run))
+        db.session.add(
+            Mailing(
+                owner_id=owner.id, name=f"M{n}", message_id=message.id, start_at=T0, end_at=T0, next_run_at=next_run
+            )
+        )
     db.session.commit()
 
     for sort in ("next_run", "-next_run"):
@@ -91,17 +108,20 @@ def test_a_date_that_may_be_empty_sorts_the_empty_ones_last_both_ways(owner):
             names += [m.name for m in page.items]
             if page.next is None:
                 break
-            page = mailing_service.list_page(owner.id, sort=sort, per_page=2,
-                                             after=decode_cursor(encode_cursor(page.next)))
+            page = mailing_service.list_page(
+                owner.id, sort=sort, per_page=2, after=decode_cursor(encode_cursor(page.next))
+            )
         mailings = {m.name: m for m in db.session.scalars(select(Mailing))}
         dated = [name for name in names if mailings[name].next_run_at is not None]
-        assert names[:len(dated)] == dated and len(names) == 9 and len(set(names)) == 9
+        assert names[: len(dated)] == dated and len(names) == 9 and len(set(names)) == 9
         assert [mailings[n].next_run_at for n in dated] == sorted(
-            (mailings[n].next_run_at for n in dated), reverse=sort.startswith("-"))
+            (mailings[n].next_run_at for n in dated), reverse=sort.startswith("-")
+        )
 
 
-@pytest.mark.parametrize("cursor", [("x",), (1, 2, 3), ("Name", "not an id"), ("a\x00", 1), (2**70, 1),
-                                    (True, 1), None])
+@pytest.mark.parametrize(
+    "cursor", [("x",), (1, 2, 3), ("Name", "not an id"), ("a\x00", 1), (2**70, 1), (True, 1), None]
+)
 def test_a_cursor_of_the_wrong_shape_shows_the_first_page(owner, cursor):
     add_clients(owner, 10)
     keys = paging.sort_keys(client_service.SORT_COLUMNS, "name", "name", Client.id)

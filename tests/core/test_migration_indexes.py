@@ -1,6 +1,7 @@
 """Migration 0005 on a database that already has data: the lists' indexes (and on PostgreSQL
 the trigram indexes of the search), the mailings' client counts and the statistics' sums of the
 attempts logged so far; and back."""
+
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, text
 
@@ -59,12 +60,14 @@ def test_0005_indexes_counts_and_sums_from_existing_data_and_back(app):
         if postgresql:
             # The search is answered by the trigram index.
             connection.execute(text("SET enable_seqscan = off"))
-            plan = "\n".join(connection.scalars(text(
-                "EXPLAIN SELECT id FROM clients WHERE email ILIKE '%' || 'exampl' || '%'")))
+            plan = "\n".join(
+                connection.scalars(text("EXPLAIN SELECT id FROM clients WHERE email ILIKE '%' || 'exampl' || '%'"))
+            )
             assert "ix_clients_email_trgm" in plan
         assert connection.scalar(text("SELECT client_count FROM mailings WHERE id = 1")) == 2
-        sums = connection.execute(text(
-            "SELECT attempts, successes, failures, sent FROM attempt_stats ORDER BY slot")).all()
+        sums = connection.execute(
+            text("SELECT attempts, successes, failures, sent FROM attempt_stats ORDER BY slot")
+        ).all()
         # 09:01 and 09:02 in the 09:00 quarter; 09:20 (a success, and the delivery sent) in 09:15.
         assert [tuple(row) for row in sums] == [(2, 0, 2, 0), (1, 1, 0, 1)]
 

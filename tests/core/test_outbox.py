@@ -1,4 +1,5 @@
 """The development Outbox: every captured message, a page at a time, with a search."""
+
 from pathlib import Path
 
 from mailer.models import Role
@@ -9,7 +10,8 @@ from tests.support import login
 def capture(folder: Path, number: int, to: str, subject: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{number:012d}.eml").write_text(
-        f"From: Mailer <mailer@localhost>\r\nTo: {to}\r\nX-Envelope-To: {to}\r\nSubject: {subject}\r\n\r\nHi\r\n")
+        f"From: Mailer <mailer@localhost>\r\nTo: {to}\r\nX-Envelope-To: {to}\r\nSubject: {subject}\r\n\r\nHi\r\n"
+    )
 
 
 def test_the_outbox_pages_through_every_message_and_searches_them(app, client):

@@ -1,5 +1,6 @@
 """Every list, detail and report page runs the same number of SQL statements whatever the
 number of rows behind it: no statement per row, no loading of a whole list."""
+
 from datetime import timedelta
 
 import pytest
@@ -63,12 +64,23 @@ class Seeder:
         self.owner = owner
         message = Message(owner_id=owner.id, subject="Hello {{ name }}", body_text="Hi")
         now = utcnow()
-        self.mailing = Mailing(owner_id=owner.id, name="News", message=message, start_at=now - timedelta(days=1),
-                               end_at=now + timedelta(days=30))
+        self.mailing = Mailing(
+            owner_id=owner.id,
+            name="News",
+            message=message,
+            start_at=now - timedelta(days=1),
+            end_at=now + timedelta(days=30),
+        )
         db.session.add(self.mailing)
         db.session.flush()
-        self.run = MailingRun(mailing_id=self.mailing.id, trigger=RunTrigger.MANUAL, scheduled_for=now,
-                              status=RunStatus.DONE, started_at=now, finished_at=now)
+        self.run = MailingRun(
+            mailing_id=self.mailing.id,
+            trigger=RunTrigger.MANUAL,
+            scheduled_for=now,
+            status=RunStatus.DONE,
+            started_at=now,
+            finished_at=now,
+        )
         db.session.add(self.run)
         db.session.commit()
         self.count = 0
@@ -76,24 +88,52 @@ class Seeder:
     def grow(self, count: int) -> None:
         now = utcnow()
         numbers = range(self.count, self.count + count)
-        db.session.execute(insert(Client), [
-            {"owner_id": self.owner.id, "email": f"c{n}@example.com", "full_name": f"Client {n}", "comment": ""}
-            for n in numbers])
-        ids = list(db.session.scalars(select(Client.id).where(Client.email.in_([f"c{n}@example.com"
-                                                                                 for n in numbers]))))
+        db.session.execute(
+            insert(Client),
+            [
+                {"owner_id": self.owner.id, "email": f"c{n}@example.com", "full_name": f"Client {n}", "comment": ""}
+                for n in numbers
+            ],
+        )
+        ids = list(
+            db.session.scalars(select(Client.id).where(Client.email.in_([f"c{n}@example.com" for n in numbers])))
+        )
         db.session.execute(insert(mailing_clients), [{"mailing_id": self.mailing.id, "client_id": i} for i in ids])
-        db.session.execute(insert(Delivery), [
-            {"run_id": self.run.id, "client_id": i, "email": f"c{i}@example.com", "attempts": 1,
-             "status": DeliveryStatus.FAILED if i % 3 == 0 else DeliveryStatus.SENT}
-            for i in ids])
-        rows = db.session.execute(select(Delivery.id, Delivery.client_id, Delivery.email, Delivery.status)
-                                  .where(Delivery.client_id.in_(ids))).all()
-        results = [(now, AttemptStatus.FAILURE if row.status == DeliveryStatus.FAILED else AttemptStatus.SUCCESS)
-                   for row in rows]
-        db.session.execute(insert(MailingAttempt), [
-            {"mailing_id": self.mailing.id, "run_id": self.run.id, "delivery_id": row.id, "client_id": row.client_id,
-             "email": row.email, "attempted_at": at, "status": status}
-            for row, (at, status) in zip(rows, results, strict=True)])
+        db.session.execute(
+            insert(Delivery),
+            [
+                {
+                    "run_id": self.run.id,
+                    "client_id": i,
+                    "email": f"c{i}@example.com",
+                    "attempts": 1,
+                    "status": DeliveryStatus.FAILED if i % 3 == 0 else DeliveryStatus.SENT,
+                }
+                for i in ids
+            ],
+        )
+        rows = db.session.execute(
+            select(Delivery.id, Delivery.client_id, Delivery.email, Delivery.status).where(Delivery.client_id.in_(ids))
+        ).all()
+        results = [
+            (now, AttemptStatus.FAILURE if row.status == DeliveryStatus.FAILED else AttemptStatus.SUCCESS)
+            for row in rows
+        ]
+        db.session.execute(
+            insert(MailingAttempt),
+            [
+                {
+                    "mailing_id": self.mailing.id,
+                    "run_id": self.run.id,
+                    "delivery_id": row.id,
+                    "client_id": row.client_id,
+                    "email": row.email,
+                    "attempted_at": at,
+                    "status": status,
+                }
+                for row, (at, status) in zip(rows, results, strict=True)
+            ],
+        )
         attempt_stats.add(self.mailing.id, results, [at for at, status in results if status == AttemptStatus.SUCCESS])
         runs.update_counters(self.run.id)
         db.session.execute(Mailing.__table__.update().values(client_count=self.count + count))

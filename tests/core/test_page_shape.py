@@ -1,4 +1,5 @@
 """What every page shares: the navigation, the skip link, the head, the status colours."""
+
 import re
 from datetime import timedelta
 
@@ -16,10 +17,15 @@ def nav_links(page: str) -> list[str]:
 
 
 def test_the_section_of_the_page_is_marked_current_in_the_navigation(logged_in):
-    for path, section in [("/clients/", "Clients"), ("/clients/new", "Clients"), ("/mailings/", "Mailings"),
-                          ("/reports/", "Reports")]:
-        current = [link for link in nav_links(logged_in.get(path).get_data(as_text=True))
-                   if 'aria-current="page"' in link]
+    for path, section in [
+        ("/clients/", "Clients"),
+        ("/clients/new", "Clients"),
+        ("/mailings/", "Mailings"),
+        ("/reports/", "Reports"),
+    ]:
+        current = [
+            link for link in nav_links(logged_in.get(path).get_data(as_text=True)) if 'aria-current="page"' in link
+        ]
         assert len(current) == 1 and f">{section}</a>" in current[0] and "active" in current[0], path
     home = logged_in.get("/").get_data(as_text=True)
     assert not any('aria-current="page"' in link for link in nav_links(home))
@@ -60,8 +66,13 @@ def test_a_run_shows_the_same_colour_on_its_page_and_in_its_report(app, logged_i
     from mailer.services import runs
 
     message = Message(owner=user, subject="Hi", body_text="Hello")
-    mailing = Mailing(owner=user, name="Empty", message=message, start_at=utcnow() + timedelta(days=1),
-                      end_at=utcnow() + timedelta(days=1))
+    mailing = Mailing(
+        owner=user,
+        name="Empty",
+        message=message,
+        start_at=utcnow() + timedelta(days=1),
+        end_at=utcnow() + timedelta(days=1),
+    )
     db.session.add(mailing)
     db.session.commit()
     run = runs.start_manual_run(mailing, user)  # nobody to send to: done at once
@@ -73,8 +84,13 @@ def test_a_run_shows_the_same_colour_on_its_page_and_in_its_report(app, logged_i
 
 def test_locking_a_row_changes_nothing_in_it(app, user):
     message = Message(owner=user, subject="Hi", body_text="Hello")
-    mailing = Mailing(owner=user, name="Locked", message=message, start_at=utcnow() + timedelta(days=1),
-                      end_at=utcnow() + timedelta(days=1))
+    mailing = Mailing(
+        owner=user,
+        name="Locked",
+        message=message,
+        start_at=utcnow() + timedelta(days=1),
+        end_at=utcnow() + timedelta(days=1),
+    )
     db.session.add(mailing)
     db.session.commit()
     updated_at = mailing.updated_at

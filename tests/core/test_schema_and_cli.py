@@ -10,9 +10,11 @@ from mailer.models import Role, User
 def exists_on(dialect: str):
     """Autogenerate's filter: an index declared for another database only (`ddl_if`) is not
     expected on this one."""
+
     def include(obj, name, type_, reflected, compare_to):
         condition = getattr(obj, "_ddl_if", None)
         return condition is None or condition.dialect in (None, dialect)
+
     return include
 
 
@@ -23,7 +25,8 @@ def test_models_and_migrations_agree(app):
     upgrade()
     with db.engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "include_object": exists_on(connection.dialect.name)})
+            connection, opts={"compare_type": True, "include_object": exists_on(connection.dialect.name)}
+        )
         differences = compare_metadata(context, db.metadata)
     assert differences == []
 

@@ -1,4 +1,5 @@
 """Searches ignore case in any alphabet, on SQLite as on PostgreSQL."""
+
 import pytest
 from sqlalchemy import func, select
 
@@ -14,14 +15,19 @@ SEARCHES = ["Иван", "иван", "ИВАН", "iVaN"]
 def owner_with_russian_names(app, client):
     owner = make_user("owner@example.com", role="manager", full_name="Иван Manager")
     message = Message(owner_id=owner.id, subject="Привет, Иван Ivan", body_text="Hello")
-    db.session.add_all([
-        Client(owner_id=owner.id, email="ivan@example.com", full_name="Иван Петров Ivan"),
-        Client(owner_id=owner.id, email="olga@example.com", full_name="Ольга Смирнова"),
-        message,
-    ])
+    db.session.add_all(
+        [
+            Client(owner_id=owner.id, email="ivan@example.com", full_name="Иван Петров Ivan"),
+            Client(owner_id=owner.id, email="olga@example.com", full_name="Ольга Смирнова"),
+            message,
+        ]
+    )
     db.session.flush()
-    db.session.add(Mailing(owner=owner, name="Для Ивана Ivan", message=message, start_at=utcnow(), end_at=utcnow(),
-                           repeat=Repeat.NONE))
+    db.session.add(
+        Mailing(
+            owner=owner, name="Для Ивана Ivan", message=message, start_at=utcnow(), end_at=utcnow(), repeat=Repeat.NONE
+        )
+    )
     db.session.commit()
     login(client, owner.email)
     return client

@@ -1,5 +1,6 @@
 """Browser journeys: the whole system (web, worker, scheduler, SMTP sink) as `make dev` runs it,
 driven by Playwright in Debian's chromium (the `browser` fixture of tests/conftest.py)."""
+
 import shutil
 from pathlib import Path
 
@@ -39,8 +40,9 @@ def new_page(browser, live_system, output_dir):
 
     def open_page(viewport=None, locale="en-US"):
         # The locale is what the browser asks for in Accept-Language.
-        context = browser.new_context(base_url=live_system.url, viewport=viewport or {"width": 1280, "height": 900},
-                                      locale=locale)
+        context = browser.new_context(
+            base_url=live_system.url, viewport=viewport or {"width": 1280, "height": 900}, locale=locale
+        )
         context.set_default_timeout(15_000)
         contexts.append(context)
         return context.new_page()

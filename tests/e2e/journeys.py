@@ -1,5 +1,6 @@
 """The live system the browser journeys drive (web, worker, scheduler and SMTP sink as `make dev`
 runs them), and the steps every journey takes: logging in, reading a link from the Outbox."""
+
 import os
 import secrets
 import subprocess
@@ -55,8 +56,9 @@ class LiveSystem:
         self.log_files = []
 
     def flask(self, *args: str) -> str:
-        result = subprocess.run([sys.executable, "-m", "flask", *args], cwd=ROOT, env=self.env,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "flask", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 

@@ -1,6 +1,7 @@
 """Browser journeys of mailing control: Send now on a "Once" mailing, pause / resume / cancel /
 send to the rest, the live preview, layouts on a phone and a desktop, and Cyrillic search.
 Copies are counted in what the SMTP sink received, never in the app's own records."""
+
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -29,8 +30,9 @@ def new_owner(live_system, new_page, email: str, viewport=None):
 def import_clients(page, rows: list[tuple[str, str]]) -> None:
     csv = "email,full_name\n" + "".join(f"{email},{name}\n" for email, name in rows)
     page.goto("/clients/import")
-    page.set_input_files("input[name=file]", files=[
-        {"name": "clients.csv", "mimeType": "text/csv", "buffer": csv.encode()}])
+    page.set_input_files(
+        "input[name=file]", files=[{"name": "clients.csv", "mimeType": "text/csv", "buffer": csv.encode()}]
+    )
     page.click("input[type=submit][value=Import]")
     assert f"{len(rows)} added" in page.locator("main").inner_text()
 
@@ -43,8 +45,9 @@ def write_message(page, subject: str, text: str = "Hello {{ name }}, news for yo
     page.wait_for_url(re.compile(r"/messages/\d+$"))
 
 
-def create_mailing(page, name: str, subject: str, start: datetime | None, repeat: str = "none",
-                   end: datetime | None = None) -> None:
+def create_mailing(
+    page, name: str, subject: str, start: datetime | None, repeat: str = "none", end: datetime | None = None
+) -> None:
     """Save a mailing to every client; `start` None means "send as soon as it is saved"."""
     page.goto("/mailings/new")
     page.fill("input[name=name]", name)
@@ -102,8 +105,7 @@ def test_send_now_on_a_once_mailing_sends_exactly_one_copy_per_client(new_page, 
     person.locator("#run-status", has_text="Done").wait_for(timeout=30_000)
 
     # Let the scheduled time pass, with the scheduler dispatching every second.
-    wait_until(person, lambda: datetime.now(UTC) > start + timedelta(seconds=5), "the start passed",
-               tries=800)
+    wait_until(person, lambda: datetime.now(UTC) > start + timedelta(seconds=5), "the start passed", tries=800)
     person.goto(mailing_url)
     assert "1 in all" in person.locator("main").inner_text()
     assert received(live_system, "Once only") == {email: 1 for email, _ in clients}
@@ -194,10 +196,14 @@ def test_lists_keep_their_key_columns_on_a_phone_and_a_desktop(new_page, live_sy
     person = new_owner(live_system, new_page, "layout.owner.with.a.long.address@example.com")
     import_clients(person, [("a.very.long.address.for.layout.checks@example.com", "Layla Long-Named Client")])
     write_message(person, "A message with a rather long subject line for {{ name }}")
-    create_mailing(person, "Layout mailing with a fairly long name",
-                   "A message with a rather long subject line for [name]",
-                   datetime.now(UTC) + timedelta(days=3), repeat="weekly",
-                   end=datetime.now(UTC) + timedelta(days=60))
+    create_mailing(
+        person,
+        "Layout mailing with a fairly long name",
+        "A message with a rather long subject line for [name]",
+        datetime.now(UTC) + timedelta(days=3),
+        repeat="weekly",
+        end=datetime.now(UTC) + timedelta(days=60),
+    )
     mailing_columns = ["name", "status", "next_run", "sent", "failed"]
     for viewport in (PHONE, DESKTOP):
         page = new_page(viewport)

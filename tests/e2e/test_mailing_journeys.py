@@ -56,8 +56,9 @@ def test_owner_imports_clients_sends_a_mailing_and_reads_its_report(new_page, li
     register_and_confirm(person, admin, "sender@example.com", "sender password")
 
     person.goto("/clients/import")
-    person.set_input_files("input[name=file]", files=[
-        {"name": "clients.csv", "mimeType": "text/csv", "buffer": CLIENTS_CSV.encode()}])
+    person.set_input_files(
+        "input[name=file]", files=[{"name": "clients.csv", "mimeType": "text/csv", "buffer": CLIENTS_CSV.encode()}]
+    )
     person.click("input[type=submit][value=Import]")
     assert "3 added" in person.locator("main").inner_text()
     problem = person.locator("tbody tr").first
@@ -85,8 +86,11 @@ def test_owner_imports_clients_sends_a_mailing_and_reads_its_report(new_page, li
     assert sorted(row_email(row) for row in rows) == ["ann@example.com", "ben@example.com", "cat@example.com"]
 
     # The messages really left: the SMTP sink kept one per client.
-    received = sorted(path.read_text(errors="replace") for path in live_system.outbox.glob("*.eml")
-                      if "Spring catalogue" in path.read_text(errors="replace"))
+    received = sorted(
+        path.read_text(errors="replace")
+        for path in live_system.outbox.glob("*.eml")
+        if "Spring catalogue" in path.read_text(errors="replace")
+    )
     assert len(received) == 3
 
 

@@ -1,5 +1,6 @@
 """A Russian-speaking person uses Mailer in Russian from the first page to a sent mailing, and
 switches the interface to English and back with the navbar."""
+
 import re
 from datetime import UTC, datetime, timedelta
 

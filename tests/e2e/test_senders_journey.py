@@ -33,8 +33,11 @@ def test_an_admin_adds_a_server_and_an_owner_sends_from_a_confirmed_address(new_
     owner.fill("input[name=email]", "news@пример.рф")
     owner.click("input[type=submit]")
     assert "Waiting for confirmation" in owner.content()
-    owner.goto(link_from_outbox(outbox_reader, "news@xn--e1afmkfd.xn--p1ai", "Confirm your sender address",
-                                "/senders/confirm/"))
+    owner.goto(
+        link_from_outbox(
+            outbox_reader, "news@xn--e1afmkfd.xn--p1ai", "Confirm your sender address", "/senders/confirm/"
+        )
+    )
     assert "news@пример.рф is confirmed" in owner.content()
 
     owner.goto("/clients/new")

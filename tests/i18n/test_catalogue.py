@@ -1,5 +1,6 @@
 """The Russian catalogue: complete, nothing fuzzy, the placeholders kept, and up to date with
 the strings of the code (`make translations` was run after the last change)."""
+
 import re
 from pathlib import Path
 
@@ -57,9 +58,12 @@ def test_translations_keep_every_placeholder():
 
 
 def test_the_catalogue_has_every_string_of_the_code():
-    in_code = {(context, msgid if isinstance(msgid, str) else msgid[0])
-               for _file, _line, msgid, _comments, context in
-               extract_from_dir(str(ROOT), METHODS, keywords=KEYWORDS, comment_tags=())}
+    in_code = {
+        (context, msgid if isinstance(msgid, str) else msgid[0])
+        for _file, _line, msgid, _comments, context in extract_from_dir(
+            str(ROOT), METHODS, keywords=KEYWORDS, comment_tags=()
+        )
+    }
     in_catalogue = {(message.context, forms(message.id)[0]) for message in entries()}
     missing = sorted(in_code - in_catalogue, key=str)
     assert not missing, f"run `make translations` and translate: {missing}"

@@ -1,5 +1,6 @@
 """Which language a page speaks: the profile's setting, else the one chosen with the switcher,
 else the browser's Accept-Language, else DEFAULT_LOCALE; the CLI stays English."""
+
 from datetime import timedelta
 
 import pytest
@@ -26,10 +27,17 @@ def test_english_without_accept_language(client):
     assert html_lang(response) == "en" and "Forgot your password?" in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize(("header", "language"), [
-    ("ru", "ru"), ("ru-RU,ru;q=0.9,en;q=0.8", "ru"), ("de-DE, ru;q=0.5", "ru"), ("en-GB,en;q=0.9", "en"),
-    ("de, fr", "en"), ("*", "en"),
-])
+@pytest.mark.parametrize(
+    ("header", "language"),
+    [
+        ("ru", "ru"),
+        ("ru-RU,ru;q=0.9,en;q=0.8", "ru"),
+        ("de-DE, ru;q=0.5", "ru"),
+        ("en-GB,en;q=0.9", "en"),
+        ("de, fr", "en"),
+        ("*", "en"),
+    ],
+)
 def test_the_browser_chooses(client, header, language):
     assert html_lang(client.get("/auth/login", headers={"Accept-Language": header})) == language
 
@@ -47,8 +55,9 @@ def test_an_unknown_default_locale_is_refused_at_start():
 
 
 def test_the_switcher_works_before_logging_in_and_returns_to_the_page(client):
-    response = client.post("/language", data={"language": "ru", "next": "/auth/register?x=1"},
-                           headers={"Accept-Language": "en"})
+    response = client.post(
+        "/language", data={"language": "ru", "next": "/auth/register?x=1"}, headers={"Accept-Language": "en"}
+    )
     assert response.status_code == 302 and response.location == "/auth/register?x=1"
     assert html_lang(client.get("/auth/login", headers={"Accept-Language": "en"})) == "ru"
     client.post("/language", data={"language": "en", "next": "/"})
@@ -112,8 +121,9 @@ def test_logging_out_keeps_the_language_the_user_was_reading(client):
 
 
 def test_wtforms_own_messages_are_russian(client):
-    page = client.post("/auth/login", data={"email": "", "password": ""},
-                       headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    page = client.post("/auth/login", data={"email": "", "password": ""}, headers={"Accept-Language": "ru"}).get_data(
+        as_text=True
+    )
     assert "Обязательное поле." in page and "This field is required." not in page
 
 
@@ -121,14 +131,20 @@ def test_dates_and_numbers_follow_the_locale_in_the_users_time_zone(app, client)
     from datetime import UTC, datetime
 
     from mailer.models import Client
+
     owner = make_user("zone@example.com", timezone="Europe/Moscow")
-    db.session.add(Client(owner=owner, email="c@example.com", full_name="Клиент",
-                          created_at=datetime(2030, 1, 15, 21, 30, tzinfo=UTC)))
+    db.session.add(
+        Client(
+            owner=owner, email="c@example.com", full_name="Клиент", created_at=datetime(2030, 1, 15, 21, 30, tzinfo=UTC)
+        )
+    )
     db.session.commit()
     login(client, owner.email)
     client_id = db.session.query(Client.id).scalar()
-    russian, english = (readable(client.get(f"/clients/{client_id}", headers={"Accept-Language": language}))
-                        for language in ("ru", "en"))
+    russian, english = (
+        readable(client.get(f"/clients/{client_id}", headers={"Accept-Language": language}))
+        for language in ("ru", "en")
+    )
     # 21:30 UTC is 00:30 the next day in Moscow.
     assert "16 янв. 2030 г., 00:30" in russian
     assert "2030-01-16 00:30" in english

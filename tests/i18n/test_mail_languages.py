@@ -1,5 +1,6 @@
 """The app's own e-mails, the test send and the mailing footer, in both languages: asserted on
 what the SMTP sink received."""
+
 import pytest
 
 from mailer.extensions import db
@@ -14,8 +15,11 @@ EN = {"Accept-Language": "en"}
 
 
 def register(client, email: str, headers: dict):
-    return client.post("/auth/register", headers=headers, data={
-        "email": email, "password": PASSWORD, "password_again": PASSWORD, "timezone": "Europe/Moscow"})
+    return client.post(
+        "/auth/register",
+        headers=headers,
+        data={"email": email, "password": PASSWORD, "password_again": PASSWORD, "timezone": "Europe/Moscow"},
+    )
 
 
 def no_english(mail) -> None:
@@ -103,10 +107,13 @@ def test_a_sender_address_is_confirmed_in_russian(app, client, work, smtp_sink):
     no_english(mail)
 
 
-@pytest.mark.parametrize(("locale", "subject", "footer"), [
-    ("ru", "[Тест] Новости для Ады", "Чтобы больше не получать эти письма, отпишитесь здесь:"),
-    ("en", "[Test] Новости для Ады", "To stop receiving these e-mails, unsubscribe here:"),
-])
+@pytest.mark.parametrize(
+    ("locale", "subject", "footer"),
+    [
+        ("ru", "[Тест] Новости для Ады", "Чтобы больше не получать эти письма, отпишитесь здесь:"),
+        ("en", "[Test] Новости для Ады", "To stop receiving these e-mails, unsubscribe here:"),
+    ],
+)
 def test_the_test_send_is_in_the_owners_language(app, client, work, smtp_sink, locale, subject, footer):
     owner = make_user("owner@example.com", locale=locale)
     add_client(owner, "ada@example.com", "Ады")
@@ -119,12 +126,14 @@ def test_the_test_send_is_in_the_owners_language(app, client, work, smtp_sink, l
     assert footer in mail.text
 
 
-@pytest.mark.parametrize(("locale", "text_footer", "html_link"), [
-    ("ru", "Вы получили это письмо, потому что подписаны на нашу рассылку.", ">Отпишитесь</a>"),
-    ("en", "You receive this e-mail because you are on our mailing list.", ">Unsubscribe</a>"),
-])
-def test_a_mailing_ends_with_the_footer_in_the_owners_language(app, work, smtp_sink, locale, text_footer,
-                                                               html_link):
+@pytest.mark.parametrize(
+    ("locale", "text_footer", "html_link"),
+    [
+        ("ru", "Вы получили это письмо, потому что подписаны на нашу рассылку.", ">Отпишитесь</a>"),
+        ("en", "You receive this e-mail because you are on our mailing list.", ">Unsubscribe</a>"),
+    ],
+)
+def test_a_mailing_ends_with_the_footer_in_the_owners_language(app, work, smtp_sink, locale, text_footer, html_link):
     owner = make_user("sender@example.com", full_name="Sam Sender", locale=locale)
     mailing = make_mailing(owner, clients=2)
     mailing.message.body_html = "<p>Привет, {{ name }}</p>"

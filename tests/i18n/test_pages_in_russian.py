@@ -7,6 +7,7 @@ A short entry ("Sent", "Owner") counts only where it makes a whole text or attri
 a longer one also inside a sentence, by its longest literal piece (placeholders and tags cut
 out). Entries that read the same in both languages ("HTML", "TLS") are not searched for.
 """
+
 import re
 from html.parser import HTMLParser
 
@@ -28,8 +29,18 @@ NOT_OURS = ("rq_dashboard",)
 # admin panel's table of roles shows them as they are.
 DATA_ON_ADMIN_PAGES = {"admin", "manager"}
 # Attributes whose text a person reads (or hears, with a screen reader).
-READ_ATTRIBUTES = {"title", "placeholder", "aria-label", "alt", "data-template", "data-updating", "data-updated",
-                   "data-failed", "data-label-now", "data-label-later"}
+READ_ATTRIBUTES = {
+    "title",
+    "placeholder",
+    "aria-label",
+    "alt",
+    "data-template",
+    "data-updating",
+    "data-updated",
+    "data-failed",
+    "data-label-now",
+    "data-label-later",
+}
 SHORT = 24  # characters: shorter entries must match a whole text
 
 
@@ -44,8 +55,9 @@ class VisibleText(HTMLParser):
             self.skip += 1
         attributes = dict(attrs)
         for name, value in attributes.items():
-            if value and (name in READ_ATTRIBUTES
-                          or (name == "value" and attributes.get("type") in ("submit", "button"))):
+            if value and (
+                name in READ_ATTRIBUTES or (name == "value" and attributes.get("type") in ("submit", "button"))
+            ):
                 self.pieces.append(value)
 
     def handle_endtag(self, tag):
@@ -110,9 +122,17 @@ def people(app):
 
 
 def path_for(route: Route, ids: dict[str, int]) -> str:
-    objects = {"client_id": "client", "message_id": "message", "mailing_id": "mailing", "run_id": "run",
-               "delivery_id": "delivery", "attempt_id": "attempt", "user_id": "user", "identity_id": "identity",
-               "server_id": "server"}
+    objects = {
+        "client_id": "client",
+        "message_id": "message",
+        "mailing_id": "mailing",
+        "run_id": "run",
+        "delivery_id": "delivery",
+        "attempt_id": "attempt",
+        "user_id": "user",
+        "identity_id": "identity",
+        "server_id": "server",
+    }
     values = {name: ids[objects[name]] if converter == "int" else "x" for name, converter in route.arguments.items()}
     return route.path(values)
 
@@ -156,8 +176,9 @@ def test_every_page_is_russian_for_each_role(app, client, people, role):
 
 def test_public_pages_are_russian(app, client, people):
     users, ids = people
-    public = [route for route in ROUTES
-              if "GET" in route.methods and route.blueprint in ("auth", "main", "unsubscribe")]
+    public = [
+        route for route in ROUTES if "GET" in route.methods and route.blueprint in ("auth", "main", "unsubscribe")
+    ]
     failures, checked = walk(client, public, ids)
     assert checked >= 5
     assert not failures, "English left on Russian pages:\n" + "\n".join(failures)

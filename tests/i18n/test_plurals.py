@@ -1,5 +1,6 @@
 """Russian plural forms (one, few, many) for the numbers that tell them apart, on pages and in
 messages; English keeps its two."""
+
 import pytest
 from flask_babel import force_locale, ngettext
 
@@ -7,8 +8,15 @@ from mailer.extensions import db
 from mailer.models import Client
 from tests.support import login
 
-RUSSIAN_CLIENTS = {1: "1 клиент.", 2: "2 клиента.", 5: "5 клиентов.", 11: "11 клиентов.", 21: "21 клиент.",
-                   22: "22 клиента.", 111: "111 клиентов."}
+RUSSIAN_CLIENTS = {
+    1: "1 клиент.",
+    2: "2 клиента.",
+    5: "5 клиентов.",
+    11: "11 клиентов.",
+    21: "21 клиент.",
+    22: "22 клиента.",
+    111: "111 клиентов.",
+}
 
 
 @pytest.mark.parametrize(("count", "expected"), RUSSIAN_CLIENTS.items())
@@ -17,8 +25,10 @@ def test_russian_plural_of_clients(app, count, expected):
         assert ngettext("%(num)s client.", "%(num)s clients.", count) == expected
 
 
-@pytest.mark.parametrize(("count", "expected"), [(1, "1 запуск,"), (2, "2 запуска,"), (5, "5 запусков,"),
-                                                 (11, "11 запусков,"), (21, "21 запуск,")])
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [(1, "1 запуск,"), (2, "2 запуска,"), (5, "5 запусков,"), (11, "11 запусков,"), (21, "21 запуск,")],
+)
 def test_russian_plural_of_runs(app, count, expected):
     with app.test_request_context(), force_locale("ru"):
         assert ngettext("%(num)s run,", "%(num)s runs,", count) == expected
@@ -32,8 +42,9 @@ def test_english_plural(app, count, expected):
 
 @pytest.mark.parametrize("count", [1, 2, 5, 11, 21])
 def test_the_client_list_counts_in_russian(app, client, user, count):
-    db.session.add_all(Client(owner=user, email=f"c{number}@example.com", full_name=f"Клиент {number}")
-                       for number in range(count))
+    db.session.add_all(
+        Client(owner=user, email=f"c{number}@example.com", full_name=f"Клиент {number}") for number in range(count)
+    )
     db.session.commit()
     login(client, user.email)
     page = client.get("/clients/", headers={"Accept-Language": "ru"}).get_data(as_text=True)

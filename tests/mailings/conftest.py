@@ -1,4 +1,5 @@
 """The mailings pages' usual objects: a message of the owner's, three clients and a mailing."""
+
 import pytest
 
 from tests.factories import add_clients, add_mailing, add_message

@@ -1,4 +1,5 @@
 """Who may do what with a mailing: owners only their own, managers look and disable, admins all."""
+
 import pytest
 from flask import url_for
 
@@ -14,10 +15,18 @@ MANAGER_VIEWS = {"mailings.detail"}
 
 
 def mailing_routes(app):
-    rules = [rule for rule in app.url_map.iter_rules()
-             if rule.endpoint.startswith("mailings.") and "mailing_id" in rule.arguments]
-    assert {rule.endpoint for rule in rules} >= {"mailings.detail", "mailings.edit", "mailings.delete",
-                                                 "mailings.disable", "mailings.enable"}
+    rules = [
+        rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("mailings.") and "mailing_id" in rule.arguments
+    ]
+    assert {rule.endpoint for rule in rules} >= {
+        "mailings.detail",
+        "mailings.edit",
+        "mailings.delete",
+        "mailings.disable",
+        "mailings.enable",
+    }
     return rules
 
 
@@ -46,8 +55,9 @@ def test_a_mailing_that_does_not_exist_is_404(app, as_owner):
 
 def test_manager_may_view_and_disable_but_change_nothing(app, as_manager, mailing):
     for endpoint, method, url in requests_for(app, mailing.id):
-        response = as_manager.open(url, method=method,
-                                   data=mailing_form(mailing.message, mailing.clients, name="Hacked"))
+        response = as_manager.open(
+            url, method=method, data=mailing_form(mailing.message, mailing.clients, name="Hacked")
+        )
         if endpoint in MANAGER_ACTIONS:
             # GET of an action is its confirmation page; the POST does it.
             assert response.status_code == (200 if method == "GET" else 302), (endpoint, method)
@@ -105,7 +115,8 @@ def test_disable_asks_first_and_enable_needs_post(as_manager, mailing):
 
 
 def test_the_reason_of_a_disable_is_shown_to_the_owner_and_too_long_a_reason_changes_nothing(
-        as_manager, as_owner, mailing):
+    as_manager, as_owner, mailing
+):
     too_long = as_manager.post(f"/mailings/{mailing.id}/disable", data={"reason": "x" * 501})
     assert too_long.status_code == 400 and "Field cannot be longer than 500 characters." in too_long.text
     db.session.refresh(mailing)
@@ -147,9 +158,19 @@ def test_editing_a_disabled_mailing_keeps_it_disabled(app, as_owner, manager, ma
     disabled_at = disabled_by_manager(app, manager, mailing)
     form = as_owner.get(f"/mailings/{mailing.id}/edit").get_data(as_text=True)
     assert "only a manager can enable it again" in form
-    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=mailing_form(
-        mailing.message, clients, name="Back on", start="2032-01-01T09:00", end="2032-02-01T09:00",
-        disabled_at="", disabled_by_id="", enabled="y"))
+    response = as_owner.post(
+        f"/mailings/{mailing.id}/edit",
+        data=mailing_form(
+            mailing.message,
+            clients,
+            name="Back on",
+            start="2032-01-01T09:00",
+            end="2032-02-01T09:00",
+            disabled_at="",
+            disabled_by_id="",
+            enabled="y",
+        ),
+    )
     assert response.status_code == 302
     db.session.refresh(mailing)
     assert mailing.name == "Back on"
@@ -162,8 +183,9 @@ def test_admin_changes_any_mailing(as_admin, owner, mailing, clients, action):
         # The admin works with the owner's messages and clients, not their own.
         form = as_admin.get(f"/mailings/{mailing.id}/edit").get_data(as_text=True)
         assert clients[0].email in form
-        response = as_admin.post(f"/mailings/{mailing.id}/edit", data=mailing_form(mailing.message, clients[:1],
-                                                                                  name="Fixed by admin"))
+        response = as_admin.post(
+            f"/mailings/{mailing.id}/edit", data=mailing_form(mailing.message, clients[:1], name="Fixed by admin")
+        )
         assert response.status_code == 302
         db.session.refresh(mailing)
         assert mailing.name == "Fixed by admin" and mailing.owner_id == owner.id

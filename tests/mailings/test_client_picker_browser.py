@@ -1,4 +1,5 @@
 """The client picker in a real browser: filter, "select all shown", "select none", saved choice."""
+
 import threading
 
 import pytest
@@ -18,8 +19,9 @@ def browser_page(app, browser):
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    context = browser.new_context(base_url=f"http://127.0.0.1:{server.server_port}",
-                                  viewport={"width": 390, "height": 844})
+    context = browser.new_context(
+        base_url=f"http://127.0.0.1:{server.server_port}", viewport={"width": 390, "height": 844}
+    )
     context.set_default_timeout(15_000)
     try:
         yield context.new_page()
@@ -67,5 +69,6 @@ def test_filter_then_select_all_shown_on_a_phone(browser_page, owner):
     assert "VIP evening" in page.inner_text("h1")
 
     mailing = db.session.scalar(select(Mailing))
-    assert client_ids(mailing) == {c.id for c in wanted if c.email in {
-        "vip1@example.com", "vip10@example.com", "vip11@example.com"}}
+    assert client_ids(mailing) == {
+        c.id for c in wanted if c.email in {"vip1@example.com", "vip10@example.com", "vip11@example.com"}
+    }

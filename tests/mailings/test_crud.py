@@ -22,8 +22,9 @@ from tests.support import client_ids, local_input, login, page_link
 
 
 def test_create_a_mailing(as_owner, owner, message, clients):
-    response = as_owner.post("/mailings/new", data=mailing_form(message, clients[:2], name="  Spring news ",
-                                                             repeat="weekly"))
+    response = as_owner.post(
+        "/mailings/new", data=mailing_form(message, clients[:2], name="  Spring news ", repeat="weekly")
+    )
     assert response.status_code == 302
     mailing = db.session.scalar(select(Mailing))
     assert response.location == f"/mailings/{mailing.id}"
@@ -93,8 +94,14 @@ def test_list_shows_the_owners_mailings_with_status(as_owner, owner, other_owner
 def test_list_search_filter_sort_and_paginate(as_owner, owner, message, clients):
     now = utcnow()
     for n in range(25):
-        add_mailing(owner, message, clients, name=f"Weekly {n:02d}", start_at=now + timedelta(days=n + 1),
-                    end_at=now + timedelta(days=60))
+        add_mailing(
+            owner,
+            message,
+            clients,
+            name=f"Weekly {n:02d}",
+            start_at=now + timedelta(days=n + 1),
+            end_at=now + timedelta(days=60),
+        )
     add_mailing(owner, message, clients, name="100% off_sale")
     finished = add_mailing(owner, message, clients, name="Old one")
     finished.status = MailingStatus.FINISHED
@@ -158,9 +165,17 @@ def test_edit_changes_the_mailing_and_recomputes_the_schedule(as_owner, mailing,
     other_message = add_message(mailing.owner, "Summer sale")
     page = as_owner.get(f"/mailings/{mailing.id}/edit").get_data(as_text=True)
     assert f'value="{mailing.name}"' in page and "checked" in page
-    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=mailing_form(
-        other_message, clients[2:], name="Renamed", start="2031-03-01T10:00", end="2031-06-01T10:00",
-        repeat="monthly"))
+    response = as_owner.post(
+        f"/mailings/{mailing.id}/edit",
+        data=mailing_form(
+            other_message,
+            clients[2:],
+            name="Renamed",
+            start="2031-03-01T10:00",
+            end="2031-06-01T10:00",
+            repeat="monthly",
+        ),
+    )
     assert response.status_code == 302
     db.session.refresh(mailing)
     assert mailing.name == "Renamed" and mailing.message_id == other_message.id
@@ -180,8 +195,10 @@ def test_a_finished_mailing_can_be_renamed_without_touching_its_past_times(as_ow
     form = as_owner.get(f"/mailings/{mailing.id}/edit").get_data(as_text=True)
     start = local_input(mailing.start_at)
     assert f'value="{start}"' in form
-    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=mailing_form(
-        message, clients, name="Archived", start=start, end=local_input(mailing.end_at)))
+    response = as_owner.post(
+        f"/mailings/{mailing.id}/edit",
+        data=mailing_form(message, clients, name="Archived", start=start, end=local_input(mailing.end_at)),
+    )
     assert response.status_code == 302
     db.session.refresh(mailing)
     assert mailing.name == "Archived" and mailing.status == MailingStatus.FINISHED
@@ -206,9 +223,18 @@ def test_delete_says_what_history_goes_with_the_mailing(as_owner, mailing, clien
         db.session.add(delivery)
         db.session.flush()
         for _ in range(2):
-            db.session.add(MailingAttempt(mailing_id=mailing.id, run_id=run.id, delivery_id=delivery.id,
-                                          client_id=client.id, email=client.email, status=AttemptStatus.SUCCESS,
-                                          smtp_code=250, smtp_response="OK"))
+            db.session.add(
+                MailingAttempt(
+                    mailing_id=mailing.id,
+                    run_id=run.id,
+                    delivery_id=delivery.id,
+                    client_id=client.id,
+                    email=client.email,
+                    status=AttemptStatus.SUCCESS,
+                    smtp_code=250,
+                    smtp_response="OK",
+                )
+            )
     db.session.commit()
     page = as_owner.get(f"/mailings/{mailing.id}/delete").get_data(as_text=True)
     assert "1 run," in page and "3 deliveries," in page and "6 recorded send attempts" in page

@@ -1,5 +1,6 @@
 """The new-mailing form: "send as soon as it is saved" or a start date, an end only for repeating
 mailings, and the run page right after saving a mailing that starts now."""
+
 import re
 from collections import Counter
 from datetime import timedelta
@@ -30,7 +31,8 @@ def test_send_now_creates_the_run_at_once_and_shows_it(as_owner, message, client
     assert 'data-active="true"' in page and "run_progress.js" in page  # the page follows the run
     work()
     assert Counter(address for mail in smtp_sink.received for address in mail.recipients) == {
-        address: 1 for address in addresses}
+        address: 1 for address in addresses
+    }
     assert dispatch.dispatch_due_mailings(utcnow() + timedelta(days=1)) == []
     assert only_mailing().status == MailingStatus.FINISHED
 

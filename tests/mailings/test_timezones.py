@@ -13,8 +13,10 @@ def test_times_typed_in_the_users_zone_are_stored_in_utc(client):
     message, clients = add_message(owner), add_clients(owner, 2)
     login(client, owner.email)
     # 15 January is winter time in New York (UTC-5), 15 July summer time (UTC-4).
-    response = client.post("/mailings/new", data=mailing_form(message, clients, start="2030-01-15T09:00",
-                                                           end="2030-07-15T09:00", repeat="daily"))
+    response = client.post(
+        "/mailings/new",
+        data=mailing_form(message, clients, start="2030-01-15T09:00", end="2030-07-15T09:00", repeat="daily"),
+    )
     assert response.status_code == 302
     mailing = db.session.scalar(select(Mailing))
     assert mailing.start_at == datetime(2030, 1, 15, 14, 0, tzinfo=UTC)

@@ -22,22 +22,28 @@ def assert_refused(response, message: str) -> None:
 
 
 def test_start_after_end_is_refused(as_owner, message, clients):
-    response = as_owner.post("/mailings/new", data=mailing_form(message, clients, start="2030-02-01T09:00",
-                                                             end="2030-01-01T09:00"))
+    response = as_owner.post(
+        "/mailings/new", data=mailing_form(message, clients, start="2030-02-01T09:00", end="2030-01-01T09:00")
+    )
     assert_refused(response, "The end must be after the start.")
     assert mailing_count() == 0
 
 
 def test_start_equal_to_end_is_refused(as_owner, message, clients):
-    response = as_owner.post("/mailings/new", data=mailing_form(message, clients, start="2030-02-01T09:00",
-                                                             end="2030-02-01T09:00"))
+    response = as_owner.post(
+        "/mailings/new", data=mailing_form(message, clients, start="2030-02-01T09:00", end="2030-02-01T09:00")
+    )
     assert_refused(response, "The end must be after the start.")
 
 
 def test_end_in_the_past_is_refused(as_owner, message, clients):
     now = utcnow()
-    response = as_owner.post("/mailings/new", data=mailing_form(
-        message, clients, start=local_input(now - timedelta(days=3)), end=local_input(now - timedelta(hours=1))))
+    response = as_owner.post(
+        "/mailings/new",
+        data=mailing_form(
+            message, clients, start=local_input(now - timedelta(days=3)), end=local_input(now - timedelta(hours=1))
+        ),
+    )
     assert_refused(response, "The end must be in the future.")
     assert mailing_count() == 0
 
@@ -63,21 +69,24 @@ def test_no_clients_is_refused(as_owner, message, clients):
     assert mailing_count() == 0
 
 
-@pytest.mark.parametrize("field, value, error", [
-    ("name", "", "Give the mailing a name."),
-    ("name", "x" * 201, "Field cannot be longer than 200 characters."),
-    ("message", "", "Choose a message."),
-    ("message", "abc", "Invalid Choice: could not coerce."),
-    ("message", "999999", "Choose one of your messages."),
-    ("clients", ["1", "nope"], "could not be coerced"),
-    ("clients", ["999999"], "Choose clients from your own list."),
-    ("start_at", "", "Enter when the mailing starts."),
-    ("start_at", "tomorrow", "Enter a date and time."),
-    ("end_at", "2030-13-45T99:00", "Enter a date and time."),
-    ("start_at", "0001-01-01T00:00", "Enter a date between 1970 and 2999."),
-    ("end_at", "9999-12-31T23:59", "Enter a date between 1970 and 2999."),
-    ("repeat", "hourly", "Not a valid choice."),
-])
+@pytest.mark.parametrize(
+    "field, value, error",
+    [
+        ("name", "", "Give the mailing a name."),
+        ("name", "x" * 201, "Field cannot be longer than 200 characters."),
+        ("message", "", "Choose a message."),
+        ("message", "abc", "Invalid Choice: could not coerce."),
+        ("message", "999999", "Choose one of your messages."),
+        ("clients", ["1", "nope"], "could not be coerced"),
+        ("clients", ["999999"], "Choose clients from your own list."),
+        ("start_at", "", "Enter when the mailing starts."),
+        ("start_at", "tomorrow", "Enter a date and time."),
+        ("end_at", "2030-13-45T99:00", "Enter a date and time."),
+        ("start_at", "0001-01-01T00:00", "Enter a date between 1970 and 2999."),
+        ("end_at", "9999-12-31T23:59", "Enter a date between 1970 and 2999."),
+        ("repeat", "hourly", "Not a valid choice."),
+    ],
+)
 def test_bad_input_is_shown_on_its_field(as_owner, message, clients, field, value, error):
     response = as_owner.post("/mailings/new", data={**mailing_form(message, clients), field: value})
     assert response.status_code == 400
@@ -88,8 +97,9 @@ def test_bad_input_is_shown_on_its_field(as_owner, message, clients, field, valu
 def test_a_forged_edit_changes_nothing(as_owner, other_owner, mailing, clients):
     foreign = add_clients(other_owner, 1, prefix="foreign")
     before = (mailing.name, mailing.message_id, client_ids(mailing))
-    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=mailing_form(
-        mailing.message, clients + foreign, name="Changed"))
+    response = as_owner.post(
+        f"/mailings/{mailing.id}/edit", data=mailing_form(mailing.message, clients + foreign, name="Changed")
+    )
     assert_refused(response, "Choose clients from your own list.")
     db.session.expire_all()
     assert (mailing.name, mailing.message_id, client_ids(mailing)) == before
@@ -97,6 +107,13 @@ def test_a_forged_edit_changes_nothing(as_owner, other_owner, mailing, clients):
 
 def test_editing_the_schedule_needs_an_end_in_the_future(as_owner, mailing, clients):
     now = utcnow()
-    response = as_owner.post(f"/mailings/{mailing.id}/edit", data=mailing_form(
-        mailing.message, clients, start=local_input(now - timedelta(days=5)), end=local_input(now - timedelta(days=1))))
+    response = as_owner.post(
+        f"/mailings/{mailing.id}/edit",
+        data=mailing_form(
+            mailing.message,
+            clients,
+            start=local_input(now - timedelta(days=5)),
+            end=local_input(now - timedelta(days=1)),
+        ),
+    )
     assert_refused(response, "The end must be in the future.")

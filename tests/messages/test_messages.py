@@ -31,7 +31,10 @@ def test_create_then_show(logged_in, user):
     assert response.status_code == 302
     message = db.session.scalar(select(Message))
     assert (message.owner_id, message.subject, message.body_html) == (
-        user.id, "Spring news for {{ name }}", "<p>Hello <b>{{ name }}</b></p>")
+        user.id,
+        "Spring news for {{ name }}",
+        "<p>Hello <b>{{ name }}</b></p>",
+    )
     page = logged_in.get(response.location).get_data(as_text=True)
     assert "Hello {{ name }},\nwe have news." in page
     assert "&lt;p&gt;Hello &lt;b&gt;{{ name }}&lt;/b&gt;&lt;/p&gt;" in page  # as written
@@ -48,19 +51,22 @@ def test_empty_html_is_stored_as_none(logged_in):
     assert db.session.scalar(select(Message.body_html)) is None
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("subject", "", "Enter a subject."),
-    ("subject", "Hello\r\nBcc: victim@example.com", "The subject must be on one line."),
-    ("subject", "Hello\nworld", "The subject must be on one line."),
-    ("subject", "x" * 256, "The subject has at most 255 characters."),
-    ("subject", "Hello {{ name ", "Template error"),
-    ("subject", "Hello {{ password }}", "unknown placeholder"),
-    ("body_text", "", "Enter the text of the message."),
-    ("body_text", "x" * 1024 * 1024, "The text is too long: at most 200,000 characters (it has 1,048,576)."),
-    ("body_text", "{% for x in y %}{% endfor %}", "loops"),
-    ("body_html", "<p>" + "x" * 1024 * 1024 + "</p>", "The HTML is too long"),
-    ("body_html", "<p>{{ name.__class__ }}</p>", "Template error"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("subject", "", "Enter a subject."),
+        ("subject", "Hello\r\nBcc: victim@example.com", "The subject must be on one line."),
+        ("subject", "Hello\nworld", "The subject must be on one line."),
+        ("subject", "x" * 256, "The subject has at most 255 characters."),
+        ("subject", "Hello {{ name ", "Template error"),
+        ("subject", "Hello {{ password }}", "unknown placeholder"),
+        ("body_text", "", "Enter the text of the message."),
+        ("body_text", "x" * 1024 * 1024, "The text is too long: at most 200,000 characters (it has 1,048,576)."),
+        ("body_text", "{% for x in y %}{% endfor %}", "loops"),
+        ("body_html", "<p>" + "x" * 1024 * 1024 + "</p>", "The HTML is too long"),
+        ("body_html", "<p>{{ name.__class__ }}</p>", "Template error"),
+    ],
+)
 def test_bad_input_re_renders_the_form_with_the_message(logged_in, user, field, value, message):
     response = logged_in.post("/messages/new", data={**VALID, field: value})
     assert response.status_code == 400
@@ -75,21 +81,39 @@ def test_bad_input_re_renders_the_form_with_the_message(logged_in, user, field, 
     assert existing.subject == "Kept"
 
 
-@pytest.mark.parametrize("dirty, gone, kept", [
-    ('<p>Hi</p><script>alert("x")</script>', ["<script", "alert("], ["<p>Hi</p>"]),
-    ('<img src="https://example.com/a.png" onerror="alert(1)" alt="logo">', ["onerror", "alert("],
-     ['src="https://example.com/a.png"', 'alt="logo"']),
-    ('<a href="javascript:alert(1)">click</a>', ["javascript:", "alert("], [">click</a>"]),
-    ('<a href="JaVaScRiPt:alert(1)">x</a><a href="https://example.com/">site</a>', ["avascript", "alert("],
-     ['href="https://example.com/"', 'rel="noopener noreferrer"']),
-    ('<div onclick="steal()" style="color: red; position: fixed">x</div>', ["onclick", "steal", "position"],
-     ['style="color:red"']),
-    ('<iframe src="https://evil.example"></iframe><form action="/x"><input name="a"></form>',
-     ["<iframe", "<form", "<input"], []),
-    ('<table border="1" cellpadding="4"><tr><td bgcolor="#eee"><strong>Total</strong></td></tr></table>', [],
-     ['<table border="1" cellpadding="4">', '<td bgcolor="#eee">', "<strong>Total</strong>"]),
-    ('<a href="{{ unsubscribe_url }}">Leave</a>', [], ['href="{{ unsubscribe_url }}"']),
-])
+@pytest.mark.parametrize(
+    "dirty, gone, kept",
+    [
+        ('<p>Hi</p><script>alert("x")</script>', ["<script", "alert("], ["<p>Hi</p>"]),
+        (
+            '<img src="https://example.com/a.png" onerror="alert(1)" alt="logo">',
+            ["onerror", "alert("],
+            ['src="https://example.com/a.png"', 'alt="logo"'],
+        ),
+        ('<a href="javascript:alert(1)">click</a>', ["javascript:", "alert("], [">click</a>"]),
+        (
+            '<a href="JaVaScRiPt:alert(1)">x</a><a href="https://example.com/">site</a>',
+            ["avascript", "alert("],
+            ['href="https://example.com/"', 'rel="noopener noreferrer"'],
+        ),
+        (
+            '<div onclick="steal()" style="color: red; position: fixed">x</div>',
+            ["onclick", "steal", "position"],
+            ['style="color:red"'],
+        ),
+        (
+            '<iframe src="https://evil.example"></iframe><form action="/x"><input name="a"></form>',
+            ["<iframe", "<form", "<input"],
+            [],
+        ),
+        (
+            '<table border="1" cellpadding="4"><tr><td bgcolor="#eee"><strong>Total</strong></td></tr></table>',
+            [],
+            ['<table border="1" cellpadding="4">', '<td bgcolor="#eee">', "<strong>Total</strong>"],
+        ),
+        ('<a href="{{ unsubscribe_url }}">Leave</a>', [], ['href="{{ unsubscribe_url }}"']),
+    ],
+)
 def test_html_is_sanitised_when_saved(logged_in, dirty, gone, kept):
     response = logged_in.post("/messages/new", data={**VALID, "body_html": dirty})
     assert response.status_code == 302
@@ -124,8 +148,7 @@ def test_delete_asks_then_deletes(logged_in, user):
 
 def make_mailing(owner, message, name) -> Mailing:
     now = datetime.now(UTC)
-    mailing = Mailing(owner_id=owner.id, name=name, message_id=message.id, start_at=now,
-                      end_at=now + timedelta(days=1))
+    mailing = Mailing(owner_id=owner.id, name=name, message_id=message.id, start_at=now, end_at=now + timedelta(days=1))
     db.session.add(mailing)
     db.session.commit()
     return mailing
@@ -179,10 +202,17 @@ def test_search_sort_and_pages(logged_in, user):
     assert subjects_on(logged_in.get("/messages/?sort=-created"))[0] == "100% off"
 
 
-@pytest.mark.parametrize("method, path", [
-    ("get", "/messages/{id}"), ("get", "/messages/{id}/edit"), ("post", "/messages/{id}/edit"),
-    ("get", "/messages/{id}/delete"), ("post", "/messages/{id}/delete"), ("post", "/messages/{id}/test"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/messages/{id}"),
+        ("get", "/messages/{id}/edit"),
+        ("post", "/messages/{id}/edit"),
+        ("get", "/messages/{id}/delete"),
+        ("post", "/messages/{id}/delete"),
+        ("post", "/messages/{id}/test"),
+    ],
+)
 def test_another_owners_message_answers_404(logged_in, other_owner, method, path):
     theirs = add_message(other_owner, subject="Theirs")
     response = getattr(logged_in, method)(path.format(id=theirs.id), data=VALID)

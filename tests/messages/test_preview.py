@@ -1,5 +1,6 @@
 """The preview: the message as a chosen client receives it, footer and headers included, for
 unsaved content (the live preview of the form) and on the message page; readable names."""
+
 from mailer.extensions import db
 from mailer.models import Client, Mailing, Message, Repeat, utcnow
 from tests.factories import make_user
@@ -86,13 +87,21 @@ def test_the_message_page_shows_the_message_as_a_chosen_client_receives_it(app, 
 
 
 def test_lists_and_pickers_name_messages_without_template_syntax(app, logged_in, user):
-    message = Message(owner_id=user.id, subject="Hi {{ name|upper }} – {% if email %}news{% endif %}",
-                      body_text="Hello")
+    message = Message(
+        owner_id=user.id, subject="Hi {{ name|upper }} – {% if email %}news{% endif %}", body_text="Hello"
+    )
     client = add_client(user, "ann@example.com", "Ann Archer")
     db.session.add(message)
     db.session.flush()
-    mailing = Mailing(owner=user, name="Spring", message=message, start_at=utcnow(), end_at=utcnow(),
-                      repeat=Repeat.NONE, clients=[client])
+    mailing = Mailing(
+        owner=user,
+        name="Spring",
+        message=message,
+        start_at=utcnow(),
+        end_at=utcnow(),
+        repeat=Repeat.NONE,
+        clients=[client],
+    )
     db.session.add(mailing)
     db.session.commit()
     readable = "Hi [NAME] – news"

@@ -9,8 +9,12 @@ def test_test_send_reaches_the_owner_rendered_for_their_first_client(logged_in, 
     gone.unsubscribed_at = utcnow()
     add_client(user, "ada@example.com", "Ada Lovelace")
     add_client(user, "alan@example.com", "Alan Turing")
-    message = add_message(user, subject="News for {{ name }}", body_text="Dear {{ name }} <{{ email }}>,\nhello.",
-                          body_html="<p>Dear <b>{{ name }}</b></p>")
+    message = add_message(
+        user,
+        subject="News for {{ name }}",
+        body_text="Dear {{ name }} <{{ email }}>,\nhello.",
+        body_html="<p>Dear <b>{{ name }}</b></p>",
+    )
     db.session.commit()
 
     response = logged_in.post(f"/messages/{message.id}/test")
@@ -69,8 +73,9 @@ def test_a_test_can_go_to_another_address_and_a_bad_one_is_explained(logged_in, 
     message = add_message(user, subject="News for {{ name }}", body_text="Dear {{ name }}")
     db.session.commit()
 
-    response = logged_in.post(f"/messages/{message.id}/test", data={"to": "Colleague@Example.com"},
-                              follow_redirects=True)
+    response = logged_in.post(
+        f"/messages/{message.id}/test", data={"to": "Colleague@Example.com"}, follow_redirects=True
+    )
     assert "is on its way to colleague@example.com" in response.text
     work()
     [mail] = smtp_sink.wait_for(1)

@@ -18,8 +18,12 @@ def test_message_ids_name_the_delivery_in_the_configured_domain(app):
 
 
 def test_the_sink_receives_both_parts_the_headers_and_the_unsubscribe_link(app, client, smtp_sink, user):
-    message = add_message(user, subject="Hello {{ name }}", body_text="Dear {{ name }},\nour news.",
-                          body_html="<html><body><p>Dear {{ name }},</p><p>our news.</p></body></html>")
+    message = add_message(
+        user,
+        subject="Hello {{ name }}",
+        body_text="Dear {{ name }},\nour news.",
+        body_html="<html><body><p>Dear {{ name }},</p><p>our news.</p></body></html>",
+    )
     ada = add_client(user, "ada@example.com", "Ada Lovelace")
     message_id = make_message_id(7)
     mail.send(build_mail(message, ada, message_id=message_id, sender="News <news@example.com>"))
@@ -69,8 +73,9 @@ def test_a_text_only_message_is_a_single_plain_part(smtp_sink, user):
 
 def test_non_ascii_text_and_long_lines_arrive_intact(smtp_sink, user):
     long_line = "Ünïcödé " * 700  # a 5,600-character line, far over SMTP's 998
-    message = add_message(user, subject="Grüße, {{ name }} — 🎉", body_text=long_line + "\n.\nThe end.",
-                          body_html=f"<p>{long_line}</p>")
+    message = add_message(
+        user, subject="Grüße, {{ name }} — 🎉", body_text=long_line + "\n.\nThe end.", body_html=f"<p>{long_line}</p>"
+    )
     client = add_client(user, "zoe@example.com", "Zoë Ørsted")
     mail.send(build_mail(message, client, message_id=make_message_id(3)))
     got = smtp_sink.wait_for(1)[0]
@@ -110,12 +115,19 @@ def test_placeholder_only_templates_are_stamped_and_give_exactly_what_jinja_give
     from mailer.services.message_templates import HTML_ENV, TEXT_ENV
     from mailer.services.rendering import Stamp, _compile
 
-    stamped = ["Hello {{ name }}", "Dear {{name}},\n\nnews for {{ email }}.\n\n", "{# note #}Hi {{ name }}\n",
-               '<p>Hi {{ name }}</p><a href="{{ unsubscribe_url }}">x</a>', "", "{% raw %}{{ name }}{% endraw %}"]
-    rendered_by_jinja = ["{{ name|upper }}", "{% if name %}Hi {{ name }}{% else %}Hello{% endif %}",
-                         "{{ name ~ '!' }}"]
-    values = [{"name": "Ann <b>&\"'", "email": "ann@example.com", "unsubscribe_url": "https://x.test/u?a=1&b=2"},
-              {"email": "nameless@example.com", "unsubscribe_url": "https://x.test/u"}]
+    stamped = [
+        "Hello {{ name }}",
+        "Dear {{name}},\n\nnews for {{ email }}.\n\n",
+        "{# note #}Hi {{ name }}\n",
+        '<p>Hi {{ name }}</p><a href="{{ unsubscribe_url }}">x</a>',
+        "",
+        "{% raw %}{{ name }}{% endraw %}",
+    ]
+    rendered_by_jinja = ["{{ name|upper }}", "{% if name %}Hi {{ name }}{% else %}Hello{% endif %}", "{{ name ~ '!' }}"]
+    values = [
+        {"name": "Ann <b>&\"'", "email": "ann@example.com", "unsubscribe_url": "https://x.test/u?a=1&b=2"},
+        {"email": "nameless@example.com", "unsubscribe_url": "https://x.test/u"},
+    ]
     for environment in (TEXT_ENV, HTML_ENV):
         for source in stamped + rendered_by_jinja:
             compiled = _compile(environment, source)

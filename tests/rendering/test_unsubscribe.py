@@ -74,8 +74,9 @@ def test_one_click_through_the_header_of_a_received_mail(app, client, smtp_sink,
     header = smtp_sink.wait_for(1)[0].message["List-Unsubscribe"]
     url = re.fullmatch(r"<(http://mailer\.test/\S+)>", header).group(1)
     # What a mail program does for List-Unsubscribe-Post (RFC 8058): a bare form POST.
-    response = client.post(local_path(url), data="List-Unsubscribe=One-Click",
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        local_path(url), data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
     assert response.status_code == 200
     db.session.refresh(ada)
     assert ada.is_unsubscribed
@@ -94,10 +95,10 @@ def test_bad_links_answer_a_readable_404(app, client, user):
     wrong_purpose = tokens.make_token(tokens.CONFIRM, [ada.id, ada.email])
     bad_tokens = [
         "nonsense",
-        good[:-3] + "abc",                                   # a damaged signature
-        good[: len(good) // 2],                              # cut when copied
-        wrong_purpose,                                       # a token made for something else
-        tokens.make_token(tokens.UNSUBSCRIBE, {"id": 1}),    # signed, but not a client's token
+        good[:-3] + "abc",  # a damaged signature
+        good[: len(good) // 2],  # cut when copied
+        wrong_purpose,  # a token made for something else
+        tokens.make_token(tokens.UNSUBSCRIBE, {"id": 1}),  # signed, but not a client's token
         tokens.make_token(tokens.UNSUBSCRIBE, [999, "ghost@example.com"]),
         "x" * 3000,
     ]
@@ -118,4 +119,3 @@ def test_a_link_stays_bound_to_the_address_it_was_sent_to(client, user):
     assert client.post(old_link, data=ONE_CLICK).status_code == 404
     db.session.refresh(ada)
     assert ada.unsubscribed_at is None
-

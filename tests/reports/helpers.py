@@ -1,4 +1,5 @@
 """Reading the report pages the way a person does: the cells of their tables."""
+
 import csv
 import io
 from html.parser import HTMLParser

@@ -1,4 +1,5 @@
 """CSV export of the attempt log: streamed, complete, inert in spreadsheets."""
+
 from datetime import timedelta
 
 from mailer.models import AttemptStatus, DeliveryStatus
@@ -33,18 +34,33 @@ def test_run_csv_is_streamed_with_every_attempt(make, client):
 def test_csv_cells_cannot_run_as_spreadsheet_formulas(make, client, user):
     mailing = make.mailing(user)
     run = make.run(mailing)
-    make.delivery(run, "-dash@example.com", DeliveryStatus.FAILED, [
-        (T0, AttemptStatus.FAILURE, 550, "=HYPERLINK(\"http://evil.example\",\"click\")", "@SUM(1+1)"),
-    ])
-    make.delivery(run, "+plus@example.com", DeliveryStatus.FAILED, [
-        (T0, AttemptStatus.FAILURE, None, "\tcmd", "=cmd|' /C calc'!A0"),
-    ])
+    make.delivery(
+        run,
+        "-dash@example.com",
+        DeliveryStatus.FAILED,
+        [
+            (T0, AttemptStatus.FAILURE, 550, '=HYPERLINK("http://evil.example","click")', "@SUM(1+1)"),
+        ],
+    )
+    make.delivery(
+        run,
+        "+plus@example.com",
+        DeliveryStatus.FAILED,
+        [
+            (T0, AttemptStatus.FAILURE, None, "\tcmd", "=cmd|' /C calc'!A0"),
+        ],
+    )
     make.sent(run, "safe@example.com", T0)
     login(client, user.email)
 
     rows = csv_rows(client.get(f"/reports/mailings/{mailing.id}/runs/{run.id}/attempts.csv"))
-    assert rows[1][2:] == ["'-dash@example.com", "failure", "550", "'=HYPERLINK(\"http://evil.example\",\"click\")",
-                           "'@SUM(1+1)"]
+    assert rows[1][2:] == [
+        "'-dash@example.com",
+        "failure",
+        "550",
+        '\'=HYPERLINK("http://evil.example","click")',
+        "'@SUM(1+1)",
+    ]
     assert rows[2][2:] == ["'+plus@example.com", "failure", "", "'\tcmd", "'=cmd|' /C calc'!A0"]
     assert rows[3][2:] == ["safe@example.com", "success", "250", "2.0.0 Accepted", ""]
 
@@ -65,8 +81,9 @@ def test_mailing_csv_holds_every_run_and_follows_the_filters(make, client, user)
         (str(first.id), "b@example.com", "failure"),
         (str(second.id), "a@example.com", "success"),
     ]
-    successes_in_week_two = csv_rows(client.get(
-        f"/reports/mailings/{mailing.id}/attempts.csv?status=success&date_from=2026-03-15"))
+    successes_in_week_two = csv_rows(
+        client.get(f"/reports/mailings/{mailing.id}/attempts.csv?status=success&date_from=2026-03-15")
+    )
     assert [row[1] for row in successes_in_week_two[1:]] == [str(second.id)]
 
 
@@ -76,8 +93,10 @@ def test_the_run_page_links_to_the_csv_of_what_it_shows(make, client, user):
     make.sent(run, "a@example.com", T0)
     login(client, user.email)
     page = client.get(f"/reports/mailings/{mailing.id}/runs/{run.id}?status=failure&date_from=2026-03-01")
-    assert (f"/reports/mailings/{mailing.id}/runs/{run.id}/attempts.csv?status=failure&amp;date_from=2026-03-01"
-            in page.get_data(as_text=True))
+    assert (
+        f"/reports/mailings/{mailing.id}/runs/{run.id}/attempts.csv?status=failure&amp;date_from=2026-03-01"
+        in page.get_data(as_text=True)
+    )
 
 
 def test_export_reads_the_log_in_batches_without_losing_or_repeating_rows(make, user):
@@ -85,8 +104,9 @@ def test_export_reads_the_log_in_batches_without_losing_or_repeating_rows(make, 
     run = make.run(mailing)
     for n in range(7):
         make.sent(run, f"r{n}@example.com", T0 + timedelta(seconds=n))
-    chunks = list(reports.attempts_csv(reports.AttemptFilter(), zone("UTC"), mailing_id=mailing.id, run_id=run.id,
-                                       batch_size=3))
+    chunks = list(
+        reports.attempts_csv(reports.AttemptFilter(), zone("UTC"), mailing_id=mailing.id, run_id=run.id, batch_size=3)
+    )
     # The header, then one chunk per batch of 3: the whole log is never held at once.
     assert len(chunks) == 1 + 3
     lines = "".join(chunks).splitlines()[1:]

@@ -1,4 +1,5 @@
 """Mailing and run reports: counts, filters, pagination, ownership."""
+
 from datetime import timedelta
 
 from mailer.models import DeliveryStatus, RunStatus, RunTrigger
@@ -23,8 +24,13 @@ def run_with_every_outcome(make, mailing):
 def test_mailing_report_counts_each_run(make, client, user):
     mailing = make.mailing(user)
     first = run_with_every_outcome(make, mailing)
-    second = make.run(mailing, T0 + timedelta(days=1), trigger=RunTrigger.MANUAL, status=RunStatus.SENDING,
-                      duration=timedelta(seconds=30))
+    second = make.run(
+        mailing,
+        T0 + timedelta(days=1),
+        trigger=RunTrigger.MANUAL,
+        status=RunStatus.SENDING,
+        duration=timedelta(seconds=30),
+    )
     make.sent(second, "sent0@example.com", T0 + timedelta(days=1))
     login(client, user.email)
 
@@ -154,7 +160,8 @@ def test_attempts_are_paginated_and_pages_keep_the_filter(make, client, user):
     # Recipients, failed ones first, in the order of the run: r00@ ... r49@ on the first page.
     deliveries = client.get(page_link(client.get(f"{url}?view=deliveries")))
     assert [row[0] for row in table_rows(deliveries)] == [f"r{n:02d}@example.com" for n in range(50, 60)] + [
-        "ok@example.com"]
+        "ok@example.com"
+    ]
 
 
 def test_counts_come_from_the_deliveries(make, user):
@@ -208,7 +215,9 @@ def test_a_manager_sees_everyones_mailings_and_filters_by_owner(make, client, us
     everyone = client.get("/reports/")
     assert everyone.status_code == 200
     assert sorted((row[0], row[1]) for row in table_rows(everyone)) == [
-        ("Alice's news", alice.email), ("Bob's news", bob.email)]
+        ("Alice's news", alice.email),
+        ("Bob's news", bob.email),
+    ]
     assert ">Owner</th>" in everyone.get_data(as_text=True)
 
     only_bob = client.get(f"/reports/?owner={bob.id}")

@@ -1,4 +1,5 @@
 """The RQ dashboard: admins only, on the app's own Redis, with CSRF on its actions."""
+
 import pytest
 from redis import Redis
 

@@ -1,4 +1,5 @@
 """The statistics page: totals per mailing and per day, the chart, who sees what."""
+
 import re
 from datetime import UTC, date, datetime, timedelta
 
@@ -24,10 +25,15 @@ def build_month(make, owner):
     make.sent(run, "b@example.com", at(10, 9, 1))
     make.failed(run, "c@example.com", at(10, 9, 2))
     # A retried delivery: two attempts, one message sent.
-    make.delivery(run, "d@example.com", DeliveryStatus.SENT, [
-        (at(10, 9, 3), AttemptStatus.FAILURE, 451, "4.3.0 Try later", None),
-        (at(11, 9), AttemptStatus.SUCCESS, 250, "2.0.0 Accepted", None),
-    ])
+    make.delivery(
+        run,
+        "d@example.com",
+        DeliveryStatus.SENT,
+        [
+            (at(10, 9, 3), AttemptStatus.FAILURE, 451, "4.3.0 Try later", None),
+            (at(11, 9), AttemptStatus.SUCCESS, 250, "2.0.0 Accepted", None),
+        ],
+    )
     promo_run = make.run(promo, at(13, 23, 30))
     make.sent(promo_run, "a@example.com", at(13, 23, 30))
     make.failed(promo_run, "e@example.com", at(13, 23, 40))
@@ -47,7 +53,12 @@ def test_totals_per_mailing_and_per_day(make, user):
         ("Promo", 2, 1, 1, 1),
     ]
     assert [(d.day.day, d.successes, d.failures) for d in stats.per_day] == [
-        (9, 0, 0), (10, 2, 2), (11, 1, 0), (12, 0, 0), (13, 1, 1), (14, 0, 0),
+        (9, 0, 0),
+        (10, 2, 2),
+        (11, 1, 0),
+        (12, 0, 0),
+        (13, 1, 1),
+        (14, 0, 0),
     ]
 
 
@@ -55,17 +66,19 @@ def test_days_are_the_users_days_across_a_daylight_saving_change(make, user):
     """Paris moves from UTC+1 to UTC+2 on 29 March 2026 at 01:00 UTC."""
     mailing = make.mailing(user)
     run = make.run(mailing, at(28, 12))
-    make.sent(run, "a@example.com", at(28, 22, 59))   # 23:59 on the 28th in Paris
-    make.sent(run, "b@example.com", at(28, 23, 30))   # 00:30 on the 29th
-    make.sent(run, "c@example.com", at(29, 21, 30))   # 23:30 on the 29th (summer time now)
-    make.sent(run, "d@example.com", at(29, 22, 30))   # 00:30 on the 30th
+    make.sent(run, "a@example.com", at(28, 22, 59))  # 23:59 on the 28th in Paris
+    make.sent(run, "b@example.com", at(28, 23, 30))  # 00:30 on the 29th
+    make.sent(run, "c@example.com", at(29, 21, 30))  # 23:30 on the 29th (summer time now)
+    make.sent(run, "d@example.com", at(29, 22, 30))  # 00:30 on the 30th
     period = reports.Period(date(2026, 3, 27), date(2026, 3, 31), zone("Europe/Paris"))
 
     per_day = {d.day.day: d.successes for d in reports.statistics(period, user.id).per_day}
 
     assert per_day == {27: 0, 28: 1, 29: 2, 30: 1, 31: 0}
     assert reports.offset_stretches(period.zone, period.since, period.until) == [
-        (at(29, 1), timedelta(hours=1)), (period.until, timedelta(hours=2))]
+        (at(29, 1), timedelta(hours=1)),
+        (period.until, timedelta(hours=2)),
+    ]
 
 
 def test_statistics_page_shows_figures_and_an_svg_chart(make, client):
@@ -80,7 +93,7 @@ def test_statistics_page_shows_figures_and_an_svg_chart(make, client):
     assert re.search(r'data-total="attempts">7<', html)
     assert re.search(r'data-total="messages-sent">4<', html)
     assert [row for row in table_rows(response)] == [["News", "5", "3", "2", "3"], ["Promo", "2", "1", "1", "1"]]
-    svg = html[html.index("<svg"):html.index("</svg>")]
+    svg = html[html.index("<svg") : html.index("</svg>")]
     # Drawn on the server: no script inside, nothing loaded from another site.
     assert "<script" not in svg and not re.search(r'(src|href)="(https?:)?//', html)
     assert len(re.findall(r'class="bar-success"', svg)) == 3  # 10, 11 and 14 March
@@ -152,7 +165,10 @@ def test_owners_see_their_own_and_managers_everyones_with_a_filter(make, app, us
     everyone = as_manager.get(query)
     assert 'data-total="attempts">8<' in everyone.get_data(as_text=True)
     assert sorted(row[:2] for row in table_rows(everyone)) == [
-        ["Bob's", bob.email], ["News", user.email], ["Promo", user.email]]
+        ["Bob's", bob.email],
+        ["News", user.email],
+        ["Promo", user.email],
+    ]
     only_bob = as_manager.get(f"{query}&owner={bob.id}")
     assert 'data-total="attempts">1<' in only_bob.get_data(as_text=True)
     assert f"Mailings of {bob.email}" in only_bob.get_data(as_text=True)

@@ -1,4 +1,5 @@
 """Accounts: avatars, passwords, e-mail changes, throttles and what the pages reveal."""
+
 import io
 
 import pytest
@@ -21,8 +22,9 @@ def png(size: tuple[int, int], mode: str = "RGB") -> bytes:
 
 
 def upload(client, data: bytes):
-    return client.post("/auth/profile/avatar", data={"avatar": (io.BytesIO(data), "me.png")},
-                       content_type="multipart/form-data")
+    return client.post(
+        "/auth/profile/avatar", data={"avatar": (io.BytesIO(data), "me.png")}, content_type="multipart/form-data"
+    )
 
 
 def test_an_image_of_too_many_pixels_is_refused_before_it_is_decoded(logged_in, user):
@@ -52,12 +54,20 @@ def test_the_clients_export_makes_formula_addresses_inert(logged_in, user):
 
 # Throttles --------------------------------------------------------------------------------------
 
+
 def test_forms_that_send_mail_are_throttled_per_recipient(client, user, smtp_sink, work):
     # Reset, confirmation and registration share one count per recipient address.
     for path in ("/auth/reset", "/auth/confirm", "/auth/reset"):
         assert client.post(path, data={"email": user.email}).status_code == 302
-    response = client.post("/auth/register", data={"email": user.email, "password": "a long passphrase",
-                                                   "password_again": "a long passphrase", "timezone": "UTC"})
+    response = client.post(
+        "/auth/register",
+        data={
+            "email": user.email,
+            "password": "a long passphrase",
+            "password_again": "a long passphrase",
+            "timezone": "UTC",
+        },
+    )
     assert response.status_code == 429
     assert client.post("/auth/reset", data={"email": user.email}).status_code == 429
     work()
@@ -91,15 +101,23 @@ def test_the_owners_own_logins_do_not_count(app, user):
 
 def test_trusted_proxies_give_each_client_its_own_limit(app, database_uri, redis_url):
     app.config["LOGIN_LIMIT_PER_ADDRESS"] = "2 per minute"
-    behind_proxy = create_app("testing", SQLALCHEMY_DATABASE_URI=database_uri, REDIS_URL=redis_url,
-                              TRUSTED_PROXIES=1, LOGIN_LIMIT_PER_ADDRESS="2 per minute")
+    behind_proxy = create_app(
+        "testing",
+        SQLALCHEMY_DATABASE_URI=database_uri,
+        REDIS_URL=redis_url,
+        TRUSTED_PROXIES=1,
+        LOGIN_LIMIT_PER_ADDRESS="2 per minute",
+    )
     for app_under_test, separate in ((behind_proxy, True), (app, False)):
         Redis.from_url(redis_url).flushdb()
         answers = []
         for client_address in ("192.0.2.1", "192.0.2.1", "192.0.2.2"):
             browser = app_under_test.test_client()
-            response = browser.post("/auth/login", data={"email": "x@example.com", "password": "wrong password"},
-                                    headers={"X-Forwarded-For": client_address})
+            response = browser.post(
+                "/auth/login",
+                data={"email": "x@example.com", "password": "wrong password"},
+                headers={"X-Forwarded-For": client_address},
+            )
             answers.append(response.status_code)
         # Behind one trusted proxy the third try is another client; without, the same one.
         assert answers == ([200, 200, 200] if separate else [200, 200, 429])
@@ -107,10 +125,12 @@ def test_trusted_proxies_give_each_client_its_own_limit(app, database_uri, redis
 
 # Passwords and e-mail changes ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("password", ["password", "12345678", "Qwertyuiop", "owner@example.com"])
 def test_common_passwords_are_refused(logged_in, user, password):
-    response = logged_in.post("/auth/profile/password", data={
-        "current_password": PASSWORD, "password": password, "password_again": password})
+    response = logged_in.post(
+        "/auth/profile/password", data={"current_password": PASSWORD, "password": password, "password_again": password}
+    )
     assert response.status_code == 400 and "too easy to guess" in response.get_data(as_text=True)
     db.session.refresh(user)
     assert user.check_password(PASSWORD)
@@ -119,8 +139,9 @@ def test_common_passwords_are_refused(logged_in, user, password):
 def test_the_old_address_is_told_of_a_change(logged_in, user, smtp_sink, work):
     logged_in.post("/auth/profile/email", data={"email": "new@example.com", "password": PASSWORD})
     work()
-    link = local_path(next(link for link in links_in(smtp_sink.to("new@example.com")[0])
-                           if "/auth/profile/email/" in link))
+    link = local_path(
+        next(link for link in links_in(smtp_sink.to("new@example.com")[0]) if "/auth/profile/email/" in link)
+    )
     logged_in.get(link)
     work()
     [notice] = smtp_sink.to("owner@example.com")
@@ -128,6 +149,7 @@ def test_the_old_address_is_told_of_a_change(logged_in, user, smtp_sink, work):
 
 
 # Nothing tells whether an address has an account ---------------------------------------------------
+
 
 def test_changing_to_a_taken_address_answers_as_for_a_free_one(logged_in, user, smtp_sink, work):
     make_user("taken@example.com")
@@ -140,10 +162,12 @@ def test_changing_to_a_taken_address_answers_as_for_a_free_one(logged_in, user, 
     assert "Follow the link we sent to free@example.com" in pages[1]
     # Only the owner of the taken address, following the link, learns that it is taken.
     work()
-    link = local_path(next(link for link in links_in(smtp_sink.to("taken@example.com")[0])
-                           if "/auth/profile/email/" in link))
+    link = local_path(
+        next(link for link in links_in(smtp_sink.to("taken@example.com")[0]) if "/auth/profile/email/" in link)
+    )
     assert "Another account uses this e-mail address" in logged_in.get(link, follow_redirects=True).get_data(
-        as_text=True)
+        as_text=True
+    )
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The inputs that answered 500 before, each with the clear answer it gets now (the fuzz test
 covers every route; these name the cases)."""
+
 import io
 
 import pytest
@@ -29,8 +30,7 @@ def test_an_id_past_any_column_is_not_found(logged_in):
     assert logged_in.get("/clients/99999999999999999999").status_code == 404
 
 
-@pytest.mark.parametrize("query", ["page=99999999999999999999", "page=-5", "owner=99999999999999999999",
-                                   "owner=-1"])
+@pytest.mark.parametrize("query", ["page=99999999999999999999", "page=-5", "owner=99999999999999999999", "owner=-1"])
 def test_page_and_owner_arguments_out_of_range_show_the_first_page(manager, query):
     for path in ("/clients/", "/messages/", "/mailings/", "/users/"):
         assert manager.get(f"{path}?{query}").status_code == 200, path
@@ -72,8 +72,12 @@ def test_requeue_all_does_not_answer_get(app, admin):
 
 def test_a_nul_byte_inside_an_imported_file_is_an_invalid_row(logged_in):
     csv_file = io.BytesIO(b"email,full_name\nada@example.com,Ada\x00Lovelace\nbob@exa\x00mple.com,Bob\n")
-    response = logged_in.post("/clients/import", data={"file": (csv_file, "clients.csv"), "on_existing": "skip"},
-                              content_type="multipart/form-data", follow_redirects=True)
+    response = logged_in.post(
+        "/clients/import",
+        data={"file": (csv_file, "clients.csv"), "on_existing": "skip"},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert page.count("the row contains a NUL character") == 2

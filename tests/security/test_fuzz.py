@@ -6,6 +6,7 @@ crossed: every route gets each hostile value in all its fields at once, then eac
 own with the next value in turn, so that a field is also tried while the others are valid or
 absent.
 """
+
 import io
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -88,8 +89,7 @@ class FormReader(HTMLParser):
         elif tag == "input":
             kind = (attributes.get("type") or "text").lower()
             checked = kind not in ("radio", "checkbox") or "checked" in attributes
-            self.add(attributes.get("name"), attributes.get("value", "") if checked else None,
-                     is_file=kind == "file")
+            self.add(attributes.get("name"), attributes.get("value", "") if checked else None, is_file=kind == "file")
         elif tag == "textarea":
             self.add(attributes.get("name"), "")
         elif tag == "select":
@@ -118,8 +118,11 @@ def hostile_paths(route: Route, values: dict) -> list[str]:
     paths = [route.path(values)]
     if route.arguments:
         for text in HOSTILE_PATH_TEXT[:1] if not route.id_arguments else HOSTILE_PATH_TEXT:
-            paths.append(route.path({name: (HUGE if converter == "int" else text)
-                                     for name, converter in route.arguments.items()}))
+            paths.append(
+                route.path(
+                    {name: (HUGE if converter == "int" else text) for name, converter in route.arguments.items()}
+                )
+            )
     return paths
 
 
@@ -160,8 +163,9 @@ def fuzz_route(client, route: Route, values: dict, findings: Findings, rotation:
         if is_hidden(route):
             values = [values[next(rotation) % len(values)] for _ in range(3)]
         for value in values:
-            findings.check(send(client, method, path, names, fields.files, value), method, path,
-                           f"all fields = {value}")
+            findings.check(
+                send(client, method, path, names, fields.files, value), method, path, f"all fields = {value}"
+            )
         if is_hidden(route):
             continue  # the admin panel's and the dashboard's own code: the pass above is enough
         # ...then each field alone, with the next value in turn.
@@ -170,17 +174,29 @@ def fuzz_route(client, route: Route, values: dict, findings: Findings, rotation:
         for name in single:
             tried = HOSTILE if name in fields.files else [HOSTILE[next(rotation) % len(HOSTILE)]]
             for value in tried:
-                findings.check(send(client, method, path, [name], fields.files, value, fields.shown), method, path,
-                               f"{name} = {value}")
+                findings.check(
+                    send(client, method, path, [name], fields.files, value, fields.shown),
+                    method,
+                    path,
+                    f"{name} = {value}",
+                )
 
 
-def send(client, method: str, path: str, names: list[str], file_fields: list[str], value: str,
-         others: dict[str, str] | None = None):
+def send(
+    client,
+    method: str,
+    path: str,
+    names: list[str],
+    file_fields: list[str],
+    value: str,
+    others: dict[str, str] | None = None,
+):
     if method == "GET":
         return client.get(path, query_string={name: value for name in names})
     data = {**(others or {}), **{name: value for name in names}}
-    return client.post(path, data={name: file_upload(value) if name in file_fields else text
-                                   for name, text in data.items()})
+    return client.post(
+        path, data={name: file_upload(value) if name in file_fields else text for name, text in data.items()}
+    )
 
 
 VISITORS = ["anonymous", "owner", "manager", "admin"]

@@ -1,4 +1,5 @@
 """Security headers on every response, and pages that need no inline script or style."""
+
 import re
 import subprocess
 import sys
@@ -59,14 +60,33 @@ def test_every_page_satisfies_the_policy_without_inline_code(app, client):
 
 def test_gunicorn_does_not_name_the_software(tmp_path):
     port = free_port()
-    environment = {"PATH": "/usr/bin:/bin", "MAILER_CONFIG": "testing", "FLASK_SKIP_DOTENV": "1",
-                   "DATABASE_URL": f"sqlite:///{tmp_path / 'web.db'}", "MAILER_INSTANCE_DIR": str(tmp_path)}
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "MAILER_CONFIG": "testing",
+        "FLASK_SKIP_DOTENV": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'web.db'}",
+        "MAILER_INSTANCE_DIR": str(tmp_path),
+    }
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "wsgi:app"],
-        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            "gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
+
         def answer():
             try:
                 return urllib.request.urlopen(f"http://127.0.0.1:{port}/auth/login", timeout=2)

@@ -1,4 +1,5 @@
 """What a message's template can do to the mail that is sent: no bombs, no unsafe HTML."""
+
 from html.parser import HTMLParser
 
 import pytest

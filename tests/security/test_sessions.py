@@ -1,4 +1,5 @@
 """Logging out ends the session for good: the remember-me cookie, and copies of the cookies."""
+
 from tests.support import login
 
 

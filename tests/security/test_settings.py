@@ -1,5 +1,6 @@
 """Settings that keep a real installation safe: the default configuration, the tests' own
 database and Redis, and dependency pins that agree with each other."""
+
 import os
 import re
 import shutil
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # Item: development settings must not be reachable by accident ----------------------------------
+
 
 @pytest.fixture
 def bare_environment(monkeypatch):
@@ -53,6 +55,7 @@ def test_outside_the_tests_passwords_are_hashed_with_scrypt():
 
 # Item: the tests never touch the database or Redis of DATABASE_URL / REDIS_URL, nor read .env ----
 
+
 def test_a_test_run_leaves_the_database_and_redis_of_the_environment_alone(tmp_path):
     victim_db = tmp_path / "precious.db"
     with sqlite3.connect(victim_db) as connection:
@@ -61,13 +64,23 @@ def test_a_test_run_leaves_the_database_and_redis_of_the_environment_alone(tmp_p
     victim_redis = RedisServer()
     try:
         Redis.from_url(victim_redis.url).set("precious", "1")
-        environment = {name: value for name, value in os.environ.items()
-                       if not name.startswith("TEST_")}
+        environment = {name: value for name, value in os.environ.items() if not name.startswith("TEST_")}
         environment.update(DATABASE_URL=f"sqlite:///{victim_db}", REDIS_URL=victim_redis.url)
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             "tests/auth/test_login.py::test_unknown_email_and_wrong_password_get_the_same_answer"],
-            cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/auth/test_login.py::test_unknown_email_and_wrong_password_get_the_same_answer",
+            ],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert Redis.from_url(victim_redis.url).get("precious") == b"1"
@@ -83,7 +96,11 @@ def test_importing_the_configuration_reads_no_env_file(tmp_path):
     environment = {"PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, "-c", "import config; print(config.Config.SQLALCHEMY_DATABASE_URI)"],
-        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "someone-elses" not in result.stdout

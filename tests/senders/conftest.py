@@ -1,4 +1,5 @@
 """A second SMTP sink, for international addresses."""
+
 import pytest
 
 from tests.support import SmtpSink

@@ -1,5 +1,6 @@
 """International addresses: IDNA domains, SMTPUTF8 local parts, and a clear sentence when a
 server cannot take them. Sent through real aiosmtpd sinks with and without SMTPUTF8."""
+
 import smtplib
 
 import pytest
@@ -45,16 +46,22 @@ def send(port: int, sender: str, recipient: str, body: bytes, offers_smtputf8_na
         problem = smtputf8_problem(smtp.has_extn("smtputf8"), sender, recipient, server_name=offers_smtputf8_name)
         if problem:
             return problem
-        smtp.sendmail(envelope_address(sender).address, [envelope_address(recipient).address], body,
-                      mail_options=mail_options(sender, recipient))
+        smtp.sendmail(
+            envelope_address(sender).address,
+            [envelope_address(recipient).address],
+            body,
+            mail_options=mail_options(sender, recipient),
+        )
     return None
 
 
 def message_to(recipient: str) -> bytes:
-    return (f"From: {header_address('Alice', 'alice@example.com')}\r\n"
-            f"To: {header_address('Тест', recipient)}\r\n"
-            "Subject: Hello\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            "Content-Transfer-Encoding: 8bit\r\n\r\nПривет\r\n").encode()
+    return (
+        f"From: {header_address('Alice', 'alice@example.com')}\r\n"
+        f"To: {header_address('Тест', recipient)}\r\n"
+        "Subject: Hello\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\nПривет\r\n"
+    ).encode()
 
 
 def test_a_server_with_smtputf8_receives_the_international_address(app, smtp_sink):
@@ -67,9 +74,11 @@ def test_a_server_with_smtputf8_receives_the_international_address(app, smtp_sin
 def test_a_server_without_smtputf8_gets_nothing_and_the_reason_is_a_sentence(app, ascii_sink):
     ascii_sink.reset()
     problem = send(ascii_sink.port, "alice@example.com", RUSSIAN, message_to(RUSSIAN))
-    assert problem == ("Test relay does not accept international addresses (it does not offer SMTPUTF8), and "
-                       "тест@пример.рф has characters other than Latin letters, digits and punctuation before "
-                       "the @: it cannot be sent through this server.")
+    assert problem == (
+        "Test relay does not accept international addresses (it does not offer SMTPUTF8), and "
+        "тест@пример.рф has characters other than Latin letters, digits and punctuation before "
+        "the @: it cannot be sent through this server."
+    )
     assert ascii_sink.received == []
 
 

@@ -1,5 +1,6 @@
 """DKIM: a mailing message signed with a server's key, sent to a real sink, verifies with
 dkimpy against the test's public key (a DNS function stands in for the DNS: no network)."""
+
 import hashlib
 import smtplib
 
@@ -25,8 +26,9 @@ from tests.factories import add_server
 
 def rsa_pem() -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode("ascii")
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,7 @@ def private_key() -> str:
 def dns_with(selector: str, domain: str, record: str):
     def dnsfunc(name: bytes, timeout: int = 5) -> bytes | None:
         return record.encode("ascii") if name == f"{selector}._domainkey.{domain}.".encode("ascii") else None
+
     return dnsfunc
 
 
@@ -45,8 +48,9 @@ def mailing_message(owner) -> bytes:
     client = Client(owner_id=owner.id, email="reader@example.com", full_name="Reader")
     db.session.add_all([message, client])
     db.session.commit()
-    return build_mail(message, client, message_id="<mailing.1.abc@mailer.test>",
-                      sender="Alice <news@alice.example>").as_bytes()
+    return build_mail(
+        message, client, message_id="<mailing.1.abc@mailer.test>", sender="Alice <news@alice.example>"
+    ).as_bytes()
 
 
 def test_a_message_signed_through_a_server_verifies_where_it_arrives(app, owner, smtp_sink, private_key):
@@ -71,14 +75,20 @@ def test_a_message_signed_through_a_server_verifies_where_it_arrives(app, owner,
 
 
 def ed25519_pem() -> str:
-    return ed25519.Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    return (
+        ed25519.Ed25519PrivateKey.generate()
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
 
 
-@pytest.mark.parametrize("make_pem, message", [
-    (lambda: "not a key", "must be an unencrypted private key in PEM form"),
-    (ed25519_pem, "must be an RSA key"),
-])
+@pytest.mark.parametrize(
+    "make_pem, message",
+    [
+        (lambda: "not a key", "must be an unencrypted private key in PEM form"),
+        (ed25519_pem, "must be an RSA key"),
+    ],
+)
 def test_unusable_keys_are_refused_with_a_reason(make_pem, message):
     with pytest.raises(DkimKeyError, match=message):
         check_private_key(make_pem())
@@ -88,6 +98,7 @@ def test_openssl_signs_the_same_bytes_as_dkimpys_own_rsa(private_key):
     digest = hashlib.sha256(b"canonicalised headers")
     parsed = dkim.crypto.parse_pem_private_key(
         serialization.load_pem_private_key(private_key.encode(), password=None).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption()))
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
     assert rsa_sign_with_openssl(digest, parsed) == dkim.crypto.RSASSA_PKCS1_v1_5_sign(digest, parsed)

@@ -1,5 +1,6 @@
 """Sender identities: added on the owner's pages, usable only once confirmed through the link
 sent to the address, chosen by mailings, and the From / Reply-To that a mailing gets."""
+
 import re
 
 import pytest
@@ -27,12 +28,16 @@ def identity_of(owner) -> SenderIdentity:
 
 
 def test_an_owner_adds_an_address_and_confirms_it_through_the_link(app, as_owner, owner, smtp_sink, work):
-    response = as_owner.post("/senders/new", data={"name": "Alice's shop", "email": "News@Alice.example",
-                                                   "reply_to": "help@alice.example"})
+    response = as_owner.post(
+        "/senders/new", data={"name": "Alice's shop", "email": "News@Alice.example", "reply_to": "help@alice.example"}
+    )
     assert response.status_code == 302
     identity = identity_of(owner)
-    assert (identity.email, identity.reply_to, identity.is_confirmed) == ("news@alice.example", "help@alice.example",
-                                                                          False)
+    assert (identity.email, identity.reply_to, identity.is_confirmed) == (
+        "news@alice.example",
+        "help@alice.example",
+        False,
+    )
     assert "Waiting for confirmation" in as_owner.get("/senders/").get_data(as_text=True)
 
     work()
@@ -78,10 +83,13 @@ def test_the_link_needs_a_login(app, client, owner, smtp_sink, work):
     assert not identity_of(owner).is_confirmed
 
 
-@pytest.mark.parametrize("email, message", [
-    ("not-an-address", "An email address must have an @-sign."),
-    ("тест@пример.рф", "A sender address must have only Latin letters, digits and punctuation before the @"),
-])
+@pytest.mark.parametrize(
+    "email, message",
+    [
+        ("not-an-address", "An email address must have an @-sign."),
+        ("тест@пример.рф", "A sender address must have only Latin letters, digits and punctuation before the @"),
+    ],
+)
 def test_bad_addresses_are_refused_with_a_message(app, as_owner, email, message):
     response = as_owner.post("/senders/new", data={"email": email})
     assert response.status_code == 400
@@ -112,14 +120,16 @@ def test_the_list_shows_only_ones_own_addresses(app, as_owner, owner, other_owne
 
 def test_editing_changes_the_name_and_reply_to_but_not_the_address(app, as_owner, owner):
     identity = add_identity(owner)
-    response = as_owner.post(f"/senders/{identity.id}/edit", data={"name": "New name", "reply_to": "",
-                                                                   "email": "evil@example.com"})
+    response = as_owner.post(
+        f"/senders/{identity.id}/edit", data={"name": "New name", "reply_to": "", "email": "evil@example.com"}
+    )
     assert response.status_code == 302
     db.session.expire_all()
     assert (identity.name, identity.reply_to, identity.email) == ("New name", None, "news@alice.example")
 
 
 # Mailings -------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def content(owner):
@@ -129,8 +139,9 @@ def content(owner):
 def test_a_mailing_takes_a_confirmed_identity_and_a_server(app, as_owner, owner, content):
     identity = add_identity(owner)
     server = add_server()
-    response = as_owner.post("/mailings/new", data=mailing_form(*content, sender_identity=str(identity.id),
-                                                             smtp_server=str(server.id)))
+    response = as_owner.post(
+        "/mailings/new", data=mailing_form(*content, sender_identity=str(identity.id), smtp_server=str(server.id))
+    )
     assert response.status_code == 302
     mailing = db.session.scalars(select(Mailing)).one()
     assert (mailing.sender_identity_id, mailing.smtp_server_id) == (identity.id, server.id)
@@ -138,12 +149,16 @@ def test_a_mailing_takes_a_confirmed_identity_and_a_server(app, as_owner, owner,
     assert "Alice &lt;news@alice.example&gt;" in page and "Relay" in page
 
 
-@pytest.mark.parametrize("whose, confirmed, message", [
-    ("own", False, "news@alice.example is not confirmed yet: follow the link we sent to it"),
-    ("other", True, "Choose one of your own sender addresses."),
-])
-def test_unconfirmed_or_foreign_identities_are_refused(app, as_owner, owner, other_owner, content, whose, confirmed,
-                                                       message):
+@pytest.mark.parametrize(
+    "whose, confirmed, message",
+    [
+        ("own", False, "news@alice.example is not confirmed yet: follow the link we sent to it"),
+        ("other", True, "Choose one of your own sender addresses."),
+    ],
+)
+def test_unconfirmed_or_foreign_identities_are_refused(
+    app, as_owner, owner, other_owner, content, whose, confirmed, message
+):
     identity = add_identity(owner if whose == "own" else other_owner, confirmed=confirmed)
     response = as_owner.post("/mailings/new", data=mailing_form(*content, sender_identity=str(identity.id)))
     assert response.status_code == 400
@@ -168,7 +183,8 @@ def test_from_and_reply_to_of_a_mailing_and_their_fallbacks(app, owner, content)
     app.config["MAIL_DEFAULT_SENDER"] = "Mailer <mailer@mailer.example>"
     mailing = add_mailing(owner, *content)
     assert senders.sender_for_mailing(mailing) == senders.SenderHeaders(
-        "Mailer <mailer@mailer.example>", None, "mailer@mailer.example", "Mailer <mailer@mailer.example>")
+        "Mailer <mailer@mailer.example>", None, "mailer@mailer.example", "Mailer <mailer@mailer.example>"
+    )
 
     add_identity(owner, email="waiting@alice.example", confirmed=False)
     add_identity(owner, name="Алиса", email="first@пример.рф", reply_to="help@пример.рф")
@@ -213,18 +229,32 @@ def test_confirmation_emails_are_limited_per_user(app, as_owner, owner):
 def test_the_admin_panel_keeps_the_same_rules(app, client, owner, other_owner, content):
     login(client, make_user("admin@example.com", role="admin").email)
     identity = add_identity(owner)
-    response = client.post(f"/admin/sender-identities/edit/?id={identity.id}",
-                            data={"name": "Alice", "reply_to": "not an address"}, follow_redirects=True)
+    response = client.post(
+        f"/admin/sender-identities/edit/?id={identity.id}",
+        data={"name": "Alice", "reply_to": "not an address"},
+        follow_redirects=True,
+    )
     assert "An email address must have an @-sign." in response.get_data(as_text=True)
     db.session.expire_all()
     assert identity.reply_to is None
 
     foreign = add_identity(other_owner, email="bob@bob.example")
     mailing = add_mailing(owner, *content)
-    response = client.post(f"/admin/mailings/edit/?id={mailing.id}", data={
-        "owner": str(owner.id), "name": "Newsletter", "message": str(content[0].id),
-        "clients": [str(c.id) for c in content[1]], "start_at": "2030-01-01 09:00:00", "end_at": "2030-02-01 09:00:00",
-        "repeat": "none", "status": "created", "sender_identity": str(foreign.id)}, follow_redirects=True)
+    response = client.post(
+        f"/admin/mailings/edit/?id={mailing.id}",
+        data={
+            "owner": str(owner.id),
+            "name": "Newsletter",
+            "message": str(content[0].id),
+            "clients": [str(c.id) for c in content[1]],
+            "start_at": "2030-01-01 09:00:00",
+            "end_at": "2030-02-01 09:00:00",
+            "repeat": "none",
+            "status": "created",
+            "sender_identity": str(foreign.id),
+        },
+        follow_redirects=True,
+    )
     assert "Choose one of your own sender addresses." in response.get_data(as_text=True)
     db.session.expire_all()
     assert mailing.sender_identity_id is None

@@ -1,5 +1,6 @@
 """SMTP servers: encrypted secrets, validation, the one default, which server a mailing uses,
 the admin panel's forms and its connection test against real aiosmtpd sinks."""
+
 import pytest
 from aiosmtpd.smtp import AuthResult
 from sqlalchemy import select, text
@@ -13,6 +14,7 @@ from tests.factories import add_clients, add_mailing, add_message, add_server, m
 from tests.support import SmtpSink, free_port, login
 
 # Secrets --------------------------------------------------------------------------------------
+
 
 def test_the_password_is_stored_encrypted_and_read_back(app):
     server = add_server(password="s3cret-relay-pass")
@@ -32,6 +34,7 @@ def test_mail_secrets_key_is_used_when_set_and_a_changed_key_is_a_clear_error(ap
 
 
 # Validation -----------------------------------------------------------------------------------
+
 
 def test_rate_limits_are_checked_with_the_limits_parser():
     assert servers.normalize_rate_limit(" 50 per second;10000  per hour ") == "50 per second; 10000 per hour"
@@ -63,6 +66,7 @@ def test_the_database_refuses_two_defaults(app):
 
 # Which server ---------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def mailing(owner):
     return add_mailing(owner, add_message(owner), add_clients(owner, 1))
@@ -72,7 +76,11 @@ def test_a_mailing_uses_its_server_then_the_default_then_the_built_in(app, maili
     app.config.update(MAIL_RATE_LIMIT="50 per second; 10000 per hour", MAIL_MAX_CONNECTIONS=2)
     builtin = servers.server_for_mailing(mailing)
     assert (builtin.key, builtin.host, builtin.rate_limits, builtin.max_connections) == (
-        "builtin", "127.0.0.1", "50 per second; 10000 per hour", 2)
+        "builtin",
+        "127.0.0.1",
+        "50 per second; 10000 per hour",
+        2,
+    )
     assert [str(item) for item in builtin.rate_limit_items] == ["50 per 1 second", "10000 per 1 hour"]
 
     default = add_server(name="Default relay", host="default.example", is_default=True, rate_limit="10 per second")
@@ -83,7 +91,13 @@ def test_a_mailing_uses_its_server_then_the_default_then_the_built_in(app, maili
     db.session.commit()
     chosen = servers.server_for_mailing(mailing)
     assert (chosen.key, chosen.host, chosen.username, chosen.password, chosen.max_connections, chosen.rate_limits) == (
-        f"server-{own.id}", "own.example", "u", "p", 3, "")
+        f"server-{own.id}",
+        "own.example",
+        "u",
+        "p",
+        3,
+        "",
+    )
 
     db.session.delete(own)
     db.session.commit()
@@ -104,10 +118,21 @@ def test_a_bad_mail_rate_limit_setting_names_the_setting(app, mailing, as_admin)
 
 # Admin panel ----------------------------------------------------------------------------------
 
+
 def server_form(**fields) -> dict:
-    data = {"name": "Relay two", "host": "smtp.example.com", "port": "587", "security": "starttls",
-            "username": "mailer", "new_password": "relay-password-1", "rate_limit": "50 per second; 10000 per hour",
-            "max_connections": "2", "dkim_selector": "", "dkim_domain": "", "new_dkim_private_key": ""}
+    data = {
+        "name": "Relay two",
+        "host": "smtp.example.com",
+        "port": "587",
+        "security": "starttls",
+        "username": "mailer",
+        "new_password": "relay-password-1",
+        "rate_limit": "50 per second; 10000 per hour",
+        "max_connections": "2",
+        "dkim_selector": "",
+        "dkim_domain": "",
+        "new_dkim_private_key": "",
+    }
     data.update(fields)
     return {name: value for name, value in data.items() if value is not None}
 
@@ -117,11 +142,19 @@ def test_an_admin_adds_a_server_and_its_password_is_never_shown(app, as_admin):
     assert response.status_code == 302
     server = db.session.scalars(select(SmtpServer)).one()
     assert (server.name, server.port, server.security, server.rate_limit, server.max_connections) == (
-        "Relay two", 587, Security.STARTTLS, "50 per second; 10000 per hour", 2)
+        "Relay two",
+        587,
+        Security.STARTTLS,
+        "50 per second; 10000 per hour",
+        2,
+    )
     assert server.is_default
     assert secrets.decrypt(server.password_encrypted) == "relay-password-1"
-    for page in ("/admin/smtp-servers/", f"/admin/smtp-servers/edit/?id={server.id}",
-                 f"/admin/smtp-servers/details/?id={server.id}"):
+    for page in (
+        "/admin/smtp-servers/",
+        f"/admin/smtp-servers/edit/?id={server.id}",
+        f"/admin/smtp-servers/details/?id={server.id}",
+    ):
         html = as_admin.get(page).get_data(as_text=True)
         assert "relay-password-1" not in html and server.password_encrypted not in html, page
 
@@ -131,19 +164,25 @@ def test_an_empty_password_keeps_the_stored_one_and_the_tick_removes_it(app, as_
     as_admin.post(f"/admin/smtp-servers/edit/?id={server.id}", data=server_form(name="Relay", new_password=""))
     db.session.expire_all()
     assert secrets.decrypt(server.password_encrypted) == "kept-password"
-    as_admin.post(f"/admin/smtp-servers/edit/?id={server.id}",
-                  data=server_form(name="Relay", new_password="", clear_password="y"))
+    as_admin.post(
+        f"/admin/smtp-servers/edit/?id={server.id}", data=server_form(name="Relay", new_password="", clear_password="y")
+    )
     db.session.expire_all()
     assert server.password_encrypted is None
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"rate_limit": "as fast as possible"}, "is not a rate limit"),
-    ({"port": "70000"}, "The port is a number from 1 to 65535"),
-    ({"dkim_selector": "mail"}, "DKIM needs a selector, a domain and a private key together"),
-    ({"dkim_selector": "mail", "dkim_domain": "example.com", "new_dkim_private_key": "junk"},
-     "must be an unencrypted private key in PEM form"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"rate_limit": "as fast as possible"}, "is not a rate limit"),
+        ({"port": "70000"}, "The port is a number from 1 to 65535"),
+        ({"dkim_selector": "mail"}, "DKIM needs a selector, a domain and a private key together"),
+        (
+            {"dkim_selector": "mail", "dkim_domain": "example.com", "new_dkim_private_key": "junk"},
+            "must be an unencrypted private key in PEM form",
+        ),
+    ],
+)
 def test_bad_settings_are_refused_with_a_message_and_nothing_is_saved(app, as_admin, fields, message):
     response = as_admin.post("/admin/smtp-servers/new/", data=server_form(**fields), follow_redirects=True)
     assert response.status_code == 200
@@ -162,6 +201,7 @@ def test_only_admins_reach_servers_and_their_test(app, client, role):
 
 
 # Connection test ------------------------------------------------------------------------------
+
 
 def check(as_admin, server) -> str:
     response = as_admin.post(f"/admin/smtp-servers/check/{server.id}")
@@ -232,13 +272,21 @@ def starttls_sink(tmp_path_factory):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                   .serial_number(x509.random_serial_number()).not_valid_before(now)
-                   .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     folder = tmp_path_factory.mktemp("tls")
     (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                       serialization.NoEncryption()))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
     sink = SmtpSink(tls_context=context)

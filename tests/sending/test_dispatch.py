@@ -1,5 +1,6 @@
 """The dispatcher: which mailings are due, one run per occurrence whoever dispatches, the
 schedule moving on, and the periodic jobs registered once with stable ids."""
+
 import threading
 from datetime import timedelta
 
@@ -38,7 +39,11 @@ def test_a_due_mailing_gets_one_run_with_a_delivery_per_client_and_is_queued(app
 
     run = db.session.get(MailingRun, run_id)
     assert (run.mailing_id, run.trigger, run.scheduled_for, run.status) == (
-        mailing_id, RunTrigger.SCHEDULE, scheduled_for, RunStatus.QUEUED)
+        mailing_id,
+        RunTrigger.SCHEDULE,
+        scheduled_for,
+        RunStatus.QUEUED,
+    )
     assert (run.total_count, run.skipped_count) == (5, 1)
     statuses = db.session.scalars(select(Delivery.status).where(Delivery.run_id == run_id)).all()
     assert sorted(statuses) == [DeliveryStatus.PENDING] * 4 + [DeliveryStatus.SKIPPED]
@@ -141,8 +146,14 @@ def test_the_periodic_jobs_are_registered_once_with_stable_ids(app):
 
 def test_the_scheduler_puts_back_lost_periodic_jobs_and_cancels_retired_ones(app):
     scheduler = MailerScheduler(queue_name=app.config["RQ_QUEUE"], connection=rq.connection)
-    scheduler.schedule(scheduled_time=utcnow(), func="mailer.jobs.sending.reconcile", interval=60, repeat=None,
-                       id="mailer-retired-job", queue_name=app.config["RQ_QUEUE"])
+    scheduler.schedule(
+        scheduled_time=utcnow(),
+        func="mailer.jobs.sending.reconcile",
+        interval=60,
+        repeat=None,
+        id="mailer-retired-job",
+        queue_name=app.config["RQ_QUEUE"],
+    )
     register_periodic_jobs(scheduler)
     assert "mailer-retired-job" not in scheduler
 
@@ -151,7 +162,8 @@ def test_the_scheduler_puts_back_lost_periodic_jobs_and_cancels_retired_ones(app
     scheduler.enqueue_jobs()  # the scheduler's next pass
 
     assert {job.id for job in scheduler.get_jobs()} | set(rq.queue.get_job_ids()) >= {
-        job_id for job_id, _, _ in PERIODIC_JOBS}
+        job_id for job_id, _, _ in PERIODIC_JOBS
+    }
 
 
 def test_a_retired_periodic_job_waiting_in_the_queue_is_removed_and_deleted(app):

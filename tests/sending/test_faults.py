@@ -2,6 +2,7 @@
 slower than the lease, SIGTERM, several workers on one run, Redis restarted empty, PostgreSQL
 stopped, a server's rate and connection limits. What the SMTP sink received is counted per
 recipient."""
+
 import os
 import shutil
 import signal
@@ -40,22 +41,28 @@ def copies_per_client(smtp_sink) -> Counter:
 
 def counters_match_deliveries(run_id: int) -> bool:
     """The run's counters equal what its deliveries say, read in one statement (one snapshot)."""
+
     def count(status: DeliveryStatus):
-        return (select(func.count()).where(Delivery.run_id == run_id, Delivery.status == status)
-                .scalar_subquery())
+        return select(func.count()).where(Delivery.run_id == run_id, Delivery.status == status).scalar_subquery()
 
     db.session.rollback()
     row = db.session.execute(
-        select(MailingRun.sent_count, MailingRun.failed_count, MailingRun.skipped_count,
-               count(DeliveryStatus.SENT), count(DeliveryStatus.FAILED), count(DeliveryStatus.SKIPPED))
-        .where(MailingRun.id == run_id)
+        select(
+            MailingRun.sent_count,
+            MailingRun.failed_count,
+            MailingRun.skipped_count,
+            count(DeliveryStatus.SENT),
+            count(DeliveryStatus.FAILED),
+            count(DeliveryStatus.SKIPPED),
+        ).where(MailingRun.id == run_id)
     ).one()
     db.session.rollback()
     return tuple(row[:3]) == tuple(row[3:])
 
 
 def test_a_server_slower_than_the_lease_gets_each_message_once_and_the_counters_stay_exact(
-        app, owner, smtp_sink, processes):
+    app, owner, smtp_sink, processes
+):
     # A chunk takes about 10 x 0.25 s / 2 connections = 1.25 s, the lease is 1 s: only the
     # heartbeat keeps the reconciler from handing the chunk to someone else.
     app.config.update(SEND_CHUNK_SIZE=10, SEND_CONNECTIONS=2, SEND_LEASE_SECONDS=1)
@@ -81,8 +88,7 @@ def test_a_server_slower_than_the_lease_gets_each_message_once_and_the_counters_
     assert db.session.scalar(select(func.count()).select_from(MailingAttempt)) == 30
 
 
-def test_sigterm_finishes_the_messages_in_flight_and_leaves_the_rest_to_other_workers(
-        app, owner, smtp_sink, processes):
+def test_sigterm_finishes_the_messages_in_flight_and_leaves_the_rest_to_other_workers(app, owner, smtp_sink, processes):
     app.config.update(SEND_CHUNK_SIZE=20, SEND_CONNECTIONS=4, SEND_STOP_GRACE=5)
     smtp_sink.handler.delay = 0.05
     make_mailing(owner, clients=600)
@@ -153,8 +159,9 @@ def test_a_redis_restarted_empty_mid_run_needs_nobody(app, owner, smtp_sink, pro
     processes.worker()
     processes.scheduler()
     mailing = make_mailing(owner, clients=300)
-    run_id = wait_until(lambda: db.session.scalar(select(MailingRun.id)) if not db.session.rollback() else None,
-                        timeout=30)
+    run_id = wait_until(
+        lambda: db.session.scalar(select(MailingRun.id)) if not db.session.rollback() else None, timeout=30
+    )
     wait_until(lambda: len(smtp_sink.received) >= 30, timeout=30)
 
     own_redis.stop()  # everything in it is gone: queued jobs, the periodic jobs, the workers' keys
@@ -196,12 +203,25 @@ class OwnPostgreSQL:
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def as_postgres(self, *command) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *map(str, command)], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *map(str, command)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def start(self) -> None:
-        self.as_postgres(self.bin / "pg_ctl", "-D", self.data, "-w", "-l", os.path.join(self.dir, "log"),
-                         "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        self.as_postgres(
+            self.bin / "pg_ctl",
+            "-D",
+            self.data,
+            "-w",
+            "-l",
+            os.path.join(self.dir, "log"),
+            "-o",
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
 
     def stop(self) -> None:
         self.as_postgres(self.bin / "pg_ctl", "-D", self.data, "-w", "-m", "fast", "stop")
@@ -221,8 +241,10 @@ def app_on_own_postgresql(app, processes):
         pytest.skip("needs PostgreSQL's server programs and root (to run them as the postgres user)")
     server = OwnPostgreSQL()
     uri = database_url(server.url, "")
-    settings = {name: app.config[name] for name in (*processes.SETTINGS, "REDIS_URL", "MAIL_SERVER", "MAIL_PORT",
-                                                     "OUTBOX_DIR", "EXTERNAL_URL")}
+    settings = {
+        name: app.config[name]
+        for name in (*processes.SETTINGS, "REDIS_URL", "MAIL_SERVER", "MAIL_PORT", "OUTBOX_DIR", "EXTERNAL_URL")
+    }
     other = create_app("testing", SQLALCHEMY_DATABASE_URI=uri, **settings)
     with other.app_context():
         db.create_all()
@@ -233,8 +255,7 @@ def app_on_own_postgresql(app, processes):
     server.remove()
 
 
-def test_postgresql_stopped_mid_run_repeats_at_most_the_messages_in_flight(smtp_sink, processes,
-                                                                           app_on_own_postgresql):
+def test_postgresql_stopped_mid_run_repeats_at_most_the_messages_in_flight(smtp_sink, processes, app_on_own_postgresql):
     app, server = app_on_own_postgresql
     connections = app.config["SEND_CONNECTIONS"]
     smtp_sink.handler.delay = 0.03
@@ -243,7 +264,12 @@ def test_postgresql_stopped_mid_run_repeats_at_most_the_messages_in_flight(smtp_
     # Send now from the command line, watching the run with --wait through the outage.
     watcher = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "wsgi.py", "mailings", "send", str(mailing.id), "--wait"],
-        cwd=ROOT, env=processes.environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=ROOT,
+        env=processes.environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     run_id = wait_until(lambda: db.session.scalar(select(MailingRun.id)) if not db.session.rollback() else None)
     wait_until(lambda: len(smtp_sink.received) >= 40, timeout=60)
 

@@ -1,6 +1,7 @@
 """The whole path with real processes: `flask scheduler run` dispatching on its schedule,
 `python worker.py` sending, a worker killed in the middle of a run, `flask mailings send --wait`.
 (Several workers on one run, and other faults: test_faults.py.)"""
+
 from collections import Counter
 
 from sqlalchemy import func, select
@@ -24,8 +25,9 @@ def test_a_mailing_due_now_is_sent_by_the_scheduler_and_a_worker_within_seconds(
     mailing = make_mailing(owner, clients=20)
     emails = sorted(client.email for client in mailing.clients)
 
-    run_id = wait_until(lambda: db.session.scalar(select(MailingRun.id)) if not db.session.rollback() else None,
-                        timeout=20)
+    run_id = wait_until(
+        lambda: db.session.scalar(select(MailingRun.id)) if not db.session.rollback() else None, timeout=20
+    )
     run = wait_until(lambda: run_over(run_id), timeout=20)
 
     assert run.trigger.value == "schedule" and run.status == RunStatus.DONE and run.sent_count == 20

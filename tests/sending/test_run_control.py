@@ -1,5 +1,6 @@
 """Send now's confirmation and its once-only rule, pausing and resuming runs, and sending to the
 clients a cancelled run did not reach: every client receives each mailing exactly once."""
+
 from collections import Counter
 from datetime import timedelta
 
@@ -16,8 +17,9 @@ from tests.support import deliveries, login, reload_run
 
 def runs_of(mailing_id: int) -> list[MailingRun]:
     db.session.expire_all()
-    return list(db.session.scalars(
-        select(MailingRun).where(MailingRun.mailing_id == mailing_id).order_by(MailingRun.id)))
+    return list(
+        db.session.scalars(select(MailingRun).where(MailingRun.mailing_id == mailing_id).order_by(MailingRun.id))
+    )
 
 
 def copies_per_recipient(smtp_sink) -> Counter:
@@ -32,8 +34,10 @@ def send_one_chunk(run_id: int) -> None:
 
 # Send now ---------------------------------------------------------------------------------------
 
+
 def test_the_confirmation_counts_the_recipients_and_says_when_the_mailing_was_sent(
-        app, owner, smtp_sink, work, as_owner):
+    app, owner, smtp_sink, work, as_owner
+):
     mailing = make_mailing(owner, clients=3)
     mailing.clients[0].unsubscribed_at = utcnow()
     db.session.commit()
@@ -72,10 +76,14 @@ def test_an_edit_of_a_once_mailing_sent_by_hand_does_not_schedule_it_again(app, 
     start = utcnow() + timedelta(days=2)
     mailing = make_mailing(owner, clients=1, start_at=start)
     runs.start_manual_run(mailing, owner)
-    data = mailing_service.MailingData(name="Renamed", message_id=mailing.message_id,
-                                       client_ids=mailing_service.selected_client_ids(mailing),
-                                       start_at=mailing.start_at, end_at=mailing.end_at + timedelta(days=1),
-                                       repeat=Repeat.NONE)
+    data = mailing_service.MailingData(
+        name="Renamed",
+        message_id=mailing.message_id,
+        client_ids=mailing_service.selected_client_ids(mailing),
+        start_at=mailing.start_at,
+        end_at=mailing.end_at + timedelta(days=1),
+        repeat=Repeat.NONE,
+    )
     mailing_service.update_mailing(mailing, data, utcnow())
     db.session.commit()
     assert db.session.get(Mailing, mailing.id).next_run_at is None
@@ -93,8 +101,7 @@ def test_send_now_on_a_repeating_mailing_keeps_its_schedule(app, owner, as_owner
 def test_a_double_click_creates_one_run(app, owner, smtp_sink, work, as_owner):
     mailing_id = make_mailing(owner, clients=2).id
     first = as_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"})
-    second = as_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"},
-                                  follow_redirects=True)
+    second = as_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"}, follow_redirects=True)
     assert first.status_code == 302
     assert "This mailing is being sent already" in second.text
     work()
@@ -106,8 +113,7 @@ def test_a_confirmation_older_than_the_latest_run_sends_nothing(app, owner, smtp
     as_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"})
     work()
     # A second tab still shows the confirmation from before that run.
-    response = as_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"},
-                                    follow_redirects=True)
+    response = as_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"}, follow_redirects=True)
     assert "This mailing was sent meanwhile" in response.text
     work()
     assert len(runs_of(mailing_id)) == 1 and len(smtp_sink.received) == 2
@@ -115,8 +121,10 @@ def test_a_confirmation_older_than_the_latest_run_sends_nothing(app, owner, smtp
 
 # Pause and resume -------------------------------------------------------------------------------
 
+
 def test_pause_stops_the_run_after_the_chunk_in_hand_and_resume_sends_the_rest_once(
-        app, owner, smtp_sink, work, as_owner):
+    app, owner, smtp_sink, work, as_owner
+):
     mailing_id = make_mailing(owner, clients=25).id  # chunks of 10
     as_owner.post(f"/runs/mailing/{mailing_id}/send", data={"last_run": "0"})
     [run] = runs_of(mailing_id)
@@ -190,8 +198,8 @@ def test_blocking_the_owner_pauses_their_runs(app, owner, smtp_sink, work):
 
 # Cancel and send to the rest --------------------------------------------------------------------
 
-def test_after_a_cancel_send_to_the_rest_reaches_only_the_clients_not_reached(
-        app, owner, smtp_sink, work, as_owner):
+
+def test_after_a_cancel_send_to_the_rest_reaches_only_the_clients_not_reached(app, owner, smtp_sink, work, as_owner):
     mailing_id = make_mailing(owner, clients=25).id
     smtp_sink.handler.replies.append("550 5.1.1 Unknown user")  # the first client fails
     run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
@@ -222,8 +230,11 @@ def test_after_a_cancel_send_to_the_rest_reaches_only_the_clients_not_reached(
 def test_send_to_the_rest_waits_for_messages_still_in_a_workers_hands(app, owner, as_owner):
     mailing_id = make_mailing(owner, clients=3).id
     run_id = runs.start_manual_run(db.session.get(Mailing, mailing_id), owner).id
-    db.session.execute(Delivery.__table__.update().where(Delivery.run_id == run_id)
-                       .values(status=DeliveryStatus.SENDING, claimed_at=utcnow()))
+    db.session.execute(
+        Delivery.__table__.update()
+        .where(Delivery.run_id == run_id)
+        .values(status=DeliveryStatus.SENDING, claimed_at=utcnow())
+    )
     db.session.commit()
     as_owner.post(f"/runs/{run_id}/cancel")
     # The page goes on following the run while its messages' results are still to come.
@@ -272,5 +283,7 @@ def test_a_worker_that_read_the_run_before_the_pause_claims_nothing(app, owner, 
     run_control.pause_run(run)
     # The worker's next step after its look at the run: the claim itself checks the run again.
     assert sending.claim_chunk(run_id, utcnow(), 10, sending.new_claim_token()) == []
-    assert all(delivery.status == DeliveryStatus.PENDING
-               for delivery in db.session.scalars(select(Delivery).where(Delivery.run_id == run_id)))
+    assert all(
+        delivery.status == DeliveryStatus.PENDING
+        for delivery in db.session.scalars(select(Delivery).where(Delivery.run_id == run_id))
+    )

@@ -1,5 +1,6 @@
 """The run pages: Send now, the live progress, Cancel and Retry failed, who may use them, and
 Send now while Redis is down."""
+
 from sqlalchemy import select
 
 from mailer.extensions import db
@@ -42,8 +43,16 @@ def test_the_progress_json_and_the_finished_page(app, owner, smtp_sink, work, as
     assert before == {**before, "status": "queued", "active": True, "total": 4, "pending": 4, "done": 0, "percent": 0}
     work()
     after = as_owner.get(f"/runs/{run_id}/progress").get_json()
-    assert after == {**after, "status": "done", "active": False, "sent": 3, "failed": 1, "pending": 0,
-                     "done": 4, "percent": 100}
+    assert after == {
+        **after,
+        "status": "done",
+        "active": False,
+        "sent": 3,
+        "failed": 1,
+        "pending": 0,
+        "done": 4,
+        "percent": 100,
+    }
 
     page = as_owner.get(f"/runs/{run_id}")
     assert page.status_code == 200
@@ -55,7 +64,8 @@ def test_the_progress_json_and_the_finished_page(app, owner, smtp_sink, work, as
 
 
 def test_send_now_while_redis_is_down_keeps_the_run_and_sends_it_once_redis_is_back(
-        app, owner, smtp_sink, work, as_owner):
+    app, owner, smtp_sink, work, as_owner
+):
     mailing_id = make_mailing(owner, clients=2).id
     redis_url = app.config["REDIS_URL"]
     app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
@@ -138,7 +148,8 @@ def test_retry_of_a_run_without_failures_is_refused_with_a_message(app, owner, s
 
 
 def test_tries_with_an_unknown_outcome_are_shown_and_retry_failed_says_they_may_have_arrived(
-        app, owner, smtp_sink, work, as_owner):
+    app, owner, smtp_sink, work, as_owner
+):
     from datetime import timedelta
 
     from mailer.services import sending

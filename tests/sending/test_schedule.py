@@ -1,5 +1,6 @@
 """Repeat schedules with a fixed clock: occurrences in the owner's time zone, month ends,
 leap years, daylight saving, the end time, and the status a mailing moves through."""
+
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -48,7 +49,10 @@ def test_end_between_two_occurrences():
 def test_weekly_keeps_the_weekday():
     mailing = mailing_for(utc(2026, 1, 5, 18, 30), utc(2026, 12, 31), Repeat.WEEKLY)
     assert occurrences(mailing, limit=3) == [
-        utc(2026, 1, 5, 18, 30), utc(2026, 1, 12, 18, 30), utc(2026, 1, 19, 18, 30)]
+        utc(2026, 1, 5, 18, 30),
+        utc(2026, 1, 12, 18, 30),
+        utc(2026, 1, 19, 18, 30),
+    ]
     after = utc(2026, 6, 10, 12)  # a Wednesday
     following = next_run_time(mailing, after)
     assert following == utc(2026, 6, 15, 18, 30) and following.weekday() == 0
@@ -57,8 +61,13 @@ def test_weekly_keeps_the_weekday():
 def test_monthly_from_the_31st_counts_from_the_anchor():
     mailing = mailing_for(utc(2026, 1, 31, 10), utc(2026, 12, 31, 23), Repeat.MONTHLY)
     first = occurrences(mailing, limit=5)
-    assert first == [utc(2026, 1, 31, 10), utc(2026, 2, 28, 10), utc(2026, 3, 31, 10),
-                     utc(2026, 4, 30, 10), utc(2026, 5, 31, 10)]
+    assert first == [
+        utc(2026, 1, 31, 10),
+        utc(2026, 2, 28, 10),
+        utc(2026, 3, 31, 10),
+        utc(2026, 4, 30, 10),
+        utc(2026, 5, 31, 10),
+    ]
     # From the end of February the schedule goes back to the 31st, not to the 28th.
     assert next_run_time(mailing, utc(2026, 2, 28, 10)) == utc(2026, 3, 31, 10)
 
@@ -87,7 +96,10 @@ def test_occurrences_follow_the_owner_zone_not_utc():
     start = datetime(2026, 1, 31, 22, 0, tzinfo=new_york)
     mailing = mailing_for(start, utc(2026, 4, 30), Repeat.MONTHLY, tz="America/New_York")
     assert [run.astimezone(new_york).date().isoformat() for run in occurrences(mailing)] == [
-        "2026-01-31", "2026-02-28", "2026-03-31"]
+        "2026-01-31",
+        "2026-02-28",
+        "2026-03-31",
+    ]
 
 
 def test_next_run_far_after_the_start_is_exact():
@@ -103,8 +115,9 @@ def saved_mailing(app):
     message = Message(owner=owner, subject="Hi", body_text="Hello")
 
     def make(start_at, end_at, repeat=Repeat.NONE) -> Mailing:
-        mailing = Mailing(owner=owner, name="Weekly news", message=message, start_at=start_at, end_at=end_at,
-                          repeat=repeat)
+        mailing = Mailing(
+            owner=owner, name="Weekly news", message=message, start_at=start_at, end_at=end_at, repeat=repeat
+        )
         db.session.add(mailing)
         db.session.flush()
         return mailing

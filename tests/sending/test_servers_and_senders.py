@@ -1,6 +1,7 @@
 """The sending engine with the admin's SMTP servers and the owners' sender addresses: each
 mailing leaves through its server, from its sender, signed with the server's DKIM key;
 international addresses go out with SMTPUTF8 or fail with a sentence."""
+
 import dkim
 import pytest
 from sqlalchemy import insert
@@ -69,8 +70,7 @@ def test_an_international_address_goes_out_with_smtputf8(app, owner, smtp_sink, 
     assert [d.status for d in deliveries(run_id)] == [DeliveryStatus.SENT]
 
 
-def test_an_international_address_fails_with_a_sentence_on_a_server_without_smtputf8(
-        app, owner, ascii_only_sink, work):
+def test_an_international_address_fails_with_a_sentence_on_a_server_without_smtputf8(app, owner, ascii_only_sink, work):
     add_server(name="Old relay", port=ascii_only_sink.port, is_default=True)
     mailing = make_mailing(owner, clients=1)
     [plain] = [client.email for client in mailing.clients]
@@ -86,15 +86,17 @@ def test_an_international_address_fails_with_a_sentence_on_a_server_without_smtp
     assert "codec" not in refused.last_response and "Error" not in refused.last_response
     assert rows["ascii@пример.рф"].status == DeliveryStatus.SENT
     assert sorted(mail.recipients[0] for mail in ascii_only_sink.received) == sorted(
-        ["ascii@xn--e1afmkfd.xn--p1ai", plain])
+        ["ascii@xn--e1afmkfd.xn--p1ai", plain]
+    )
     assert reload_run(run_id).failed_count == 1
     assert [a.status for a in attempts(run_id) if a.email == "тест@пример.рф"] == [AttemptStatus.FAILURE]
 
 
 def test_mail_through_a_server_with_a_dkim_key_arrives_signed_and_verifies(app, owner, smtp_sink, work):
     key = rsa_pem()
-    server = add_server(name="Signing relay", port=smtp_sink.port, is_default=True, dkim_selector="mail",
-                        dkim_domain="shop.example")
+    server = add_server(
+        name="Signing relay", port=smtp_sink.port, is_default=True, dkim_selector="mail", dkim_domain="shop.example"
+    )
     servers.prepare_server(server, new_dkim_key=key)
     db.session.commit()
     add_identity(owner, name="Shop", email="news@shop.example")

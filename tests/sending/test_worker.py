@@ -1,6 +1,7 @@
 """Workers send a run chunk by chunk over SMTP, classify the server's answers, retry what is
 transient and record every attempt. A real Redis queue and a real SMTP sink; the jobs run in
 this process (tests/sending/test_processes.py runs real worker processes)."""
+
 import re
 import time
 from collections import Counter
@@ -82,7 +83,10 @@ def test_a_transient_answer_is_retried_after_the_back_off_and_then_sent(app, own
     assert len(smtp_sink.to(delivery.email)) == 1
     first, second = attempts(run_id)
     assert (first.status, first.smtp_code, first.smtp_response) == (
-        AttemptStatus.FAILURE, 451, "4.3.0 Mailbox busy, try later")
+        AttemptStatus.FAILURE,
+        451,
+        "4.3.0 Mailbox busy, try later",
+    )
     assert (second.status, second.smtp_code) == (AttemptStatus.SUCCESS, 250)
     assert reload_run(run_id).status == RunStatus.DONE
     assert db.session.get(Mailing, mailing_id).status == MailingStatus.FINISHED
@@ -100,7 +104,8 @@ def test_a_permanent_answer_fails_the_delivery_with_that_reply(app, owner, smtp_
     assert len(failed) == 1 and failed[0].attempts == 1
     assert (failed[0].last_code, failed[0].last_response) == (550, "5.1.1 No such user here")
     assert [(a.smtp_code, a.smtp_response) for a in attempts(run_id) if a.status == AttemptStatus.FAILURE] == [
-        (550, "5.1.1 No such user here")]
+        (550, "5.1.1 No such user here")
+    ]
     assert len(smtp_sink.received) == 2
 
 
@@ -135,8 +140,7 @@ def test_an_unreachable_server_is_recorded_retried_for_the_window_and_the_run_co
         assert "retry window is over" in delivery.last_response
     log = attempts(run_id)
     assert len(log) == sum(delivery.attempts for delivery in deliveries(run_id))
-    assert all(a.status == AttemptStatus.FAILURE and a.smtp_code is None and "refused" in a.error.lower()
-               for a in log)
+    assert all(a.status == AttemptStatus.FAILURE and a.smtp_code is None and "refused" in a.error.lower() for a in log)
 
 
 def send_one_chunk(run_id: int) -> None:
@@ -187,8 +191,9 @@ def test_a_delivery_whose_worker_died_is_sent_again_after_its_lease(app, owner, 
     make_mailing(owner, clients=15)
     [run_id] = dispatch.dispatch_due_mailings()
     # A worker claimed a chunk and died before recording anything.
-    claimed = sending.claim_chunk(run_id, utcnow() - timedelta(seconds=app.config["SEND_LEASE_SECONDS"] + 1), 10,
-                                  sending.new_claim_token())
+    claimed = sending.claim_chunk(
+        run_id, utcnow() - timedelta(seconds=app.config["SEND_LEASE_SECONDS"] + 1), 10, sending.new_claim_token()
+    )
     assert len(claimed) == 10
     rq_jobs_lost = send_queue.waiting_run_ids()
     from mailer.extensions import rq
@@ -216,8 +221,7 @@ def test_unsubscribing_with_the_one_click_post_skips_the_client_in_the_next_run(
     leaving = smtp_sink.received[0]
     url = re.search(r"<(https?://[^>]+)>", str(leaving.message["List-Unsubscribe"]).replace("\n", "").replace(" ", ""))
     path = url.group(1).split("mailer.test", 1)[1]
-    response = client.post(path, data="List-Unsubscribe=One-Click",
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(path, data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
     assert response.status_code == 200
 
     smtp_sink.reset()
@@ -282,7 +286,8 @@ def test_the_reconciler_queues_released_deliveries_even_when_a_later_retry_is_sc
 
 
 def test_a_server_closing_the_channel_is_a_transient_failure_and_the_next_message_reconnects(
-        app, owner, smtp_sink, work):
+    app, owner, smtp_sink, work
+):
     app.config["SEND_RETRY_BASE_DELAY"] = 0
     make_mailing(owner, clients=2)
     smtp_sink.handler.replies.append("421 4.3.2 Service shutting down")
@@ -291,11 +296,17 @@ def test_a_server_closing_the_channel_is_a_transient_failure_and_the_next_messag
 
     first, second = sorted(deliveries(run_id), key=lambda delivery: -delivery.attempts)
     assert (first.status, first.attempts, second.status, second.attempts) == (
-        DeliveryStatus.SENT, 2, DeliveryStatus.SENT, 1)
+        DeliveryStatus.SENT,
+        2,
+        DeliveryStatus.SENT,
+        1,
+    )
     assert [(a.smtp_code, a.smtp_response) for a in attempts(run_id) if a.status == AttemptStatus.FAILURE] == [
-        (421, "4.3.2 Service shutting down")]
+        (421, "4.3.2 Service shutting down")
+    ]
     assert sorted(address for mail in smtp_sink.received for address in mail.recipients) == sorted(
-        [first.email, second.email])
+        [first.email, second.email]
+    )
 
 
 def test_a_server_offering_pipelining_gets_pipelined_transactions_with_each_reply_known(app, owner, smtp_sink, work):
@@ -312,10 +323,13 @@ def test_a_server_offering_pipelining_gets_pipelined_transactions_with_each_repl
     assert rows[refused].last_response == "Recipient refused: 5.7.1 Recipient rejected by policy"
     others = [delivery for email, delivery in rows.items() if email != refused]
     assert Counter((d.status, d.last_code) for d in others) == {
-        (DeliveryStatus.SENT, 250): 2, (DeliveryStatus.FAILED, 554): 1}
+        (DeliveryStatus.SENT, 250): 2,
+        (DeliveryStatus.FAILED, 554): 1,
+    }
     # The connection went on after each refusal: the two others arrived, each once.
     assert sorted(address for mail in smtp_sink.received for address in mail.recipients) == sorted(
-        d.email for d in others if d.status == DeliveryStatus.SENT)
+        d.email for d in others if d.status == DeliveryStatus.SENT
+    )
 
 
 def test_the_statistics_sums_are_written_with_the_attempts(app, owner, smtp_sink, work):

@@ -39,8 +39,15 @@ def statements_on(engine):
 def add_mailing(owner, status=MailingStatus.CREATED, clients=()):
     message = Message(owner=owner, subject="Hello", body_text="Hi")
     now = datetime.now(UTC)
-    mailing = Mailing(owner=owner, name="News", message=message, start_at=now, end_at=now + timedelta(days=7),
-                      status=status, clients=list(clients))
+    mailing = Mailing(
+        owner=owner,
+        name="News",
+        message=message,
+        start_at=now,
+        end_at=now + timedelta(days=7),
+        status=status,
+        clients=list(clients),
+    )
     db.session.add(mailing)
     db.session.commit()
     return mailing
@@ -65,10 +72,12 @@ def test_owner_sees_own_figures_and_managers_see_everyones(app, client):
     alice = make_user("alice@example.com")
     bob = make_user("bob@example.com")
     manager = make_user("manager@example.com", role=Role.MANAGER)
-    shared = [Client(owner=alice, email="x@example.com", full_name="X"),
-              Client(owner=alice, email="y@example.com", full_name="Y"),
-              Client(owner=bob, email="x@example.com", full_name="X again"),
-              Client(owner=bob, email="z@example.com", full_name="Z")]
+    shared = [
+        Client(owner=alice, email="x@example.com", full_name="X"),
+        Client(owner=alice, email="y@example.com", full_name="Y"),
+        Client(owner=bob, email="x@example.com", full_name="X again"),
+        Client(owner=bob, email="z@example.com", full_name="Z"),
+    ]
     db.session.add_all(shared)
     add_mailing(alice, MailingStatus.RUNNING, shared[:2])
     add_mailing(alice, MailingStatus.FINISHED)
@@ -136,8 +145,12 @@ def test_without_redis_the_figures_are_computed_from_the_database(app, database_
     owner = make_user("owner@example.com")
     add_mailing(owner, MailingStatus.RUNNING)
     # Nothing listens on this port: every cache call fails at once.
-    offline = create_app("testing", SQLALCHEMY_DATABASE_URI=database_uri,
-                         REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", RATELIMIT_ENABLED=False)
+    offline = create_app(
+        "testing",
+        SQLALCHEMY_DATABASE_URI=database_uri,
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+        RATELIMIT_ENABLED=False,
+    )
     with offline.app_context():
         test_client = offline.test_client()
         test_client.post("/auth/login", data={"email": owner.email, "password": "correct horse battery"})

@@ -47,7 +47,7 @@ def test_manager_sees_every_user_with_roles_and_state(app, client):
     # Buttons only where they can be used: the blocked user, not the admin nor oneself.
     assert f'action="/users/{blocked.id}/unblock"' in page
     assert f"/users/{manager.id}/block" not in page
-    admin_row = page.split('admin@example.com')[1].split("</tr>")[0]
+    admin_row = page.split("admin@example.com")[1].split("</tr>")[0]
     assert "/block" not in admin_row and "/unblock" not in admin_row
 
 
@@ -100,8 +100,9 @@ def test_block_ends_the_session_at_the_next_request_and_unblock_allows_login(app
     db.session.refresh(target)
     assert target.is_active  # asking is not blocking
 
-    response = manager_client.post(f"/users/{target.id}/block",
-                                   data={"next": "/users/?q=target", "reason": "Sent spam to bought lists"})
+    response = manager_client.post(
+        f"/users/{target.id}/block", data={"next": "/users/?q=target", "reason": "Sent spam to bought lists"}
+    )
     assert response.status_code == 302 and response.location == "/users/?q=target"
     db.session.refresh(target)
     assert not target.is_active and target.blocked_at is not None
@@ -171,8 +172,14 @@ def test_block_needs_a_csrf_token(app):
     manager = make_user("manager@example.com", role=Role.MANAGER)
     target = make_user("target@example.com")
     client = app.test_client()
-    client.post("/auth/login", data={"email": manager.email, "password": "correct horse battery",
-                                     "csrf_token": page_token(client, "/auth/login")})
+    client.post(
+        "/auth/login",
+        data={
+            "email": manager.email,
+            "password": "correct horse battery",
+            "csrf_token": page_token(client, "/auth/login"),
+        },
+    )
     assert client.post(f"/users/{target.id}/block").status_code == 400
     assert client.post(f"/users/{target.id}/block", data={"csrf_token": "forged"}).status_code == 400
     assert db.session.get(User, target.id).is_active
@@ -188,9 +195,17 @@ def test_a_blocked_users_mailing_is_not_sent_until_unblocked(app, client, work, 
     now = datetime.now(UTC)
     recipient = Client(owner=owner, email="reader@example.com", full_name="Reader")
     message = Message(owner=owner, subject="Weekly news", body_text="Hello")
-    db.session.add(Mailing(owner=owner, name="News", message=message, clients=[recipient],
-                           start_at=now - timedelta(minutes=5), end_at=now + timedelta(days=1),
-                           next_run_at=now - timedelta(minutes=1)))
+    db.session.add(
+        Mailing(
+            owner=owner,
+            name="News",
+            message=message,
+            clients=[recipient],
+            start_at=now - timedelta(minutes=5),
+            end_at=now + timedelta(days=1),
+            next_run_at=now - timedelta(minutes=1),
+        )
+    )
     db.session.commit()
     login(client, manager.email)
 
