@@ -147,7 +147,7 @@ class PanelIndexView(AdminOnly, AdminIndexView):
     def index(self):
         estimates = table_estimates()
         counts = [
-            (category, name, admin_endpoint(url), row_count(model, estimates))
+            (category, name, admin_endpoint(url), *row_count(model, estimates))
             for _view, model, url, name, category in MODEL_VIEWS
         ]
         return self.render("admin/index.html", counts=counts)
@@ -167,13 +167,13 @@ def table_estimates() -> dict[str, float]:
     )
 
 
-def row_count(model, estimates: dict[str, float]) -> str:
-    """The rows of a table; for a large one the planner's estimate ("about …"), which costs
-    nothing, where counting millions of attempts would take seconds."""
+def row_count(model, estimates: dict[str, float]) -> tuple[int, bool]:
+    """The rows of a table, and whether that is an estimate: for a large one the planner's
+    estimate, which costs nothing, where counting millions of attempts would take seconds."""
     estimate = estimates.get(model.__tablename__)
     if estimate is not None and estimate > ESTIMATE_ABOVE:
-        return f"about {int(estimate):,}"
-    return f"{db.session.scalar(select(func.count()).select_from(model)):,}"
+        return int(estimate), True
+    return db.session.scalar(select(func.count()).select_from(model)), False
 
 
 # Tables larger than this are not counted on the panel's front page.
