@@ -574,21 +574,7 @@ class SmtpServerView(SecureModelView):
         "is_default",
         "dkim",
     )
-    column_details_list = (
-        "id",
-        "name",
-        "host",
-        "port",
-        "security",
-        "username",
-        "has_password",
-        "rate_limit",
-        "max_connections",
-        "is_default",
-        "dkim",
-        "dkim_record",
-        "created_at",
-    )
+    column_details_list = (*column_list, "dkim_record", "created_at")
     column_formatters = {"has_password": format_password, "dkim": format_dkim}
     column_formatters_detail = {"has_password": format_password, "dkim": format_dkim, "dkim_record": format_dkim_record}
     column_searchable_list = ("name", "host")

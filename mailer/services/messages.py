@@ -53,9 +53,13 @@ def subject_problem(subject: str) -> str | None:
 
 
 def body_problem(body: str, label: str) -> str | None:
-    if len(body) > BODY_MAX_CHARS:
-        return f"The {label} is too long: at most {BODY_MAX_CHARS:,} characters (it has {len(body):,})."
-    return None
+    """Why a body (`label`: "text" or "HTML") is refused for its length, or None."""
+    if len(body) <= BODY_MAX_CHARS:
+        return None
+    numbers = {"limit": f"{BODY_MAX_CHARS:,}", "length": f"{len(body):,}"}
+    if label == "HTML":
+        return _("The HTML is too long: at most %(limit)s characters (it has %(length)s).", **numbers)
+    return _("The text is too long: at most %(limit)s characters (it has %(length)s).", **numbers)
 
 
 # Queries --------------------------------------------------------------------------------------
