@@ -18,7 +18,7 @@ from flask_admin.form import DateTimeField, SecureForm, Select2Field
 from flask_admin.menu import MenuLink
 from flask_admin.model import typefmt
 from flask_admin.model.form import converts
-from flask_admin.model.template import EndpointLinkRowAction
+from flask_admin.model.template import DeleteRowAction, EndpointLinkRowAction, TemplateLinkRowAction
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -295,6 +295,15 @@ class SecureModelView(AdminOnly, ModelView):
     # Previous / next only: no count of the whole table (millions of attempts) on every page.
     simple_list_pager = True
     column_labels = COLUMN_LABELS
+    list_template = "admin/mailer_list.html"
+
+    def get_list_row_actions(self):
+        return [
+            TemplateLinkRowAction("mailer_row_actions.delete_row", action.title)
+            if isinstance(action, DeleteRowAction)
+            else action
+            for action in super().get_list_row_actions()
+        ]
 
     def _get_list_extra_args(self):
         view_args = super()._get_list_extra_args()

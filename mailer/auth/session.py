@@ -4,6 +4,7 @@ from flask import Flask, flash, g, redirect, request, session
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import login_url
+from sqlalchemy.orm import joinedload
 
 from mailer.extensions import db, login_manager
 from mailer.i18n import SESSION_KEY, is_language, language_for
@@ -21,7 +22,8 @@ def load_user(session_id: str) -> User | None:
     user_id, _, version = session_id.partition(":")
     if not user_id.isdigit() or not version.isdigit():
         return None
-    user = db.session.get(User, int(user_id))
+    # The roles in the same statement: every request needs them for its permissions.
+    user = db.session.get(User, int(user_id), options=[joinedload(User.roles)])
     if user is not None and not user.is_active:
         tell_blocked(user)
         return None

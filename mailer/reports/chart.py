@@ -73,7 +73,8 @@ def daily_chart(days: list[DayFigures]) -> DailyChart:
     bars = []
     for index, day in enumerate(days):
         start = LEFT + index * slot + slot * 0.1
-        label = localtime(day.day, "day")
+        # Written only for a day with a bar: a year has 366 days, most of them often empty.
+        label = localtime(day.day, "day") if day.successes or day.failures else ""
         for offset, kind, value in ((0, "success", day.successes), (1, "failure", day.failures)):
             if value:
                 y = y_of(value)

@@ -1,3 +1,4 @@
+import html
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -380,3 +381,33 @@ def test_the_front_page_estimates_a_large_table_instead_of_counting_it(app):
 
     assert row_count(MailingAttempt, {"mailing_attempts": 12_345_678.0}) == (12_345_678, True)
     assert row_count(MailingAttempt, {"mailing_attempts": 10.0}) == (0, False)
+
+
+def test_a_rows_delete_button_deletes_it_and_returns_to_the_list(app, records):
+    app.config["WTF_CSRF_ENABLED"] = True
+    admin = make_user("admin@example.com", role=Role.ADMIN)
+    client = app.test_client()
+    g.pop("csrf_token", None)
+    login_token = TOKEN.search(client.get("/auth/login").get_data(as_text=True)).group(1)
+    client.post("/auth/login", data={"email": admin.email, "password": PASSWORD, "csrf_token": login_token})
+    g.pop("csrf_token", None)
+    page = client.get("/admin/clients/?sort=0").get_data(as_text=True)
+    alice = db.session.query(Client).filter_by(email="alice@example.com").one()
+    form = re.search(
+        r'<form class="icon" method="POST" action="([^"]+)">(.*?)</form>',
+        page[page.index(f'name="id" value="{alice.id}"') - 200 :],
+        re.S,
+    )
+    # What a browser posts: the attribute values with their HTML entities read.
+    fields = {
+        name: html.unescape(value)
+        for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(2))
+    }
+    assert set(fields) == {"id", "url", "csrf_token"}
+
+    assert client.post(form.group(1), data={**fields, "csrf_token": "forged"}).status_code == 400
+    assert db.session.get(Client, alice.id) is not None
+    response = client.post(form.group(1), data=fields)
+    assert response.status_code == 302 and response.headers["Location"] == fields["url"]
+    db.session.expire_all()
+    assert db.session.get(Client, alice.id) is None

@@ -58,7 +58,8 @@ def test_every_page_satisfies_the_policy_without_inline_code(app, client):
     assert not offenders, "\n".join(offenders)
 
 
-def test_gunicorn_does_not_name_the_software(tmp_path):
+def test_gunicorn_does_not_name_the_software_and_closes_each_connection(tmp_path):
+    # The worker boots through gunicorn.conf.py's post_worker_init (mailer.serving.prepare_worker).
     port = free_port()
     environment = {
         "PATH": "/usr/bin:/bin",
@@ -96,6 +97,8 @@ def test_gunicorn_does_not_name_the_software(tmp_path):
         response = wait_until(answer, timeout=60, interval=0.2)
         server = response.headers.get("Server", "")
         assert "gunicorn" not in server.lower() and server == "Mailer"
+        # No keep-alive: the next request goes to whichever worker is free (gunicorn.conf.py).
+        assert response.headers.get("Connection") == "close"
     finally:
         web.terminate()
         web.wait(timeout=10)
