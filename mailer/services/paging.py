@@ -153,8 +153,9 @@ def keyset_page(
     before `before`.
 
     Two statements: the sort values of the rows from the cursor on (one more than a page, to
-    know whether another follows; on the first page, with `count`, up to COUNT_CAP of them,
-    which counts the list in the same walk of its index), then the page's rows by id.
+    know whether another follows; on the first page, with `count`, with the number of rows up
+    to COUNT_CAP + 1, counted by the database in the same walk of its index), then the page's
+    rows by id.
     """
     after, before = checked_cursor(keys, after), checked_cursor(keys, before)
     backwards = before is not None and after is None
@@ -164,7 +165,17 @@ def keyset_page(
     if cursor is not None:
         positions = positions.where(beyond(walk, cursor))
     counting = count and cursor is None
-    rows = db.session.execute(ordered(positions, walk).limit(max(COUNT_CAP if counting else 0, per_page) + 1)).all()
+    if counting:
+        # The database counts the first COUNT_CAP + 1 rows and returns one page of them:
+        # bringing a thousand rows into Python only to count them costs more than the page.
+        counted = ordered(positions, keys).limit(COUNT_CAP + 1).subquery()
+        counted_keys = [Key(column, key.descending) for column, key in zip(counted.c, keys, strict=True)]
+        statement = ordered(select(*counted.c, func.count().over()), counted_keys).limit(per_page + 1)
+        rows = db.session.execute(statement).all()
+        total = rows[0][-1] if rows else 0
+        rows = [row[:-1] for row in rows]
+    else:
+        rows = db.session.execute(ordered(positions, walk).limit(per_page + 1)).all()
     more_this_way = len(rows) > per_page
     shown = [tuple(row) for row in rows[:per_page]]
     if backwards:
@@ -178,5 +189,5 @@ def keyset_page(
     else:
         page.previous, page.next = (first if cursor is not None else None), (last if more_this_way else None)
     if counting:
-        page.count, page.more = min(len(rows), COUNT_CAP), len(rows) > COUNT_CAP
+        page.count, page.more = min(total, COUNT_CAP), total > COUNT_CAP
     return page
