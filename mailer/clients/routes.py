@@ -9,15 +9,13 @@ from mailer.clients.forms import ClientForm, DeleteForm, ImportForm
 from mailer.errors import render_error
 from mailer.extensions import db
 from mailer.forms import add_field_error
-from mailer.listing import list_arguments
+from mailer.listing import PER_PAGE, list_arguments
 from mailer.models import Client
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404
 from mailer.services import client_import
 from mailer.services import clients as client_service
 from mailer.services.client_import import ImportFileError
 from mailer.services.clients import ClientError
-
-PER_PAGE = 25
 
 
 @bp.route("/")

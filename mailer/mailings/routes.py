@@ -4,7 +4,7 @@ from flask_login import current_user
 
 from mailer.extensions import db
 from mailer.forms import add_field_error
-from mailer.listing import list_arguments
+from mailer.listing import PER_PAGE, list_arguments
 from mailer.mailings import bp
 from mailer.mailings.forms import ConfirmForm, DisableForm, MailingForm
 from mailer.models import Mailing, utcnow
@@ -14,9 +14,6 @@ from mailer.services import mailings as mailing_service
 from mailer.services import senders as sender_service
 from mailer.services import servers as server_service
 from mailer.services.mailings import MailingError
-
-PER_PAGE = 20
-CLIENTS_PER_PAGE = 50
 
 
 @bp.route("/")
@@ -81,7 +78,7 @@ def detail(mailing_id: int):
     mailing = get_owned_or_404(Mailing, mailing_id, VIEW)
     arguments = list_arguments({}, "", owner_filter=False)
     clients = mailing_service.clients_page(
-        mailing, search=arguments.q, after=arguments.after, before=arguments.before, per_page=CLIENTS_PER_PAGE
+        mailing, search=arguments.q, after=arguments.after, before=arguments.before, per_page=PER_PAGE
     )
     return render_template(
         "mailings/detail.html",

@@ -4,7 +4,7 @@ from flask_login import current_user
 
 from mailer.extensions import db
 from mailer.forms import add_field_error
-from mailer.listing import list_arguments
+from mailer.listing import PER_PAGE, list_arguments
 from mailer.messages import bp
 from mailer.messages.forms import DeleteForm, MessageForm, TestSendForm
 from mailer.models import Message
@@ -13,8 +13,6 @@ from mailer.security import mail_preview_response
 from mailer.services import messages as message_service
 from mailer.services.clients import all_owners
 from mailer.services.messages import MessageError, MessageInUse
-
-PER_PAGE = 25
 
 
 @bp.route("/")

@@ -7,14 +7,12 @@ from flask_babel import ngettext
 from flask_login import current_user
 
 from mailer.extensions import db
-from mailer.listing import list_arguments
+from mailer.listing import PER_PAGE, list_arguments
 from mailer.models import DeliveryStatus, Mailing, MailingRun, RunStatus
 from mailer.permissions import EDIT, VIEW, can_edit, get_owned_or_404
 from mailer.runs import bp
 from mailer.runs.forms import RunActionForm, SendNowForm
 from mailer.services import reports, run_control, runs, send_queue
-
-DELIVERIES_PER_PAGE = 50
 
 
 def get_run_or_404(run_id: int, action: str = VIEW) -> MailingRun:
@@ -93,7 +91,7 @@ def detail(run_id: int):
         DeliveryStatus(status) if status else None,
         after=arguments.after,
         before=arguments.before,
-        per_page=DELIVERIES_PER_PAGE,
+        per_page=PER_PAGE,
         count=False,
     )
     progress = runs.progress(run)

@@ -3,7 +3,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from mailer.extensions import db
-from mailer.listing import list_arguments
+from mailer.listing import PER_PAGE, list_arguments
 from mailer.models import User
 from mailer.permissions import manager_required
 from mailer.services import users as user_service
@@ -11,8 +11,6 @@ from mailer.services.users import UserActionError
 from mailer.urls import redirect_next
 from mailer.users import bp
 from mailer.users.forms import BlockForm
-
-PER_PAGE = 25
 
 
 @bp.route("/")

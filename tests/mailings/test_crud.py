@@ -152,11 +152,12 @@ def test_detail_paginates_many_clients(as_owner, owner, message):
     many = add_clients(owner, 120)
     mailing = add_mailing(owner, message, many)
     page = as_owner.get(f"/mailings/{mailing.id}").get_data(as_text=True)
-    assert page.count("@example.com&gt;") == 50
+    assert page.count("@example.com&gt;") == 25
     assert ">120<" in page
-    second = as_owner.get(f"/mailings/{mailing.id}")
-    last = as_owner.get(page_link(as_owner.get(page_link(second)))).get_data(as_text=True)
-    assert last.count("@example.com&gt;") == 20
+    response = as_owner.get(f"/mailings/{mailing.id}")
+    for _ in range(4):
+        response = as_owner.get(page_link(response))
+    assert response.get_data(as_text=True).count("@example.com&gt;") == 20
     found = as_owner.get(f"/mailings/{mailing.id}?q=client11").get_data(as_text=True)
     assert found.count("@example.com&gt;") == 11 and "11 clients match." in found
 
