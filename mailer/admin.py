@@ -18,7 +18,13 @@ from flask_admin.form import DateTimeField, SecureForm, Select2Field
 from flask_admin.menu import MenuLink
 from flask_admin.model import typefmt
 from flask_admin.model.form import converts
-from flask_admin.model.template import DeleteRowAction, EndpointLinkRowAction, TemplateLinkRowAction
+from flask_admin.model.template import (
+    DeleteRowAction,
+    EditRowAction,
+    EndpointLinkRowAction,
+    TemplateLinkRowAction,
+    ViewRowAction,
+)
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -298,9 +304,11 @@ class SecureModelView(AdminOnly, ModelView):
     list_template = "admin/mailer_list.html"
 
     def get_list_row_actions(self):
+        """Flask-Admin's view, edit and delete buttons, drawn by admin/mailer_row_actions.html."""
+        ours = {ViewRowAction: "view_row", EditRowAction: "edit_row", DeleteRowAction: "delete_row"}
         return [
-            TemplateLinkRowAction("mailer_row_actions.delete_row", action.title)
-            if isinstance(action, DeleteRowAction)
+            TemplateLinkRowAction(f"mailer_row_actions.{ours[type(action)]}", action.title)
+            if type(action) in ours
             else action
             for action in super().get_list_row_actions()
         ]

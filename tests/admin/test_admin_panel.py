@@ -383,7 +383,7 @@ def test_the_front_page_estimates_a_large_table_instead_of_counting_it(app):
     assert row_count(MailingAttempt, {"mailing_attempts": 10.0}) == (0, False)
 
 
-def test_a_rows_delete_button_deletes_it_and_returns_to_the_list(app, records):
+def test_a_rows_buttons_lead_to_it_and_delete_it(app, records):
     app.config["WTF_CSRF_ENABLED"] = True
     admin = make_user("admin@example.com", role=Role.ADMIN)
     client = app.test_client()
@@ -404,6 +404,11 @@ def test_a_rows_delete_button_deletes_it_and_returns_to_the_list(app, records):
         for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(2))
     }
     assert set(fields) == {"id", "url", "csrf_token"}
+    for view in ("details", "edit"):
+        link = re.search(rf'href="(/admin/clients/{view}/\?id={alice.id}&amp;url=[^"]+)"', page).group(1)
+        shown = client.get(html.unescape(link))
+        assert shown.status_code == 200 and "alice@example.com" in shown.get_data(as_text=True)
+        assert "/admin/clients/?sort=0" in shown.get_data(as_text=True)  # the way back to the list
 
     assert client.post(form.group(1), data={**fields, "csrf_token": "forged"}).status_code == 400
     assert db.session.get(Client, alice.id) is not None
