@@ -14,12 +14,15 @@ gunicorn.http.wsgi.SERVER = "Mailer"
 # export, so the worker timeout does not cut it.
 worker_class = "gthread"
 # Python runs one thread of a process at a time and the pages compute more than they wait, so
-# the work is spread over processes: gunicorn's rule of two per core, plus one.
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1) + 1)
-threads = int(os.environ.get("WEB_THREADS") or 2)
+# each process serves one request at a time, and there are four per core (gunicorn's range is
+# two to four) so that requests waiting on the database or streaming an export leave no core
+# idle. Measured with bench/pages.py: two requests sharing a process made the slowest answers
+# a third slower than one request per process.
+workers = int(os.environ.get("WEB_CONCURRENCY") or 4 * (os.cpu_count() or 1))
+threads = int(os.environ.get("WEB_THREADS") or 1)
 # A worker takes a connection only when it has a thread free for it, and a connection is closed
 # after its answer: a request waits in the shared queue for whichever worker is free first, not
-# behind the request of the busy worker that happened to accept it (which doubled the slowest
+# behind the request of a busy worker that happened to accept it (which doubled the slowest
 # answers under load). Behind a reverse proxy, connections to gunicorn are short anyway.
 worker_connections = threads
 keepalive = 0
