@@ -46,10 +46,13 @@ class RQ:
 
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
-# The substring searches' trigram indexes need pg_trgm; the migrations create it too.
-event.listen(
-    db.metadata, "before_create", DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql")
-)
+# The substring searches' indexes need pg_trgm and btree_gin; the migrations create them too.
+for extension in ("pg_trgm", "btree_gin"):
+    event.listen(
+        db.metadata,
+        "before_create",
+        DDL(f"CREATE EXTENSION IF NOT EXISTS {extension}").execute_if(dialect="postgresql"),
+    )
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

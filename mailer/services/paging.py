@@ -167,13 +167,19 @@ def keyset_page(
     counting = count and cursor is None
     if counting:
         # The database counts the first COUNT_CAP + 1 rows and returns one page of them:
-        # bringing a thousand rows into Python only to count them costs more than the page.
+        # bringing a thousand rows into Python only to count them costs more than the page. The
+        # page is cut by row number, not by LIMIT: under a LIMIT the planner would price the
+        # count's walk as if it stopped after a page, and prefer walking the sort's index
+        # through every row over finding a search's few matches by their own index.
         counted = ordered(positions, keys).limit(COUNT_CAP + 1).subquery()
-        counted_keys = [Key(column, key.descending) for column, key in zip(counted.c, keys, strict=True)]
-        statement = ordered(select(*counted.c, func.count().over()), counted_keys).limit(per_page + 1)
+        order = [column.desc() if key.descending else column.asc() for column, key in zip(counted.c, keys, strict=True)]
+        numbered = select(
+            *counted.c, func.count().over().label("total"), func.row_number().over(order_by=order).label("position")
+        ).subquery()
+        statement = select(*numbered.c).where(numbered.c.position <= per_page + 1).order_by(numbered.c.position)
         rows = db.session.execute(statement).all()
-        total = rows[0][-1] if rows else 0
-        rows = [row[:-1] for row in rows]
+        total = rows[0].total if rows else 0
+        rows = [row[:-2] for row in rows]
     else:
         rows = db.session.execute(ordered(positions, walk).limit(per_page + 1)).all()
     more_this_way = len(rows) > per_page

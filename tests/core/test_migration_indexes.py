@@ -82,3 +82,19 @@ def test_0005_indexes_counts_and_sums_from_existing_data_and_back(app):
     upgrade()
     with db.engine.connect() as connection:
         assert "attempt_stats" in inspect(connection).get_table_names()
+        clients = {index["name"]: index["column_names"] for index in inspect(connection).get_indexes("clients")}
+        if connection.dialect.name == "postgresql":
+            # 0007: the search indexes hold the owner beside the trigrams.
+            assert clients["ix_clients_owner_email_trgm"] == ["owner_id", "email"]
+            assert clients["ix_clients_owner_full_name_trgm"] == ["owner_id", "full_name"]
+            assert "ix_clients_email_trgm" not in clients
+            # A search over everyone's clients is answered by it too (the table is too small for
+            # the planner to choose it without being told to leave the others).
+            for scan in ("seqscan", "indexscan", "indexonlyscan"):
+                connection.execute(text(f"SET enable_{scan} = off"))
+            plan = "\n".join(
+                connection.scalars(text("EXPLAIN SELECT id FROM clients WHERE full_name ILIKE '%' || 'exampl' || '%'"))
+            )
+            assert "ix_clients_owner_full_name_trgm" in plan
+        else:
+            assert not [name for name in clients if name.endswith("_trgm")]
