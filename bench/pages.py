@@ -187,18 +187,13 @@ class Browser:
             raise SystemExit(f"could not log in as {email} (HTTP {status})")
         return self
 
-    def copy(self) -> "Browser":
-        other = Browser(self.port)
-        other.cookies = dict(self.cookies)
-        return other
-
 
 def measure(browser: Browser, path: str, concurrency: int, seconds: float) -> list[float]:
     """Keeps `concurrency` connections busy with GET `path` for `seconds`; the time of each answer.
 
     One asyncio loop that only reads headers and counts body bytes: the load generator shares
-    the two cores with the server, so it must cost next to nothing per request (threads with
-    http.client cost about as much as a page and queue behind each other on the GIL)."""
+    the two cores with the server, so it must cost next to nothing per request (about 0.4 ms
+    here; threads with http.client would also queue behind each other on the GIL)."""
     request = (
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Cookie: {'; '.join(f'{k}={v}' for k, v in browser.cookies.items())}\r\n\r\n"
