@@ -80,14 +80,15 @@ def detail(mailing_id: int):
     clients = mailing_service.clients_page(
         mailing, search=arguments.q, after=arguments.after, before=arguments.before, per_page=PER_PAGE
     )
+    recent = mailing_service.recent_runs(mailing)
     return render_template(
         "mailings/detail.html",
         mailing=mailing,
         clients=clients,
         arguments=arguments,
-        runs=mailing_service.recent_runs(mailing),
-        unfinished_run=mailing_service.unfinished_run(mailing),
-        run_count=mailing_service.run_count(mailing),
+        runs=recent.runs,
+        unfinished_run=recent.unfinished,
+        run_count=recent.count,
         can_change=can_edit(mailing),
         can_disable=can_view_all(),
         action_form=ConfirmForm(),

@@ -238,12 +238,28 @@ def clients_page(
     return paging.keyset_page(query, keys, per_page, after=after, before=before, count=bool(search))
 
 
-def recent_runs(mailing: Mailing, limit: int = 20) -> list[MailingRun]:
-    return list(
+@dataclass
+class RecentRuns:
+    runs: list[MailingRun]
+    count: int
+    unfinished: MailingRun | None
+
+
+def recent_runs(mailing: Mailing, limit: int = 20) -> RecentRuns:
+    """The mailing's latest runs, newest first, how many runs it has and its unfinished one.
+
+    A mailing with fewer runs than `limit` has them all in the list, which then gives the count
+    and the unfinished run without asking the database again.
+    """
+    runs = list(
         db.session.scalars(
             select(MailingRun).where(MailingRun.mailing_id == mailing.id).order_by(MailingRun.id.desc()).limit(limit)
         )
     )
+    if len(runs) < limit:
+        unfinished = next((run for run in runs if run.status in UNFINISHED_RUN_STATUSES), None)
+        return RecentRuns(runs, len(runs), unfinished)
+    return RecentRuns(runs, run_count(mailing), unfinished_run(mailing))
 
 
 def unfinished_run(mailing: Mailing) -> MailingRun | None:

@@ -148,6 +148,21 @@ def test_detail_shows_message_clients_times_status_and_runs(as_owner, mailing, m
     assert f"/mailings/{mailing.id}/disable" not in page
 
 
+def test_detail_counts_the_runs_and_finds_the_unfinished_one_beyond_the_latest(as_owner, mailing):
+    add_run(mailing)
+    paused = add_run(mailing, status=RunStatus.PAUSED)
+    add_run(mailing)
+    page = as_owner.get(f"/mailings/{mailing.id}").get_data(as_text=True)
+    assert "3 in all" in page
+    assert f"Run {paused.id}</a> is paused" in page
+    # 20 newer runs: the paused one is no longer among the latest shown, and is still found.
+    for _ in range(20):
+        add_run(mailing)
+    page = as_owner.get(f"/mailings/{mailing.id}").get_data(as_text=True)
+    assert "23 in all" in page and "The 20 latest runs are shown." in page
+    assert f"Run {paused.id}</a> is paused" in page
+
+
 def test_detail_paginates_many_clients(as_owner, owner, message):
     many = add_clients(owner, 120)
     mailing = add_mailing(owner, message, many)
