@@ -14,9 +14,6 @@ from mailer.permissions import can_view_all
 from mailer.urls import positive_int
 
 SEARCH_MAX_LENGTH = 200
-# Rows on a page of every list and report, as in the admin panel: more costs rendering time on
-# every page view for rows few people read (filters, search and the CSV exports find the rest).
-PER_PAGE = 25
 # Longer cursors name no row of any list.
 CURSOR_MAX_LENGTH = 1000
 

@@ -9,7 +9,7 @@ from mailer.clients.forms import ClientForm, DeleteForm, ImportForm
 from mailer.errors import render_error
 from mailer.extensions import db
 from mailer.forms import add_field_error
-from mailer.listing import PER_PAGE, list_arguments
+from mailer.listing import list_arguments
 from mailer.models import Client
 from mailer.permissions import EDIT, VIEW, can_edit, can_view_all, get_owned_or_404
 from mailer.services import client_import
@@ -30,7 +30,6 @@ def index():
         view_all=view_all,
         after=arguments.after,
         before=arguments.before,
-        per_page=PER_PAGE,
     )
     return render_template(
         "clients/index.html",

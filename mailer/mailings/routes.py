@@ -4,7 +4,7 @@ from flask_login import current_user
 
 from mailer.extensions import db
 from mailer.forms import add_field_error
-from mailer.listing import PER_PAGE, list_arguments
+from mailer.listing import list_arguments
 from mailer.mailings import bp
 from mailer.mailings.forms import ConfirmForm, DisableForm, MailingForm
 from mailer.models import Mailing, utcnow
@@ -27,7 +27,6 @@ def index():
         sort=arguments.sort,
         after=arguments.after,
         before=arguments.before,
-        per_page=PER_PAGE,
     )
     return render_template(
         "mailings/index.html",
@@ -77,9 +76,7 @@ def start_if_due(mailing: Mailing):
 def detail(mailing_id: int):
     mailing = get_owned_or_404(Mailing, mailing_id, VIEW)
     arguments = list_arguments({}, "", owner_filter=False)
-    clients = mailing_service.clients_page(
-        mailing, search=arguments.q, after=arguments.after, before=arguments.before, per_page=PER_PAGE
-    )
+    clients = mailing_service.clients_page(mailing, search=arguments.q, after=arguments.after, before=arguments.before)
     recent = mailing_service.recent_runs(mailing)
     return render_template(
         "mailings/detail.html",

@@ -4,7 +4,7 @@ from flask_login import current_user
 
 from mailer.extensions import db
 from mailer.forms import add_field_error
-from mailer.listing import PER_PAGE, list_arguments
+from mailer.listing import list_arguments
 from mailer.messages import bp
 from mailer.messages.forms import DeleteForm, MessageForm, TestSendForm
 from mailer.models import Message
@@ -27,7 +27,6 @@ def index():
         view_all=view_all,
         after=arguments.after,
         before=arguments.before,
-        per_page=PER_PAGE,
     )
     return render_template(
         "messages/index.html",

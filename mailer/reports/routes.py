@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
-from mailer.listing import PER_PAGE, list_arguments
+from mailer.listing import list_arguments
 from mailer.models import AttemptStatus, DeliveryStatus, Mailing
 from mailer.permissions import can_view_all, get_owned_or_404
 from mailer.reports import bp
@@ -62,7 +62,7 @@ def index():
     form = OwnerFilterForm(request.args)
     valid, owner_id = apply_owner_filter(form)
     arguments = list_arguments({}, "", owner_filter=False, extra=("owner",))
-    page = reports.mailings_page(owner_id, after=arguments.after, before=arguments.before, per_page=PER_PAGE)
+    page = reports.mailings_page(owner_id, after=arguments.after, before=arguments.before)
     return render_template(
         "reports/index.html",
         form=form,
@@ -77,7 +77,7 @@ def index():
 def mailing(mailing_id: int):
     mailing = get_owned_or_404(Mailing, mailing_id)
     arguments = list_arguments({}, "", owner_filter=False)
-    page = reports.runs_page(mailing, after=arguments.after, before=arguments.before, per_page=PER_PAGE)
+    page = reports.runs_page(mailing, after=arguments.after, before=arguments.before)
     return render_template(
         "reports/mailing.html",
         mailing=mailing,
@@ -111,14 +111,12 @@ def run(mailing_id: int, run_id: int):
         form = DeliveryFilterForm(request.args)
         valid = form.validate()
         status = DeliveryStatus(form.status.data) if valid and form.status.data else None
-        page = reports.deliveries_page(run, status, after=arguments.after, before=arguments.before, per_page=PER_PAGE)
+        page = reports.deliveries_page(run, status, after=arguments.after, before=arguments.before)
     else:
         form = AttemptFilterForm(request.args)
         valid = form.validate()
         attempt_filter = attempt_filter_from(form) if valid else reports.AttemptFilter()
-        page = reports.attempts_page(
-            attempt_filter, run_id=run.id, after=arguments.after, before=arguments.before, per_page=PER_PAGE
-        )
+        page = reports.attempts_page(attempt_filter, run_id=run.id, after=arguments.after, before=arguments.before)
     return render_template(
         "reports/run.html",
         mailing=mailing,

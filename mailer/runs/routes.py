@@ -7,7 +7,7 @@ from flask_babel import ngettext
 from flask_login import current_user
 
 from mailer.extensions import db
-from mailer.listing import PER_PAGE, list_arguments
+from mailer.listing import list_arguments
 from mailer.models import DeliveryStatus, Mailing, MailingRun, RunStatus
 from mailer.permissions import EDIT, VIEW, can_edit, get_owned_or_404
 from mailer.runs import bp
@@ -91,7 +91,6 @@ def detail(run_id: int):
         DeliveryStatus(status) if status else None,
         after=arguments.after,
         before=arguments.before,
-        per_page=PER_PAGE,
         count=False,
     )
     progress = runs.progress(run)

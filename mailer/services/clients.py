@@ -105,7 +105,7 @@ def list_page(
     view_all: bool = False,
     after: tuple | None = None,
     before: tuple | None = None,
-    per_page: int = 25,
+    per_page: int = paging.PER_PAGE,
 ) -> paging.Page:
     """A page of the clients `viewer` sees: their own, or everyone's (optionally one owner's)
     when `view_all` (managers and admins); `search` is a part of the address or the name."""

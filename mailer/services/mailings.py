@@ -170,7 +170,7 @@ def list_page(
     sort: str = DEFAULT_SORT,
     after: tuple | None = None,
     before: tuple | None = None,
-    per_page: int = 20,
+    per_page: int = paging.PER_PAGE,
 ) -> paging.Page:
     """A page of the mailings of one owner (or of everyone when `owner_id` is None), filtered
     by a part of the name and a status (STATUS_FILTERS)."""
@@ -220,7 +220,12 @@ CLIENT_SORT = {"name": Client.full_name}
 
 
 def clients_page(
-    mailing: Mailing, *, search: str = "", after: tuple | None = None, before: tuple | None = None, per_page: int = 50
+    mailing: Mailing,
+    *,
+    search: str = "",
+    after: tuple | None = None,
+    before: tuple | None = None,
+    per_page: int = paging.PER_PAGE,
 ) -> paging.Page:
     """A page of the mailing's clients by name, or of those whose address or name contains
     `search`; the count of the whole list is the mailing's `client_count`."""

@@ -18,6 +18,10 @@ from sqlalchemy.orm import selectinload
 from mailer.extensions import db
 from mailer.models import UTCDateTime
 
+# Rows on a page of every list and report, as in the admin panel: more costs rendering time on
+# every page view for rows few people read (filters, search and the CSV exports find the rest).
+PER_PAGE = 25
+
 # How many rows a list counts at most: above it, "more than 1,000" is worth more than the cost
 # of counting hundreds of thousands of rows on every page.
 COUNT_CAP = 1000

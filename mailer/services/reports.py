@@ -135,7 +135,7 @@ class MailingRow:
 
 
 def mailings_page(
-    owner_id: int | None, *, after: tuple | None = None, before: tuple | None = None, per_page: int = 25
+    owner_id: int | None, *, after: tuple | None = None, before: tuple | None = None, per_page: int = paging.PER_PAGE
 ) -> paging.Page:
     """The mailings of one owner, or everyone's when `owner_id` is None; newest first."""
     query = select(Mailing).options(joinedload(Mailing.owner))
@@ -177,7 +177,7 @@ def run_duration(run: MailingRun, now: datetime | None = None) -> timedelta | No
 
 
 def runs_page(
-    mailing: Mailing, *, after: tuple | None = None, before: tuple | None = None, per_page: int = 25
+    mailing: Mailing, *, after: tuple | None = None, before: tuple | None = None, per_page: int = paging.PER_PAGE
 ) -> paging.Page:
     query = select(MailingRun).where(MailingRun.mailing_id == mailing.id)
     return paging.keyset_page(query, [paging.Key(MailingRun.id, True)], per_page, after=after, before=before)
@@ -233,7 +233,7 @@ def attempts_page(
     run_id: int,
     after: tuple | None = None,
     before: tuple | None = None,
-    per_page: int = 50,
+    per_page: int = paging.PER_PAGE,
 ) -> paging.Page:
     """The attempts of one run (reached through its mailing, see `find_run`), newest first:
     from the run's index alone, without reading the rows until the page's own."""
@@ -251,7 +251,7 @@ def deliveries_page(
     *,
     after: tuple | None = None,
     before: tuple | None = None,
-    per_page: int = 50,
+    per_page: int = paging.PER_PAGE,
     count: bool = True,
 ) -> paging.Page:
     """The deliveries of a run, of one status or all of them grouped by status (failed ones

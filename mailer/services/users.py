@@ -25,7 +25,7 @@ def list_page(
     sort: str = DEFAULT_SORT,
     after: tuple | None = None,
     before: tuple | None = None,
-    per_page: int = 25,
+    per_page: int = paging.PER_PAGE,
 ) -> paging.Page:
     """A page of every user, newest first, or of those whose e-mail or name contains `search`."""
     query = select(User)

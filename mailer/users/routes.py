@@ -3,7 +3,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from mailer.extensions import db
-from mailer.listing import PER_PAGE, list_arguments
+from mailer.listing import list_arguments
 from mailer.models import User
 from mailer.permissions import manager_required
 from mailer.services import users as user_service
@@ -18,7 +18,7 @@ from mailer.users.forms import BlockForm
 def index():
     arguments = list_arguments(user_service.SORT_COLUMNS, user_service.DEFAULT_SORT, owner_filter=False)
     page = user_service.list_page(
-        search=arguments.q, sort=arguments.sort, after=arguments.after, before=arguments.before, per_page=PER_PAGE
+        search=arguments.q, sort=arguments.sort, after=arguments.after, before=arguments.before
     )
     return render_template("users/index.html", page=page, arguments=arguments, can_block=can_block)
 
