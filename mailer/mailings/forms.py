@@ -1,5 +1,6 @@
 from functools import cached_property
 
+from flask_babel import format_number, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -31,6 +32,8 @@ DATETIME_LOCAL_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M
 # conversions and repeat steps would otherwise overflow.
 FIRST_YEAR, LAST_YEAR = 1970, 2999
 SEND_NOW, SCHEDULE = "now", "schedule"
+# A pasted list of addresses: some 50,000 of them.
+ADDRESSES_MAX_LENGTH = 2_000_000
 
 
 def viewer_zone():
@@ -75,7 +78,14 @@ class MailingForm(FlaskForm):
     message = SelectField(
         _l("Message"), coerce=positive_int, validate_choice=False, validators=[InputRequired(_l("Choose a message."))]
     )
+    recipients = RadioField(_l("Clients"), default=mailing_service.CHOSEN_CLIENTS)
     clients = SelectMultipleField(_l("Clients"), coerce=positive_int, validate_choice=False)
+    client_addresses = TextAreaField(
+        _l("E-mail addresses"),
+        description=_l("One per line, or separated by commas; “Name <address>” lines work too."),
+        validators=[Length(max=ADDRESSES_MAX_LENGTH)],
+        render_kw={"rows": 4},
+    )
     # Only on a new mailing: "now" starts it as it is saved, and the page then follows its run.
     when = RadioField(
         _l("When"),
@@ -114,6 +124,16 @@ class MailingForm(FlaskForm):
         self.owner_id = owner_id
         if not new:  # an existing mailing keeps its start; Send now is on its page
             del self.when
+        self.client_count = mailing_service.owner_client_count(owner_id)
+        # Always valid when posted (a long list may be ticked before the owner's clients grow);
+        # offered on the page only up to CLIENT_LIST_LIMIT clients.
+        self.recipients.choices = [
+            SelectChoice(mailing_service.CHOSEN_CLIENTS, _l("The clients ticked in the list")),
+            SelectChoice(
+                mailing_service.ALL_CLIENTS, _("All clients (%(count)s)", count=format_number(self.client_count))
+            ),
+            SelectChoice(mailing_service.CLIENT_ADDRESSES, _l("The clients with the addresses pasted below")),
+        ]
         self.message.choices = [
             SelectChoice(id_, subject) for id_, subject in mailing_service.message_choices(owner_id)
         ]
@@ -131,10 +151,28 @@ class MailingForm(FlaskForm):
         self.smtp_server.choices = [SelectChoice("", _("Default: %(name)s", name=server_service.default_server_name()))]
         self.smtp_server.choices += [SelectChoice(id_, name) for id_, name in server_service.server_choices()]
 
+    def offer_keeping(self, mailing_client_count: int) -> None:
+        """On an edit: keep the mailing's clients as they are, the choice that needs no list."""
+        self.recipients.choices.append(
+            SelectChoice(
+                mailing_service.KEEP_CLIENTS,
+                ngettext(
+                    "Keep the %(count)s client chosen",
+                    "Keep the %(count)s clients chosen",
+                    mailing_client_count,
+                    count=format_number(mailing_client_count),
+                ),
+            )
+        )
+
+    @property
+    def offers_list(self) -> bool:
+        return self.client_count <= mailing_service.CLIENT_LIST_LIMIT
+
     @cached_property
     def client_options(self) -> list[mailing_service.ClientOption]:
-        # Loaded only when the form is shown: a valid submission never needs the whole list.
-        return mailing_service.client_options(self.owner_id)
+        # Loaded only when the form is shown with its list: a submission never needs it.
+        return mailing_service.client_options(self.owner_id) if self.offers_list else []
 
     @property
     def sends_now(self) -> bool:
@@ -150,6 +188,8 @@ class MailingForm(FlaskForm):
             repeat=Repeat(self.repeat.data),
             sender_identity_id=self.sender_identity.data,
             smtp_server_id=self.smtp_server.data,
+            recipients=self.recipients.data,
+            client_addresses=self.client_addresses.data or "",
         )
 
     @property
@@ -158,7 +198,7 @@ class MailingForm(FlaskForm):
 
     @property
     def has_choices(self) -> bool:
-        return bool(self.message.choices) and bool(self.client_options)
+        return bool(self.message.choices) and self.client_count > 0
 
 
 class DisableForm(FlaskForm):

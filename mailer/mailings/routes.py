@@ -44,6 +44,7 @@ def create():
     form = MailingForm(current_user.id)
     if request.method == "GET":
         form.start_at.data = mailing_service.default_start(utcnow())
+        form.recipients.data = mailing_service.CHOSEN_CLIENTS if form.offers_list else mailing_service.ALL_CLIENTS
     if form.validate_on_submit():
         try:
             mailing = mailing_service.create_mailing(current_user, form.to_data(), utcnow())
@@ -98,10 +99,18 @@ def detail(mailing_id: int):
 def edit(mailing_id: int):
     mailing = get_owned_or_404(Mailing, mailing_id, EDIT)
     form = MailingForm(mailing.owner_id, new=False)
+    if not form.offers_list:
+        form.offer_keeping(mailing.client_count)
     if request.method == "GET":
         form.name.data = mailing.name
         form.message.data = mailing.message_id
-        form.clients.data = mailing_service.selected_client_ids(mailing)
+        if form.offers_list:
+            form.recipients.data = mailing_service.CHOSEN_CLIENTS
+            form.clients.data = mailing_service.selected_client_ids(mailing)
+        elif mailing.client_count == form.client_count:
+            form.recipients.data = mailing_service.ALL_CLIENTS
+        else:
+            form.recipients.data = mailing_service.KEEP_CLIENTS
         form.start_at.data = mailing.start_at
         # A "Once" mailing that ends at its start was saved without an end.
         form.end_at.data = None if mailing.end_at == mailing.start_at else mailing.end_at

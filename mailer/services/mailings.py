@@ -1,10 +1,11 @@
 """Mailings: choices, validation, listing, changes, disabling. No request objects here."""
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, exists, func, insert, literal, select
 from sqlalchemy.orm import selectinload
 
 from mailer.database import lock_row
@@ -52,6 +53,21 @@ DEFAULT_SORT = "-start"
 # Large id lists are sent to the database in slices, well below every driver's parameter limit.
 ID_BATCH = 500
 
+# Above this many clients the form offers no list to tick (a page of 200,000 checkboxes takes
+# seconds to build and 25 MB to send): all clients, pasted addresses, or the current list.
+CLIENT_LIST_LIMIT = 2000
+
+# Who a mailing goes to, as the form offers it (MailingData.recipients).
+CHOSEN_CLIENTS = "chosen"  # the clients whose ids are in client_ids
+ALL_CLIENTS = "all"  # every client the owner has when the mailing is saved
+CLIENT_ADDRESSES = "addresses"  # the owner's clients with the addresses in client_addresses
+KEEP_CLIENTS = "keep"  # an edit that leaves the mailing's clients as they are
+# A pasted list of addresses: anything with an @-sign between separators, so that
+# "Name <name@example.com>" lines and spreadsheet columns paste as they are.
+ADDRESS_PATTERN = re.compile(r"[^\s,;<>\"']+@[^\s,;<>\"']+")
+# How many unknown addresses an error names before "and N more".
+UNKNOWN_SHOWN = 5
+
 
 class MailingError(FieldError):
     """A change to a mailing that cannot be made."""
@@ -71,6 +87,8 @@ class MailingData:
     # None: the owner's first confirmed sender identity, and the default server.
     sender_identity_id: int | None = None
     smtp_server_id: int | None = None
+    recipients: str = CHOSEN_CLIENTS
+    client_addresses: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,8 +109,13 @@ def message_choices(owner_id: int) -> list[tuple[int, str]]:
     return [(row.id, readable_subject(row.subject)) for row in rows]
 
 
+def owner_client_count(owner_id: int) -> int:
+    return db.session.scalar(select(func.count(Client.id)).where(Client.owner_id == owner_id))
+
+
 def client_options(owner_id: int) -> list[ClientOption]:
-    """The owner's clients as light rows (no ORM objects): the form lists thousands of them."""
+    """The owner's clients as light rows (no ORM objects) for the form's list, which is shown
+    up to CLIENT_LIST_LIMIT clients."""
     rows = db.session.execute(
         select(Client.id, Client.full_name, Client.email, Client.unsubscribed_at)
         .where(Client.owner_id == owner_id)
@@ -140,23 +163,70 @@ def schedule_unchanged(mailing: Mailing, data: MailingData) -> bool:
     )
 
 
-def check_owned(owner_id: int, data: MailingData) -> None:
-    """The message and every client must belong to the mailing's owner."""
+def check_owned(owner_id: int, data: MailingData) -> list[int] | None:
+    """The message and every client must belong to the mailing's owner. Returns the ids of
+    the clients chosen, or None when the mailing goes to all of them or keeps its list."""
     message_owner = db.session.scalar(select(Message.owner_id).where(Message.id == data.message_id))
     if message_owner != owner_id:
         raise MailingError(_("Choose one of your messages."), "message")
-    if not data.client_ids:
-        raise MailingError(_("Choose at least one client."), "clients")
-    wanted = set(data.client_ids)
-    owned = set(db.session.scalars(select(Client.id).where(Client.owner_id == owner_id)))
-    if not wanted <= owned:
-        raise MailingError(_("Choose clients from your own list."), "clients")
+    client_ids = chosen_client_ids(owner_id, data)
     try:
         senders.check_for_mailing(owner_id, data.sender_identity_id)
     except senders.IdentityError as error:
         raise MailingError(str(error), "sender_identity") from None
     if data.smtp_server_id is not None and db.session.get(SmtpServer, data.smtp_server_id) is None:
         raise MailingError(_("Choose one of the servers listed."), "smtp_server")
+    return client_ids
+
+
+def chosen_client_ids(owner_id: int, data: MailingData) -> list[int] | None:
+    if data.recipients == ALL_CLIENTS:
+        if not owner_client_count(owner_id):
+            raise MailingError(_("Choose at least one client."), "clients")
+        return None
+    if data.recipients == KEEP_CLIENTS:
+        return None
+    if data.recipients == CLIENT_ADDRESSES:
+        return client_ids_for_addresses(owner_id, data.client_addresses)
+    if not data.client_ids:
+        raise MailingError(_("Choose at least one client."), "clients")
+    wanted = sorted(set(data.client_ids))
+    owned = 0
+    for start in range(0, len(wanted), ID_BATCH):
+        owned += db.session.scalar(
+            select(func.count(Client.id)).where(
+                Client.owner_id == owner_id, Client.id.in_(wanted[start : start + ID_BATCH])
+            )
+        )
+    if owned != len(wanted):
+        raise MailingError(_("Choose clients from your own list."), "clients")
+    return wanted
+
+
+def client_ids_for_addresses(owner_id: int, text: str) -> list[int]:
+    """The owner's clients with the addresses found in a pasted text; an address that is not
+    one of them is an error that names it (add it as a client first, or leave it out)."""
+    addresses = sorted({address.lower() for address in ADDRESS_PATTERN.findall(text or "")})
+    if not addresses:
+        raise MailingError(_("Paste at least one e-mail address."), "client_addresses")
+    ids_by_address = {}
+    for start in range(0, len(addresses), ID_BATCH):
+        rows = db.session.execute(
+            select(Client.email, Client.id).where(
+                Client.owner_id == owner_id, Client.email.in_(addresses[start : start + ID_BATCH])
+            )
+        )
+        ids_by_address.update((row.email, row.id) for row in rows)
+    unknown = [address for address in addresses if address not in ids_by_address]
+    if unknown:
+        named = ", ".join(unknown[:UNKNOWN_SHOWN])
+        if len(unknown) > UNKNOWN_SHOWN:
+            named = _("%(addresses)s and %(count)s more", addresses=named, count=len(unknown) - UNKNOWN_SHOWN)
+        raise MailingError(
+            _("Not among your clients: %(addresses)s. Add them as clients first, or leave them out.", addresses=named),
+            "client_addresses",
+        )
+    return sorted(ids_by_address.values())
 
 
 # Listing ----------------------------------------------------------------------------------------
@@ -286,7 +356,9 @@ def run_count(mailing: Mailing) -> int:
 
 def create_mailing(owner: User, data: MailingData, now: datetime) -> Mailing:
     check_times(data.start_at, data.end_at, data.repeat, now)
-    check_owned(owner.id, data)
+    if data.recipients == KEEP_CLIENTS:  # a new mailing has no list to keep
+        raise MailingError(_("Choose at least one client."), "clients")
+    client_ids = check_owned(owner.id, data)
     mailing = Mailing(
         owner=owner,
         name=data.name.strip(),
@@ -300,7 +372,7 @@ def create_mailing(owner: User, data: MailingData, now: datetime) -> Mailing:
     )
     db.session.add(mailing)
     db.session.flush()
-    set_clients(mailing, data.client_ids)
+    set_clients(mailing, client_ids)
     schedule.reset_schedule(mailing, now)
     clear_stats_cache_after_commit(owner.id)
     return mailing
@@ -318,24 +390,31 @@ def update_mailing(mailing: Mailing, data: MailingData, now: datetime) -> None:
     keep_schedule = schedule_unchanged(mailing, data)
     if not keep_schedule:
         check_times(data.start_at, data.end_at, data.repeat, now)
-    check_owned(mailing.owner_id, data)
+    client_ids = check_owned(mailing.owner_id, data)
     mailing.name = data.name.strip()
     mailing.message_id = data.message_id
     mailing.sender_identity_id = data.sender_identity_id
     mailing.smtp_server_id = data.smtp_server_id
-    set_clients(mailing, data.client_ids)
+    if data.recipients != KEEP_CLIENTS:
+        set_clients(mailing, client_ids)
     if not keep_schedule:
         mailing.start_at, mailing.end_at, mailing.repeat = data.start_at, end_of(data), data.repeat
         schedule.reset_schedule(mailing, now)
     clear_stats_cache_after_commit(mailing.owner_id)
 
 
-def set_clients(mailing: Mailing, client_ids: list[int]) -> None:
+def set_clients(mailing: Mailing, client_ids: list[int] | None) -> None:
     """Write the mailing's client list as a difference on the link table: a mailing may have
-    thousands of clients, and an edit usually changes few of them."""
+    thousands of clients, and an edit usually changes few of them. None: all the owner's."""
+    if client_ids is None:
+        add_all_clients(mailing)
+        return
     wanted = set(client_ids)
     current = set(selected_client_ids(mailing))
     removed, added = sorted(current - wanted), sorted(wanted - current)
+    if len(removed) > len(wanted):  # most of the list goes (a deletion, all → a few): anew
+        db.session.execute(delete(mailing_clients).where(mailing_clients.c.mailing_id == mailing.id))
+        removed, added = [], sorted(wanted)
     for start in range(0, len(removed), ID_BATCH):
         db.session.execute(
             delete(mailing_clients).where(
@@ -346,6 +425,16 @@ def set_clients(mailing: Mailing, client_ids: list[int]) -> None:
     if added:
         db.session.execute(insert(mailing_clients), [{"mailing_id": mailing.id, "client_id": c} for c in added])
     mailing.client_count = len(wanted)
+    db.session.expire(mailing, ["clients"])
+
+
+def add_all_clients(mailing: Mailing) -> None:
+    """Link every client of the owner not linked yet, in one INSERT ... SELECT (the list holds
+    only the owner's clients, so then it holds all of them)."""
+    linked = exists().where(mailing_clients.c.mailing_id == mailing.id, mailing_clients.c.client_id == Client.id)
+    missing = select(literal(mailing.id), Client.id).where(Client.owner_id == mailing.owner_id, ~linked)
+    db.session.execute(insert(mailing_clients).from_select(["mailing_id", "client_id"], missing))
+    mailing.client_count = owner_client_count(mailing.owner_id)
     db.session.expire(mailing, ["clients"])
 
 

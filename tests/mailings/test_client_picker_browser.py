@@ -8,6 +8,7 @@ from werkzeug.serving import make_server
 
 from mailer.extensions import db
 from mailer.models import Mailing
+from mailer.services import mailings as mailing_service
 from tests.factories import PASSWORD, add_clients, add_message
 from tests.support import client_ids
 
@@ -72,3 +73,29 @@ def test_filter_then_select_all_shown_on_a_phone(browser_page, owner):
     assert client_ids(mailing) == {
         c.id for c in wanted if c.email in {"vip1@example.com", "vip10@example.com", "vip11@example.com"}
     }
+
+
+def test_a_large_account_pastes_addresses_on_a_phone(browser_page, owner, monkeypatch):
+    monkeypatch.setattr(mailing_service, "CLIENT_LIST_LIMIT", 10)
+    message = add_message(owner)
+    shop = add_clients(owner, 11, prefix="shop")
+    page = browser_page
+    page.goto("/auth/login")
+    page.fill("input[name=email]", owner.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("input[type=submit]")
+
+    page.goto("/mailings/new")
+    assert page.locator("input[name=clients]").count() == 0
+    assert page.is_checked("input[name=recipients][value=all]")
+    assert not page.is_visible("textarea[name=client_addresses]")  # shown with its choice only
+    page.check("input[name=recipients][value=addresses]")
+    page.fill("textarea[name=client_addresses]", f"Shop Two <{shop[2].email}>\n{shop[7].email}")
+    page.fill("input[name=name]", "Two shops")
+    page.select_option("select[name=message]", str(message.id))
+    page.fill("input[name=start_at]", "2030-05-01T09:00")
+    page.click("input[type=submit][value='Save mailing']")
+    page.wait_for_url("**/mailings/*")
+
+    mailing = db.session.scalar(select(Mailing))
+    assert client_ids(mailing) == {shop[2].id, shop[7].id}

@@ -20,3 +20,24 @@
   });
   show();
 })();
+
+// Who receives the mailing: show the list to tick or the box for addresses only with its choice.
+(function () {
+  "use strict";
+  var choices = document.querySelectorAll("[data-recipients] input[type=radio]");
+  var parts = document.querySelectorAll("[data-recipients-for]");
+
+  function show() {
+    var chosen = document.querySelector("[data-recipients] input[type=radio]:checked");
+    parts.forEach(function (part) {
+      part.hidden = !chosen || part.dataset.recipientsFor !== chosen.value;
+    });
+  }
+
+  choices.forEach(function (choice) {
+    choice.addEventListener("change", show);
+  });
+  if (choices.length) {
+    show();
+  }
+})();
