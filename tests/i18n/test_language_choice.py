@@ -4,9 +4,11 @@ else the browser's Accept-Language, else DEFAULT_LOCALE; the CLI stays English."
 from datetime import timedelta
 
 import pytest
+from flask_babel import force_locale
 
 from mailer import create_app
 from mailer.extensions import db
+from mailer.i18n import forget_locale
 from mailer.models import User, utcnow
 from tests.factories import PASSWORD, make_mailing, make_user
 from tests.support import login
@@ -165,3 +167,19 @@ def test_a_mailings_status_words_follow_each_requests_language(as_owner, owner):
     english = as_owner.get("/mailings/", headers={"Accept-Language": "en"}).text
     assert ">Запланирована<" in russian and "Ещё не отправлялась" in russian
     assert ">Scheduled<" in english and "Not sent yet" in english and "Запланирована" not in english
+
+
+def test_templates_translate_in_the_language_of_a_forced_block(app):
+    """Templates find the request's catalogue once and keep it; a block in another language
+    (an e-mail to a user who reads Russian) must still get its own."""
+    template = app.jinja_env.from_string(
+        "{{ _('Clients') }} / {{ ngettext('%(num)s attempt.', '%(num)s attempts.', 5) }} / {{ gettext('Mailings') }}"
+    )
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert template.render() == template.render() == "Clients / 5 attempts. / Mailings"
+        with force_locale("ru"):
+            assert template.render() == "Клиенты / 5 попыток. / Рассылки"
+        assert template.render() == "Clients / 5 attempts. / Mailings"
+    with app.test_request_context(headers={"Accept-Language": "ru"}):
+        forget_locale()  # as every request starts (the test's app context outlives one request)
+        assert template.render() == "Клиенты / 5 попыток. / Рассылки"
