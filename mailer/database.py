@@ -1,15 +1,35 @@
 """Database set-up that depends on the engine: SQLite needs WAL and a busy timeout so that the
 web app, the worker and the scheduler can share one file, and a lower() that knows every
-alphabet, so that searches ignore case in Russian as they do in English."""
+alphabet, so that searches ignore case in Russian as they do in English. PostgreSQL gets the
+planner settings of POSTGRESQL_SESSION_SETTINGS."""
 
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
 
+# Mailer's queries are short and their rows are in memory: an index probe costs about what a
+# sequential read does (the default 4 × made a mailing's clients searched join all 200,000 of
+# them by hashing, 36 ms, instead of probing 1,111, 4 ms), and a parallel plan spends a second
+# process on a query of a few milliseconds while other requests wait for the cores.
+POSTGRESQL_SESSION_SETTINGS = "SET random_page_cost = 1.1; SET max_parallel_workers_per_gather = 0"
+
 
 @event.listens_for(Engine, "connect")
-def configure_sqlite(dbapi_connection, connection_record) -> None:
-    if type(dbapi_connection).__module__ != "sqlite3":
-        return
+def configure_connection(dbapi_connection, connection_record) -> None:
+    module = type(dbapi_connection).__module__
+    if module.startswith("psycopg2"):
+        configure_postgresql(dbapi_connection)
+    elif module == "sqlite3":
+        configure_sqlite(dbapi_connection)
+
+
+def configure_postgresql(dbapi_connection) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(POSTGRESQL_SESSION_SETTINGS)
+    cursor.close()
+    dbapi_connection.commit()  # a SET in a transaction that is rolled back is undone
+
+
+def configure_sqlite(dbapi_connection) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=15000")
