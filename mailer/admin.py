@@ -61,6 +61,7 @@ from mailer.models import (
 from mailer.permissions import is_admin
 from mailer.services import accounts, schedule, secrets
 from mailer.services import clients as client_service
+from mailer.services import mailings as mailing_service
 from mailer.services import messages as message_service
 from mailer.services import senders as sender_service
 from mailer.services import servers as server_service
@@ -83,6 +84,17 @@ class AdminForm(SecureForm):
 
     class Meta(FlaskForm.Meta):
         pass
+
+
+class MailingAdminForm(AdminForm):
+    """A mailing with more clients than the site's form lists (CLIENT_LIST_LIMIT) is edited here
+    without its client list: all of them would be loaded and written into the page (200,000
+    clients: tens of megabytes). Its clients are chosen on the site's form instead."""
+
+    def process(self, formdata=None, obj=None, data=None, extra_filters=None, **kwargs):
+        if obj is not None and obj.client_count > mailing_service.CLIENT_LIST_LIMIT and "clients" in self:
+            del self["clients"]
+        super().process(formdata, obj, data=data, extra_filters=extra_filters, **kwargs)
 
 
 class UTCDateTimeField(DateTimeField):
@@ -497,13 +509,18 @@ class MailingView(OwnedStatsView):
         "message": {"fields": ("subject",), "page_size": 20},
         "clients": {"fields": ("email", "full_name"), "page_size": 20},
     }
+    form_base_class = MailingAdminForm
 
     def on_model_change(self, form, model, is_created):
         super().on_model_change(form, model, is_created)
         owner_id = model.owner.id if model.owner else None
         if model.message is not None and model.message.owner_id != owner_id:
             raise ValidationError(_("The message must belong to the mailing's owner."))
-        if any(client.owner_id != owner_id for client in model.clients):
+        if "clients" in form:
+            others_clients = any(client.owner_id != owner_id for client in model.clients)
+        else:  # a long list, not on the form: asked of the database rather than loaded
+            others_clients = mailing_service.has_others_clients(model.id, owner_id)
+        if others_clients:
             raise ValidationError(_("Every client must belong to the mailing's owner."))
         if model.start_at and model.end_at and model.start_at > model.end_at:
             raise ValidationError(_("The start must not be after the end."))

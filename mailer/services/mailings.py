@@ -124,6 +124,17 @@ def client_options(owner_id: int) -> list[ClientOption]:
     return [ClientOption(row.id, row.full_name, row.email, row.unsubscribed_at is not None) for row in rows]
 
 
+def has_others_clients(mailing_id: int, owner_id: int | None) -> bool:
+    """Whether the mailing's list holds a client of someone other than `owner_id`."""
+    return db.session.scalar(
+        select(
+            exists()
+            .where(mailing_clients.c.mailing_id == mailing_id, mailing_clients.c.client_id == Client.id)
+            .where(Client.owner_id.is_distinct_from(owner_id))
+        )
+    )
+
+
 def selected_client_ids(mailing: Mailing) -> list[int]:
     return list(
         db.session.scalars(select(mailing_clients.c.client_id).where(mailing_clients.c.mailing_id == mailing.id))

@@ -20,8 +20,9 @@ from mailer.models import (
     RunTrigger,
     User,
 )
+from mailer.services import mailings as mailing_service
 from tests.factories import PASSWORD, make_user
-from tests.support import login
+from tests.support import client_ids, login
 
 MODEL_LISTS = ["users", "roles", "clients", "messages", "mailings", "runs", "deliveries", "attempts"]
 
@@ -416,3 +417,32 @@ def test_a_rows_buttons_lead_to_it_and_delete_it(app, records):
     assert response.status_code == 302 and response.headers["Location"] == fields["url"]
     db.session.expire_all()
     assert db.session.get(Client, alice.id) is None
+
+
+def test_a_mailing_with_a_long_client_list_is_edited_without_it(app, client, records, monkeypatch):
+    """Above the site form's list limit the panel leaves the client list off the form (it would
+    write every client into the page); the owner check then asks the database."""
+    monkeypatch.setattr(mailing_service, "CLIENT_LIST_LIMIT", 0)
+    admin = make_user("admin@example.com", role=Role.ADMIN)
+    stranger = make_user("stranger@example.com")
+    login(client, admin.email)
+    mailing = records["mailing"]
+    page = client.get(f"/admin/mailings/edit/?id={mailing.id}").get_data(as_text=True)
+    assert 'name="name"' in page and 'name="clients"' not in page
+
+    form = {
+        "name": "Renamed",
+        "message": str(records["message"].id),
+        "start_at": "2026-01-01 10:00:00",
+        "end_at": "2026-02-01 10:00:00",
+        "repeat": "weekly",
+    }
+    response = client.post(f"/admin/mailings/edit/?id={mailing.id}", data={**form, "owner": str(stranger.id)})
+    assert "must belong to the mailing" in response.get_data(as_text=True)
+    db.session.refresh(mailing)
+    assert mailing.owner_id == records["owner"].id and mailing.name == "Spring news"
+
+    response = client.post(f"/admin/mailings/edit/?id={mailing.id}", data={**form, "owner": str(records["owner"].id)})
+    assert response.status_code == 302
+    db.session.refresh(mailing)
+    assert mailing.name == "Renamed" and client_ids(mailing) == {records["client"].id}
