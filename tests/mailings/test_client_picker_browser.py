@@ -32,15 +32,19 @@ def browser_page(app, browser):
         thread.join(timeout=10)
 
 
+def logged_in(page, user):
+    page.goto("/auth/login")
+    page.fill("input[name=email]", user.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("input[type=submit]")
+    return page
+
+
 def test_filter_then_select_all_shown_on_a_phone(browser_page, owner):
     message = add_message(owner)
     add_clients(owner, 1500, prefix="shop")
     wanted = add_clients(owner, 12, prefix="vip")
-    page = browser_page
-    page.goto("/auth/login")
-    page.fill("input[name=email]", owner.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("input[type=submit]")
+    page = logged_in(browser_page, owner)
 
     page.goto("/mailings/new")
     page.fill("input[name=name]", "VIP evening")
@@ -79,11 +83,7 @@ def test_a_large_account_pastes_addresses_on_a_phone(browser_page, owner, monkey
     monkeypatch.setattr(mailing_service, "CLIENT_LIST_LIMIT", 10)
     message = add_message(owner)
     shop = add_clients(owner, 11, prefix="shop")
-    page = browser_page
-    page.goto("/auth/login")
-    page.fill("input[name=email]", owner.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("input[type=submit]")
+    page = logged_in(browser_page, owner)
 
     page.goto("/mailings/new")
     assert page.locator("input[name=clients]").count() == 0
