@@ -158,3 +158,15 @@ def test_an_admin_sends_an_owners_mailing_to_the_owners_clients(small_list_limit
     assert response.status_code == 302
     db.session.refresh(mailing)
     assert client_ids(mailing) == {c.id for c in mine}
+
+
+def test_a_mailing_to_all_clients_reaches_each_of_them_once(
+    small_list_limit, app, as_owner, owner, other_owner, message, smtp_sink, work
+):
+    addresses = sorted(c.email for c in add_clients(owner, LIMIT + 2))
+    add_clients(other_owner, 2, prefix="theirs")
+    response = as_owner.post("/mailings/new", data=recipients_form(message, "all", when="now", start=""))
+    assert response.status_code == 302
+    work()
+    received = sorted(address for mail in smtp_sink.received for address in mail.recipients)
+    assert received == addresses
