@@ -510,6 +510,7 @@ class MailingView(OwnedStatsView):
         "clients": {"fields": ("email", "full_name"), "page_size": 20},
     }
     form_base_class = MailingAdminForm
+    edit_template = "admin/mailing_edit.html"
 
     def on_model_change(self, form, model, is_created):
         super().on_model_change(form, model, is_created)

@@ -429,6 +429,8 @@ def test_a_mailing_with_a_long_client_list_is_edited_without_it(app, client, rec
     mailing = records["mailing"]
     page = client.get(f"/admin/mailings/edit/?id={mailing.id}").get_data(as_text=True)
     assert 'name="name"' in page and 'name="clients"' not in page
+    assert "This mailing has 1 client: too many to list here." in page
+    assert f'href="/mailings/{mailing.id}/edit"' in page
 
     form = {
         "name": "Renamed",
