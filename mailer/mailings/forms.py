@@ -172,7 +172,7 @@ class MailingForm(FlaskForm):
     @cached_property
     def client_options(self) -> list[mailing_service.ClientOption]:
         # Loaded only when the form is shown with its list: a submission never needs it.
-        return mailing_service.client_options(self.owner_id) if self.offers_list else []
+        return mailing_service.client_options(self.owner_id)
 
     @property
     def sends_now(self) -> bool:

@@ -191,12 +191,8 @@ def check_owned(owner_id: int, data: MailingData) -> list[int] | None:
 
 
 def chosen_client_ids(owner_id: int, data: MailingData) -> list[int] | None:
-    if data.recipients == ALL_CLIENTS:
-        if not owner_client_count(owner_id):
-            raise MailingError(_("Choose at least one client."), "clients")
-        return None
-    if data.recipients == KEEP_CLIENTS:
-        return None
+    if data.recipients in (ALL_CLIENTS, KEEP_CLIENTS):
+        return None  # all: add_all_clients counts them, and refuses an owner without any
     if data.recipients == CLIENT_ADDRESSES:
         return client_ids_for_addresses(owner_id, data.client_addresses)
     if not data.client_ids:
@@ -446,6 +442,8 @@ def add_all_clients(mailing: Mailing) -> None:
     missing = select(literal(mailing.id), Client.id).where(Client.owner_id == mailing.owner_id, ~linked)
     db.session.execute(insert(mailing_clients).from_select(["mailing_id", "client_id"], missing))
     mailing.client_count = owner_client_count(mailing.owner_id)
+    if not mailing.client_count:  # the caller rolls the change back
+        raise MailingError(_("Choose at least one client."), "clients")
     db.session.expire(mailing, ["clients"])
 
 
